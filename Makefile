@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv on first use and install gandist into it.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
+TORCH_VERSION ?= 2.13.0
+
+DEMO_DATA := runs/data/shapes
+DEMO_STORE := runs/store
+
+.PHONY: demo test bench clean-demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@# Without CUDA, install torch before anything else asks for it, so the CPU build is used.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(PY) -m pip install -q "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS); fi
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(DEMO_DATA)/manifest.json: $(STAMP)
+	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 4096 --heldout 256 --shard-size 512 --seed 0
+
+demo: $(STAMP) $(DEMO_DATA)/manifest.json
+	$(VENV)/bin/gandist train task=segment data.url=$(DEMO_DATA) run.name=demo run.storage=$(DEMO_STORE) \
+	  trainer=demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-demo:
+	rm -rf $(DEMO_DATA) $(DEMO_STORE)/demo

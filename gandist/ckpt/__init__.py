@@ -1,0 +1,25 @@
+"""What a checkpoint holds and how it is written and read back.
+
+Persistence itself belongs to the launcher (Ray Train's report/get_checkpoint, or the local
+writer in ``gandist.dist.local``): this package only fills and reads a checkpoint directory.
+"""
+
+from gandist.ckpt.io import (
+    CHECKPOINT_PREFIX,
+    CheckpointError,
+    checkpoint_name,
+    find_latest_checkpoint,
+    load_checkpoint,
+    read_meta,
+    write_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "CheckpointError",
+    "checkpoint_name",
+    "find_latest_checkpoint",
+    "load_checkpoint",
+    "read_meta",
+    "write_checkpoint",
+]

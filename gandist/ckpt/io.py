@@ -1,0 +1,89 @@
+"""A checkpoint directory: ``state.pt`` (the complete training state) and ``meta.json``.
+
+``meta.json`` is written last, so a directory without it is an interrupted write and is
+never resumed from or exported.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import time
+from typing import Any, Optional
+
+import fsspec
+import torch
+
+from gandist import __version__
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint_"
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+_NAME_RE = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or does not fit; the message says which and why."""
+
+
+def checkpoint_name(step: int) -> str:
+    """Directory name of the checkpoint taken after ``step`` steps; sorts by step."""
+    return f"{CHECKPOINT_PREFIX}{step:08d}"
+
+
+def write_checkpoint(directory: str, payload: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write ``payload`` (torch-serialisable) and then ``meta.json`` into a local directory."""
+    os.makedirs(directory, exist_ok=True)
+    torch.save(payload, os.path.join(directory, STATE_FILE))
+    meta = {**meta, "gandist_version": __version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    tmp = os.path.join(directory, META_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp, os.path.join(directory, META_FILE))
+
+
+def read_meta(url: str) -> dict[str, Any]:
+    """The ``meta.json`` of a checkpoint directory (local path or fsspec URL)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    meta_path = f"{path.rstrip('/')}/{META_FILE}"
+    if not fs.exists(meta_path):
+        raise CheckpointError(
+            f"{url} is not a complete gandist checkpoint (no {META_FILE}); "
+            "give a run directory or one of its checkpoint_* directories"
+        )
+    with fs.open(meta_path, "r") as f:
+        return json.load(f)
+
+
+def load_checkpoint(url: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load the training-state payload of a complete checkpoint directory."""
+    read_meta(url)  # refuses interrupted writes
+    fs, path = fsspec.core.url_to_fs(url)
+    with fs.open(f"{path.rstrip('/')}/{STATE_FILE}", "rb") as f:
+        data = f.read()
+    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+
+
+def find_latest_checkpoint(run_url: str) -> Optional[str]:
+    """The complete checkpoint with the highest step directly under a run directory, or None."""
+    fs, path = fsspec.core.url_to_fs(run_url)
+    if not fs.exists(path):
+        return None
+    best: tuple[int, str] | None = None
+    for entry in fs.ls(path, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        match = _NAME_RE.match(name)
+        if not match or not fs.exists(f"{entry.rstrip('/')}/{META_FILE}"):
+            continue
+        step = int(match.group(1))
+        if best is None or step > best[0]:
+            best = (step, entry)
+    if best is None:
+        return None
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return best[1] if protocol in ("file", "local") else f"{protocol}://{best[1]}"

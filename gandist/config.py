@@ -1,0 +1,199 @@
+"""The configuration schema: dataclasses whose fields each carry a default and a one-line doc.
+
+Hydra (in ``cli.py``) composes YAML from ``configs/`` and command-line overrides on top of
+this schema, which rejects unknown keys and ill-typed values. ``validate`` then checks what
+types cannot express. Workers receive a plain dict and rebuild the dataclass with
+``from_dict``, so nothing below ``cli.py`` and ``dist/`` touches Hydra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+TASKS = ("generate", "segment")
+ARCH_FOR_TASK = {"generate": "dcgan", "segment": "pix2pix"}
+LOSSES = ("nonsat", "hinge", "lsgan")
+LAUNCHERS = ("ray", "torchrun", "local")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names it and says how to fix it."""
+
+
+def doc(default: Any, help: str) -> Any:
+    """A dataclass field with a default and its one-line documentation."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TaskConfig:
+    name: str = doc("generate", "what to train: generate (noise to image) | segment (image to mask, pix2pix)")
+    loss: str = doc("nonsat", "adversarial loss: nonsat (non-saturating) | hinge | lsgan (least squares)")
+    l1_weight: float = doc(100.0, "segment: weight of the L1 loss between predicted and true masks")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = doc("dcgan", "network pair: dcgan (generate) | pix2pix (U-Net G + PatchGAN D, segment)")
+    resolution: int = doc(64, "image side in pixels; must equal the shard set's image_size")
+    z_dim: int = doc(128, "generate: length of the noise vector")
+    g_width: int = doc(64, "generator base channel count")
+    d_width: int = doc(64, "discriminator base channel count")
+    dropout: float = doc(0.5, "pix2pix: dropout in the three innermost U-Net decoder blocks")
+    d_layers: int = doc(3, "pix2pix: PatchGAN stride-2 layers (3 gives the 70x70 PatchGAN)")
+
+
+@dataclass
+class DataConfig:
+    url: str = doc("runs/data/shapes", "shard set written by `gandist shard` (local path or fsspec URL)")
+    batch_size: int = doc(32, "samples per worker per step (global batch = this x trainer.num_workers)")
+    loader_workers: int = doc(2, "DataLoader processes per training worker (0 reads in the training process)")
+    shuffle_buffer: int = doc(256, "samples held by each loader worker's shuffle buffer")
+    eval_split: str = doc("heldout", "shard-set split used for evaluation")
+
+
+@dataclass
+class TrainerConfig:
+    num_workers: int = doc(2, "DDP training workers (processes); one per GPU on GPU nodes")
+    use_gpu: Optional[bool] = doc(None, "train on GPUs; null = use them when the cluster has any")
+    max_steps: int = doc(2000, "optimisation steps to train for (one step = D update + G update)")
+    ckpt_every: int = doc(500, "steps between checkpoints (a checkpoint is also written at the end)")
+    keep_checkpoints: int = doc(3, "how many recent checkpoints to keep")
+    log_every: int = doc(20, "steps between scalar logs (losses, throughput)")
+    image_every: int = doc(250, "steps between image grids in TensorBoard")
+    eval_every: int = doc(250, "segment: steps between held-out mIoU / pixel accuracy evaluations")
+    eval_batches: int = doc(16, "segment: held-out batches evaluated per worker (0 = the whole split)")
+    lr_g: float = doc(2e-4, "generator Adam learning rate")
+    lr_d: float = doc(2e-4, "discriminator Adam learning rate")
+    beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
+    beta2: float = doc(0.999, "Adam beta2")
+    ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images")
+    ema_rampup: float = doc(0.05, "EMA half-life is at most this fraction of images seen (0 = off)")
+    seed: int = doc(0, "the one seed; every other seed is derived from it")
+    max_failures: int = doc(0, "worker-group restarts Ray Train may make after a failure")
+
+
+@dataclass
+class StorageConfig:
+    endpoint_url: Optional[str] = doc(None, "S3-compatible endpoint (e.g. MinIO); null = AWS or local files")
+
+
+@dataclass
+class RunConfig:
+    name: str = doc("gandist", "run name; running again with the same name resumes from its checkpoints")
+    storage: str = doc("runs/store", "where runs live: <storage>/<name> holds checkpoints and TensorBoard logs")
+
+
+@dataclass
+class DistConfig:
+    launcher: str = doc("ray", "ray (Ray Train workers) | torchrun (one process per rank) | local (one process)")
+    ray_address: Optional[str] = doc(None, "Ray cluster to join; null = RAY_ADDRESS, else a new local cluster")
+    backend: str = doc("auto", "collective backend: auto (nccl on GPU, gloo on CPU) | gloo | nccl")
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def from_dict(data: dict, cls: type = Config, path: str = "") -> Any:
+    """Rebuild a config dataclass from a plain dict, rejecting keys the schema lacks."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]}; valid keys here: {', '.join(sorted(known))}"
+        )
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            value = from_dict(value, hint, f"{path}.{name}" if path else name)
+        values[name] = value
+    return cls(**values)
+
+
+def iter_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, str, Any, str]]:
+    """(dotted key, type name, default, doc) for every leaf field, for `--help`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            yield from iter_fields(hint, key + ".")
+        else:
+            type_name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            yield key, type_name, f.default, f.metadata.get("help", "")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}; set {key}=<one of those>")
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{key}={value} must be {bound}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check what types cannot express; raise ConfigError naming the value and the fix."""
+    _choice("task.name", cfg.task.name, TASKS)
+    _choice("task.loss", cfg.task.loss, LOSSES)
+    _choice("dist.launcher", cfg.dist.launcher, LAUNCHERS)
+    _choice("dist.backend", cfg.dist.backend, ("auto", "gloo", "nccl"))
+    want = ARCH_FOR_TASK[cfg.task.name]
+    if cfg.model.arch != want:
+        raise ConfigError(
+            f"model.arch={cfg.model.arch!r} does not fit task.name={cfg.task.name!r}; "
+            f"use model={want} (or task={'generate' if want == 'pix2pix' else 'segment'})"
+        )
+    if cfg.model.arch == "dcgan" and cfg.model.resolution not in (32, 64):
+        raise ConfigError(f"model.resolution={cfg.model.resolution}: dcgan supports 32 or 64")
+    res = cfg.model.resolution
+    if cfg.model.arch == "pix2pix" and (res < 16 or res & (res - 1)):
+        raise ConfigError(f"model.resolution={res}: pix2pix needs a power of two >= 16")
+    for key in ("model.z_dim", "model.g_width", "model.d_width", "model.d_layers",
+                "data.batch_size", "trainer.num_workers", "trainer.max_steps",
+                "trainer.ckpt_every", "trainer.keep_checkpoints", "trainer.log_every",
+                "trainer.image_every", "trainer.eval_every", "trainer.lr_g", "trainer.lr_d"):
+        section, name = key.split(".")
+        _positive(key, getattr(getattr(cfg, section), name))
+    for key in ("data.loader_workers", "data.shuffle_buffer", "trainer.eval_batches",
+                "trainer.ema_kimg", "trainer.ema_rampup", "trainer.max_failures", "task.l1_weight"):
+        section, name = key.split(".")
+        _positive(key, getattr(getattr(cfg, section), name), allow_zero=True)
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError(f"model.dropout={cfg.model.dropout} must be in [0, 1)")
+    for key, beta in (("trainer.beta1", cfg.trainer.beta1), ("trainer.beta2", cfg.trainer.beta2)):
+        if not 0 <= beta < 1:
+            raise ConfigError(f"{key}={beta} must be in [0, 1)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cfg.run.name):
+        raise ConfigError(
+            f"run.name={cfg.run.name!r} must start with a letter or digit and use only letters, "
+            "digits, '_', '.', '-' (it names a directory)"
+        )
+    if cfg.dist.launcher == "local" and cfg.trainer.num_workers != 1:
+        raise ConfigError(
+            f"dist.launcher=local runs one process, but trainer.num_workers={cfg.trainer.num_workers}; "
+            "set trainer.num_workers=1 or use dist.launcher=ray"
+        )
+    return cfg

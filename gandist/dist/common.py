@@ -1,0 +1,66 @@
+"""What every launcher shares: where a run's files go, logging, and the dispatch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+from gandist.config import Config
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+def run_dir(cfg: Config) -> str:
+    """<run.storage>/<run.name>: checkpoints, TensorBoard logs and sample grids of one run."""
+    return f"{cfg.run.storage.rstrip('/')}/{cfg.run.name}"
+
+
+def log_dir(cfg: Config) -> str:
+    """Rank 0's local TensorBoard directory."""
+    if is_local(cfg.run.storage):
+        return os.path.join(local_path(run_dir(cfg)), "tensorboard")
+    # Remote storage: TensorBoard writes locally (syncing logs to storage comes with monitoring).
+    return os.path.join(os.path.expanduser("~/.cache/gandist/runs"), cfg.run.name, "tensorboard")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """gandist's loggers print to stderr (forwarded to the driver under Ray)."""
+    logger = logging.getLogger("gandist")
+    if not any(getattr(h, "_gandist", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._gandist = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+@dataclass
+class RunSummary:
+    """What a finished run leaves behind, for the CLI to print."""
+
+    run_dir: str
+    log_dir: str
+    step: int
+    checkpoint: Optional[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def launch(cfg: Config) -> RunSummary:
+    """Train with the configured launcher and return where everything is."""
+    if cfg.dist.launcher == "ray":
+        from gandist.dist.ray_launcher import run_ray
+
+        return run_ray(cfg)
+    from gandist.dist.local import run_local
+
+    return run_local(cfg)

@@ -1,0 +1,95 @@
+"""One plain process or torchrun: checkpoints written atomically to a local run directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+
+from gandist.ckpt import CHECKPOINT_PREFIX, checkpoint_name, find_latest_checkpoint, load_checkpoint
+from gandist.config import Config, ConfigError
+from gandist.dist.common import RunSummary, is_local, local_path, log_dir, run_dir
+from gandist.train import Context, fit
+
+log = logging.getLogger(__name__)
+
+
+class LocalContext(Context):
+    """Checkpoints go to <run_dir>/checkpoint_<step>, renamed into place once complete."""
+
+    def __init__(self, rank: int, world_size: int, device: torch.device, run_path: str,
+                 keep: int, log_path: Optional[str]) -> None:
+        super().__init__(rank=rank, world_size=world_size, device=device,
+                         log_dir=log_path if rank == 0 else None)
+        self.run_path = run_path
+        self.keep = keep
+        self.last_metrics: dict[str, float] = {}
+        self.last_checkpoint: Optional[str] = find_latest_checkpoint(run_path)
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str]) -> None:
+        self.last_metrics = dict(metrics)
+        if checkpoint_dir is not None:
+            final = os.path.join(self.run_path, checkpoint_name(int(metrics["step"])))
+            partial = final + ".partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(checkpoint_dir, partial)
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.rename(partial, final)  # never a half-written directory under the real name
+            self.last_checkpoint = final
+            self._prune()
+        if dist.is_initialized():
+            dist.barrier()
+
+    def _prune(self) -> None:
+        names = sorted(n for n in os.listdir(self.run_path)
+                       if n.startswith(CHECKPOINT_PREFIX) and not n.endswith(".partial"))
+        for name in names[:-self.keep]:
+            shutil.rmtree(os.path.join(self.run_path, name), ignore_errors=True)
+
+    def restore(self) -> Optional[dict[str, Any]]:
+        latest = find_latest_checkpoint(self.run_path)
+        if latest is None:
+            return None
+        if self.rank == 0:
+            log.info("Resuming from %s", latest)
+        return load_checkpoint(latest, map_location=self.device)
+
+
+def run_local(cfg: Config) -> RunSummary:
+    """dist.launcher=local (one process) or torchrun (env:// rendezvous set by torchrun)."""
+    if not is_local(cfg.run.storage):
+        raise ConfigError(
+            f"run.storage={cfg.run.storage} is remote; dist.launcher={cfg.dist.launcher} keeps "
+            "checkpoints on a local or shared file system. Use dist.launcher=ray for cloud storage."
+        )
+    world_size, rank = 1, 0
+    if cfg.dist.launcher == "torchrun":
+        if "RANK" not in os.environ:
+            raise ConfigError("dist.launcher=torchrun must run under torchrun, e.g. "
+                              "torchrun --nproc_per_node 2 -m gandist.cli train dist.launcher=torchrun ...")
+        use_gpu = bool(cfg.trainer.use_gpu) if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
+        backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
+        dist.init_process_group(backend)
+        world_size, rank = dist.get_world_size(), dist.get_rank()
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")
+        if use_gpu:
+            torch.cuda.set_device(device)
+    else:
+        use_gpu = bool(cfg.trainer.use_gpu) if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
+        device = torch.device("cuda") if use_gpu else torch.device("cpu")
+    path = local_path(run_dir(cfg))
+    os.makedirs(path, exist_ok=True)
+    ctx = LocalContext(rank, world_size, device, path, cfg.trainer.keep_checkpoints, log_dir(cfg))
+    try:
+        state = fit(cfg, ctx)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return RunSummary(run_dir=path, log_dir=log_dir(cfg), step=state.step,
+                      checkpoint=ctx.last_checkpoint, metrics=ctx.last_metrics)

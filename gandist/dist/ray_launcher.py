@@ -1,0 +1,99 @@
+"""Ray Train launcher: TorchTrainer workers, checkpoints through Ray Train's own mechanism.
+
+Ray Train owns persistence: rank 0 hands a checkpoint directory to ``ray.train.report``,
+Ray copies it to ``<run.storage>/<run.name>/checkpoint_<step>`` and keeps
+``trainer.keep_checkpoints`` of them; ``ray.train.get_checkpoint`` gives the latest back
+after a worker-group restart or when the same run name is submitted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from gandist.ckpt import checkpoint_name, load_checkpoint
+from gandist.config import Config, from_dict
+from gandist.dist.common import RunSummary, configure_logging, is_local, local_path, log_dir, run_dir
+from gandist.train import Context, fit
+
+log = logging.getLogger(__name__)
+
+
+class RayContext(Context):
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str]) -> None:
+        checkpoint = Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint,
+                         checkpoint_dir_name=checkpoint_name(int(metrics["step"])))
+
+    def restore(self) -> Optional[dict[str, Any]]:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        if self.is_chief:
+            log.info("Resuming from %s", checkpoint.path)
+        with checkpoint.as_directory() as directory:
+            return load_checkpoint(directory, map_location=self.device)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Entry point of every Ray Train worker: rebuild the config, make the context, fit."""
+    configure_logging()
+    cfg = from_dict(config)
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    ctx = RayContext(
+        rank=rank,
+        world_size=context.get_world_size(),
+        device=ray.train.torch.get_device(),
+        log_dir=log_dir(cfg) if rank == 0 else None,
+    )
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    fit(cfg, ctx)
+
+
+def init_ray(cfg: Config) -> None:
+    """Join the configured (or RAY_ADDRESS) cluster, or start a local one sized for the run."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = cfg.dist.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+        return
+    # A new local cluster: enough CPUs for every worker, even on a 2-core machine.
+    cpus = max(os.cpu_count() or 1, cfg.trainer.num_workers)
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=True)
+
+
+def run_ray(cfg: Config) -> RunSummary:
+    init_ray(cfg)
+    use_gpu = cfg.trainer.use_gpu
+    if use_gpu is None:
+        use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
+    backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
+    storage = os.path.abspath(local_path(cfg.run.storage)) if is_local(cfg.run.storage) else cfg.run.storage
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.to_dict(),
+        torch_config=TorchConfig(backend=backend),
+        scaling_config=ScalingConfig(num_workers=cfg.trainer.num_workers, use_gpu=use_gpu),
+        run_config=RunConfig(
+            name=cfg.run.name,
+            storage_path=storage,
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
+        ),
+    )
+    result = trainer.fit()
+    metrics = dict(result.metrics or {})
+    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
+    return RunSummary(run_dir=run_dir(cfg), log_dir=log_dir(cfg), step=int(metrics.get("step", 0)),
+                      checkpoint=checkpoint, metrics=metrics)

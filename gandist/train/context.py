@@ -1,0 +1,34 @@
+"""What the loop needs from whoever launched it: rank, device, and where state persists.
+
+The same ``fit`` runs under Ray Train, under torchrun and in one plain process; each
+launcher in ``gandist.dist`` provides a subclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+
+@dataclass
+class Context:
+    rank: int
+    world_size: int
+    device: torch.device
+    # Local directory for TensorBoard logs and sample grids. Only rank 0 gets one, so other
+    # ranks cannot write files by construction.
+    log_dir: Optional[str] = None
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str]) -> None:
+        """Persist a checkpoint directory written by rank 0 (None on other ranks). All ranks call it."""
+        raise NotImplementedError
+
+    def restore(self) -> Optional[dict[str, Any]]:
+        """The payload of the latest complete checkpoint of this run, or None for a fresh start."""
+        raise NotImplementedError

@@ -1,0 +1,29 @@
+"""Exponential moving average of the generator, defined by a half-life in images.
+
+A half-life in images (stylegan2-ada) keeps the average's time scale independent of the
+batch size and the number of workers; the ramp-up keeps it short early in training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def ema_beta(batch_images: int, images_seen: int, halflife_kimg: float, rampup: float) -> float:
+    """Decay per step for a global batch of ``batch_images`` after ``images_seen`` images."""
+    halflife = halflife_kimg * 1000.0
+    if rampup > 0:
+        halflife = min(halflife, images_seen * rampup)
+    if halflife <= 0:
+        return 0.0
+    return 0.5 ** (batch_images / halflife)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """ema = beta * ema + (1 - beta) * model for parameters; buffers (BN statistics) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

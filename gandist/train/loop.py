@@ -1,0 +1,304 @@
+"""fit(): the training loop, the same under Ray Train, torchrun and one plain process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from gandist import __version__
+from gandist.ckpt import CheckpointError, write_checkpoint
+from gandist.config import Config, ConfigError
+from gandist.data.manifest import Manifest
+from gandist.data.stream import epoch_loader
+from gandist.losses import gan_loss
+from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
+from gandist.monitor import make_monitor
+from gandist.seeding import derive_seed
+from gandist.train.context import Context
+from gandist.train.ema import ema_beta, update_ema
+from gandist.train.phases import build_phases, run_step
+from gandist.train.state import TrainState, rng_state, set_rng_state
+from gandist.train.stats import Stats, all_reduce_sum, check_identical_across_ranks, distributed
+from gandist.train.tasks import GenerateTask, SegmentTask, Task
+from gandist.train.visuals import grid, segment_triplets, to_unit
+
+log = logging.getLogger("gandist.train")
+
+# Keys of the config that decide the shape of the networks: a checkpoint must agree on them.
+SHAPE_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
+              ("model", "g_width"), ("model", "d_width"), ("model", "d_layers")]
+
+
+def fit(cfg: Config, ctx: Context) -> TrainState:
+    """Train until ``trainer.max_steps``, resuming from the context's latest checkpoint if any."""
+    t = cfg.trainer
+    manifest = Manifest.load(cfg.data.url)
+    classes = check_data_fits(cfg, manifest)
+    num_classes = len(classes) if classes else 0
+
+    state = TrainState.fresh(cfg, num_classes, ctx.device)
+    seed_process(derive_seed(t.seed, "rank", ctx.rank))
+    payload = ctx.restore()
+    if payload is not None:
+        check_checkpoint_fits(cfg, payload, classes)
+        state.load_state_dict(payload["state"])
+        rngs = payload.get("rng") or []
+        if len(rngs) == ctx.world_size:
+            set_rng_state(rngs[ctx.rank])
+        if ctx.is_chief:
+            log.info("Resumed from checkpoint at step %d (epoch %d, batch %d of the epoch, %d images seen)",
+                     state.step, state.epoch, state.batch_in_epoch, state.images_seen)
+    elif ctx.is_chief:
+        log.info("Starting a new run: no checkpoint found")
+
+    G = wrap_ddp(state.G, ctx, broadcast_buffers=True)
+    # D is always in train mode, so its BN running statistics are never used: not broadcasting
+    # them lets D run forward twice per step without in-place buffer updates between the two.
+    D = wrap_ddp(state.D, ctx, broadcast_buffers=False)
+    check_identical_across_ranks(state.G, state.D, state.G_ema)
+    state.G.requires_grad_(False)
+    state.D.requires_grad_(False)
+
+    task = make_task(cfg, num_classes)
+    phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d)
+    monitor = make_monitor(ctx.log_dir, purge_step=state.step + 1 if payload is not None else None)
+    preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
+    stats = Stats(ctx.device)
+    global_batch = cfg.data.batch_size * ctx.world_size
+    metrics: dict[str, float] = {}
+
+    if state.step >= t.max_steps:
+        if ctx.is_chief:
+            log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, t.max_steps)
+        metrics.update(evaluate(cfg, ctx, state, manifest, num_classes))
+        ctx.report({**metrics, "step": state.step}, None)
+        monitor.close()
+        return state
+
+    start_step, start_time = state.step, time.perf_counter()
+    last_log_time, last_log_step, data_wait = start_time, state.step, 0.0
+    while state.step < t.max_steps:
+        loader = epoch_loader(
+            cfg.data.url, split="train", batch_size=cfg.data.batch_size, rank=ctx.rank,
+            world_size=ctx.world_size, num_workers=cfg.data.loader_workers, epoch=state.epoch,
+            seed=t.seed, skip_batches=state.batch_in_epoch, shuffle_buffer=cfg.data.shuffle_buffer,
+            with_masks=task.name == "segment", pin_memory=ctx.device.type == "cuda",
+        )
+        wait_start = time.perf_counter()
+        for batch in loader:
+            data_wait += time.perf_counter() - wait_start
+            batch = to_device(batch, ctx.device)
+            stats.add(run_step(phases, task, G, batch, state.step))
+            state.step += 1
+            state.batch_in_epoch += 1
+            state.images_seen += global_batch
+            update_ema(state.G_ema, state.G, ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
+            done = state.step >= t.max_steps
+
+            if state.step % t.log_every == 0 or done:
+                now = time.perf_counter()
+                steps = state.step - last_log_step
+                values = stats.reduce()
+                values["perf/images_per_s"] = global_batch * steps / max(now - last_log_time, 1e-9)
+                values["perf/step_time_s"] = (now - last_log_time) / max(steps, 1)
+                values["perf/data_wait_frac"] = data_wait / max(now - last_log_time, 1e-9)
+                last_log_time, last_log_step, data_wait = now, state.step, 0.0
+                monitor.scalars(values, state.step)
+                metrics.update(values)
+                if ctx.is_chief:
+                    log_progress(state, t.max_steps, values, start_step, start_time)
+            if state.step % t.image_every == 0 or done:
+                if preview is not None:
+                    monitor.image("samples", preview(state.G_ema), state.step)
+            if task.name == "segment" and (state.step % t.eval_every == 0 or done):
+                scores = evaluate(cfg, ctx, state, manifest, num_classes)
+                monitor.scalars(scores, state.step)
+                metrics.update(scores)
+                if ctx.is_chief and scores:
+                    log.info("eval at step %d: held-out mIoU %.3f, pixel accuracy %.3f",
+                             state.step, scores["eval/miou"], scores["eval/pixel_accuracy"])
+            if state.step % t.ckpt_every == 0 or done:
+                save_checkpoint(cfg, ctx, state, classes, metrics)
+            if done:
+                break
+            wait_start = time.perf_counter()
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    monitor.close()
+    return state
+
+
+def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
+    """Refuse a shard set that cannot train this config; return its classes (segment)."""
+    url = cfg.data.url
+    if manifest.image_size != cfg.model.resolution:
+        raise ConfigError(
+            f"data.url={url} holds {manifest.image_size}x{manifest.image_size} images but "
+            f"model.resolution={cfg.model.resolution}; set model.resolution={manifest.image_size} "
+            f"or write the shards again with --size {cfg.model.resolution}"
+        )
+    if cfg.task.name == "segment":
+        if not manifest.has_masks or not manifest.classes:
+            raise ConfigError(
+                f"task=segment needs masks, but the shard set at data.url={url} has none "
+                f"(it was written from {manifest.source}); shard a source with masks, or use task=generate"
+            )
+        return list(manifest.classes)
+    return None
+
+
+def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optional[list[str]]) -> None:
+    """Say precisely what differs between a checkpoint and the config, instead of a state_dict error."""
+    saved = payload.get("config", {})
+    diffs = []
+    for section, key in SHAPE_KEYS:
+        old, new = saved.get(section, {}).get(key), getattr(getattr(cfg, section), key)
+        if old != new:
+            diffs.append(f"{section}.{key}: checkpoint {old!r}, config {new!r}")
+    if payload.get("classes") != classes:
+        diffs.append(f"classes: checkpoint {payload.get('classes')}, data {classes}")
+    if diffs:
+        raise CheckpointError(
+            f"the checkpoint of run {cfg.run.name!r} does not fit this config: " + "; ".join(diffs)
+            + ". Use the run's original settings, or a new run.name to start afresh."
+        )
+
+
+def make_task(cfg: Config, num_classes: int) -> Task:
+    if cfg.task.name == "generate":
+        return GenerateTask(cfg.model.z_dim)
+    return SegmentTask(num_classes, cfg.task.l1_weight)
+
+
+def seed_process(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Module:
+    """G and D each get their own DDP wrapper; one process keeps the plain module."""
+    if ctx.world_size == 1:
+        return module
+    device_ids = [ctx.device] if ctx.device.type == "cuda" else None
+    return DDP(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    if not distributed():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
+                    metrics: dict[str, float]) -> None:
+    """Rank 0 writes the complete state into a temporary directory; every rank reports."""
+    began = time.perf_counter()
+    rngs = gather_objects(rng_state())
+    ckpt_dir = None
+    if ctx.is_chief:
+        ckpt_dir = tempfile.mkdtemp(prefix="gandist-ckpt-")
+        payload = {"state": state.state_dict(), "rng": rngs, "config": cfg.to_dict(),
+                   "classes": classes, "gandist_version": __version__}
+        meta = {"step": state.step, "epoch": state.epoch, "images_seen": state.images_seen,
+                "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name}
+        write_checkpoint(ckpt_dir, payload, meta)
+    try:
+        ctx.report({**metrics, "step": state.step}, ckpt_dir)
+    finally:
+        if ckpt_dir is not None:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if ctx.is_chief:
+        log.info("Checkpoint at step %d (%.2f s)", state.step, time.perf_counter() - began)
+
+
+@torch.no_grad()
+def evaluate(cfg: Config, ctx: Context, state: TrainState, manifest: Manifest,
+             num_classes: int) -> dict[str, float]:
+    """Segment: mIoU and pixel accuracy of EMA G on the held-out split, split across ranks."""
+    if cfg.task.name != "segment":
+        return {}
+    split = cfg.data.eval_split
+    if split not in manifest.splits or manifest.samples(split) < ctx.world_size:
+        if ctx.is_chief:
+            log.warning("No evaluation: the shard set has no %r split with at least %d samples",
+                        split, ctx.world_size)
+        return {}
+    batch_size = max(1, min(cfg.data.batch_size, manifest.samples(split) // ctx.world_size))
+    loader = epoch_loader(cfg.data.url, split=split, batch_size=batch_size, rank=ctx.rank,
+                          world_size=ctx.world_size, num_workers=0, epoch=0, seed=cfg.trainer.seed,
+                          shuffle=False)
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=ctx.device)
+    G = state.G_ema
+    for i, batch in enumerate(loader):
+        if cfg.trainer.eval_batches and i >= cfg.trainer.eval_batches:
+            break
+        batch = to_device(batch, ctx.device)
+        pred = G(batch["image"]).argmax(dim=1)
+        conf += confusion_matrix(pred, batch["mask"], num_classes).to(ctx.device)
+    conf = all_reduce_sum(conf).cpu()
+    scores = segmentation_scores(conf)
+    # The floor to beat: the same targets, every pixel predicted as background (class 0).
+    all_background = torch.zeros_like(conf)
+    all_background[:, 0] = conf.sum(dim=1)
+    return {"eval/miou": scores["miou"], "eval/pixel_accuracy": scores["pixel_accuracy"],
+            "eval/miou_all_background": segmentation_scores(all_background)["miou"]}
+
+
+def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
+    """Rank 0's fixed inputs for image grids, so successive grids compare."""
+    if task.name == "generate":
+        gen = torch.Generator().manual_seed(derive_seed(cfg.trainer.seed, "preview"))
+        z = torch.randn(64, cfg.model.z_dim, generator=gen).to(ctx.device)
+
+        @torch.no_grad()
+        def sample_grid(G_ema: nn.Module) -> torch.Tensor:
+            return grid(to_unit(G_ema(z)), nrow=8)
+
+        return sample_grid
+
+    split = cfg.data.eval_split if cfg.data.eval_split in manifest.splits else "train"
+    count = min(8, manifest.samples(split))
+    loader = epoch_loader(cfg.data.url, split=split, batch_size=count, rank=0, world_size=1,
+                          num_workers=0, epoch=0, seed=cfg.trainer.seed, shuffle=False)
+    fixed = to_device(next(iter(loader)), ctx.device)
+
+    @torch.no_grad()
+    def triplets(G_ema: nn.Module) -> torch.Tensor:
+        pred = G_ema(fixed["image"]).argmax(dim=1)
+        return segment_triplets(fixed["image"], fixed["mask"], pred)
+
+    return triplets
+
+
+def log_progress(state: TrainState, max_steps: int, values: dict[str, float],
+                 start_step: int, start_time: float) -> None:
+    elapsed = time.perf_counter() - start_time
+    done_steps = state.step - start_step
+    eta = elapsed / max(done_steps, 1) * (max_steps - state.step)
+    parts = [f"step {state.step}/{max_steps}"]
+    for key, label in (("loss/D", "D"), ("loss/G", "G"), ("loss/G_l1", "L1"),
+                       ("D/real", "D(real)"), ("D/fake", "D(fake)")):
+        if key in values:
+            parts.append(f"{label} {values[key]:.3f}")
+    parts.append(f"{values['perf/images_per_s']:.1f} img/s")
+    parts.append(f"eta {int(eta // 60)}m{int(eta % 60):02d}s")
+    log.info(" | ".join(parts))

@@ -1,0 +1,98 @@
+"""All mutable training state in one place; a checkpoint is this state, complete."""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gandist.config import Config
+from gandist.models import DCGANDiscriminator, DCGANGenerator, PatchDiscriminator, UNetGenerator
+from gandist.seeding import derive_seed
+
+
+def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    """Generator and discriminator for the configured architecture (same init on every rank)."""
+    m = cfg.model
+    torch.manual_seed(derive_seed(cfg.trainer.seed, "init"))
+    if m.arch == "dcgan":
+        G: nn.Module = DCGANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width)
+        D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
+    else:
+        G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
+                          width=m.g_width, dropout=m.dropout)
+        D = PatchDiscriminator(in_channels=3 + num_classes, width=m.d_width, n_layers=m.d_layers)
+    return G, D
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states (python, numpy, torch CPU and CUDA)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainState:
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: int = 0
+    images_seen: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # data cursor: batches each rank has consumed in `epoch`
+
+    @classmethod
+    def fresh(cls, cfg: Config, num_classes: int, device: torch.device) -> "TrainState":
+        G, D = build_networks(cfg, num_classes)
+        G, D = G.to(device), D.to(device)
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        t = cfg.trainer
+        betas = (t.beta1, t.beta2)
+        return cls(
+            G=G,
+            D=D,
+            G_ema=G_ema,
+            opt_g=torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas),
+            opt_d=torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.G.load_state_dict(sd["G"])
+        self.D.load_state_dict(sd["D"])
+        self.G_ema.load_state_dict(sd["G_ema"])
+        self.opt_g.load_state_dict(sd["opt_g"])
+        self.opt_d.load_state_dict(sd["opt_d"])
+        self.step = sd["step"]
+        self.images_seen = sd["images_seen"]
+        self.epoch = sd["epoch"]
+        self.batch_in_epoch = sd["batch_in_epoch"]

@@ -1,0 +1,44 @@
+"""Image grids for TensorBoard: sample grids (generate), input | target | prediction (segment)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+# Background black, then distinct colours; classes beyond the table reuse it.
+PALETTE = torch.tensor(
+    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128]],
+    dtype=torch.float32,
+) / 255.0
+
+
+def grid(images: Tensor, nrow: int, pad: int = 2) -> Tensor:
+    """[N, 3, H, W] in [0, 1] -> one [3, H', W'] image, ``nrow`` images per row."""
+    n, c, h, w = images.shape
+    rows = math.ceil(n / nrow)
+    out = torch.ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        out[:, y:y + h, x:x + w] = images[i].detach().float().cpu()
+    return out
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return ((images.detach().float() + 1) / 2).clamp(0, 1)
+
+
+def colorize(mask: Tensor) -> Tensor:
+    """[N, H, W] class ids -> [N, 3, H, W] colours."""
+    palette = PALETTE.to(mask.device)
+    return palette[mask.long() % len(palette)].permute(0, 3, 1, 2)
+
+
+def segment_triplets(image: Tensor, target: Tensor, pred: Tensor) -> Tensor:
+    """One row per sample: input | target mask | predicted mask."""
+    rows = torch.stack([to_unit(image).cpu(), colorize(target).cpu(), colorize(pred).cpu()], dim=1)
+    return grid(rows.flatten(0, 1), nrow=3)
