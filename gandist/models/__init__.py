@@ -1,0 +1,6 @@
+"""Generator and discriminator networks: plain torch.nn, independent of data and distribution."""
+
+from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
+from gandist.models.pix2pix import PatchDiscriminator, UNetGenerator
+
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "PatchDiscriminator", "UNetGenerator", "init_weights"]

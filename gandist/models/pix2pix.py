@@ -1,0 +1,95 @@
+"""pix2pix networks (Isola et al. 2017): a U-Net generator and a PatchGAN discriminator."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gandist.models.dcgan import init_weights
+
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 512
+
+
+class UNetGenerator(nn.Module):
+    """[N, in_channels, R, R] -> raw logits [N, out_channels, R, R].
+
+    log2(R) stride-2 levels take the input down to 1x1; each decoder level is concatenated
+    with the encoder features of the same size, which carry the fine detail the bottleneck loses.
+    No output activation: the caller picks it (softmax over classes for segmentation).
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 4, resolution: int = 64, width: int = 64,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        is_pow2 = resolution > 0 and resolution & (resolution - 1) == 0
+        if not (is_pow2 and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION):
+            raise ValueError(f"U-Net resolution must be a power of two in "
+                             f"[{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
+        n = resolution.bit_length() - 1
+        chans = [width * min(2**i, 8) for i in range(n)]
+
+        self.down = nn.ModuleList()  # outermost first
+        for i in range(n):
+            c_in = in_channels if i == 0 else chans[i - 1]
+            # No BN on the input, nor on the 1x1 bottleneck (a single value per channel at batch 1).
+            norm = 0 < i < n - 1
+            layers: list[nn.Module] = [nn.Conv2d(c_in, chans[i], 4, 2, 1, bias=not norm)]
+            if norm:
+                layers.append(nn.BatchNorm2d(chans[i]))
+            # The bottleneck gets ReLU, the decoder's activation, as in pix2pix; the rest LeakyReLU.
+            layers.append(nn.ReLU(inplace=True) if i == n - 1 else nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+
+        self.up = nn.ModuleList()  # innermost first, in the order they run
+        for k in range(n):
+            level = n - 1 - k  # the encoder level whose resolution this block starts from
+            c_in = chans[level] if k == 0 else 2 * chans[level]  # all but the innermost take [decoder, skip]
+            if level == 0:
+                self.up.append(nn.ConvTranspose2d(c_in, out_channels, 4, 2, 1))
+                continue
+            c_out = chans[level - 1]
+            layers = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                      nn.ReLU(inplace=True)]
+            if k < 3 and dropout > 0:  # pix2pix's noise source: dropout in the three innermost decoder blocks
+                layers.append(nn.Dropout(dropout))
+            self.up.append(nn.Sequential(*layers))
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()  # the bottleneck itself is the decoder's input, not a skip
+        for block in self.up:
+            x = block(x)
+            if skips:
+                x = torch.cat([x, skips.pop()], dim=1)
+        return x
+
+
+class PatchDiscriminator(nn.Module):
+    """[N, in_channels, H, W] -> raw patch logits [N, 1, h, w].
+
+    Each logit judges one input patch (70x70 for n_layers=3), so D models local texture and
+    leaves global structure to the L1 / conditional terms, as in pix2pix.
+    """
+
+    def __init__(self, in_channels: int = 7, width: int = 64, n_layers: int = 3) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"PatchDiscriminator n_layers must be >= 1, got {n_layers!r}")
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        ch = width
+        for i in range(1, n_layers + 1):
+            nxt = width * min(2**i, 8)
+            stride = 2 if i < n_layers else 1  # the last hidden layer widens the patch without downsampling
+            layers += [nn.Conv2d(ch, nxt, 4, stride, 1, bias=False), nn.BatchNorm2d(nxt),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            ch = nxt
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

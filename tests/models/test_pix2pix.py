@@ -1,0 +1,95 @@
+import pytest
+import torch
+from torch import nn
+
+from gandist.models import PatchDiscriminator, UNetGenerator
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("out_channels", [1, 4, 7])
+def test_unet_shape(resolution: int, out_channels: int) -> None:
+    G = UNetGenerator(in_channels=3, out_channels=out_channels, resolution=resolution, width=4)
+    out = G(torch.randn(2, 3, resolution, resolution))
+    assert out.shape == (2, out_channels, resolution, resolution)
+
+
+def test_unet_outputs_raw_logits() -> None:
+    torch.manual_seed(0)
+    G = UNetGenerator(out_channels=2, resolution=16, width=4)
+    with torch.no_grad():
+        G.up[-1].bias.fill_(3.0)  # neither tanh nor softmax could give values above 1
+        assert (G(torch.randn(2, 3, 16, 16)) > 1).any()
+
+
+def test_unet_levels_and_skip_channels() -> None:
+    G = UNetGenerator(in_channels=3, out_channels=5, resolution=64, width=4)
+    assert len(G.down) == len(G.up) == 6  # log2(64)
+    enc = [b[0].out_channels for b in G.down]
+    assert enc == [4, 8, 16, 32, 32, 32]  # capped at 8 * width
+    dec_in = [(b if isinstance(b, nn.ConvTranspose2d) else b[0]).in_channels for b in G.up]
+    # Every block but the innermost reads its own input concatenated with the same-size encoder features.
+    assert dec_in == [32, 64, 64, 32, 16, 8]
+
+
+def test_unet_uses_skip_connections() -> None:
+    torch.manual_seed(0)
+    G = UNetGenerator(out_channels=2, resolution=16, width=4).eval()
+    # Cut the bottleneck: without skips, the output could no longer depend on the input.
+    G.down[-1].register_forward_hook(lambda mod, inp, out: torch.zeros_like(out))
+    x1, x2 = torch.randn(2, 1, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(G(x1), G(x2))
+
+
+def test_unet_dropout_on_three_innermost_decoder_blocks() -> None:
+    G = UNetGenerator(resolution=64, width=4, dropout=0.5)
+    has_dropout = [any(isinstance(m, nn.Dropout) for m in b.modules()) for b in G.up]
+    assert has_dropout == [True, True, True, False, False, False]
+    G0 = UNetGenerator(resolution=64, width=4, dropout=0.0)
+    assert not any(isinstance(m, nn.Dropout) for m in G0.modules())
+
+
+def test_unet_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    G = UNetGenerator(out_channels=3, resolution=16, width=4)
+    out = G(torch.randn(2, 3, 16, 16))
+    (out * torch.randn_like(out)).sum().backward()
+    for name, p in G.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("resolution", [8, 48, 1024])
+def test_unet_bad_resolution_raises(resolution: int) -> None:
+    with pytest.raises(ValueError, match=str(resolution)):
+        UNetGenerator(resolution=resolution)
+
+
+def test_patch_discriminator_gives_spatial_map() -> None:
+    D = PatchDiscriminator(in_channels=7, width=4, n_layers=3)
+    assert D(torch.randn(2, 7, 64, 64)).shape == (2, 1, 6, 6)
+    assert D(torch.randn(1, 7, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_patch_discriminator_receptive_field_is_70() -> None:
+    torch.manual_seed(0)
+    D = PatchDiscriminator(in_channels=1, width=2, n_layers=3).eval()  # eval: BN must not mix positions
+    x = torch.randn(1, 1, 128, 128, requires_grad=True)
+    out = D(x)
+    out[0, 0, 7, 7].backward()  # an interior logit, so padding does not clip its patch
+    rows, cols = x.grad[0, 0].abs().gt(0).nonzero(as_tuple=True)
+    assert rows.max() - rows.min() + 1 == 70
+    assert cols.max() - cols.min() + 1 == 70
+
+
+def test_patch_discriminator_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    D = PatchDiscriminator(in_channels=7, width=4, n_layers=3)
+    out = D(torch.randn(2, 7, 64, 64))
+    (out * torch.randn_like(out)).sum().backward()
+    for name, p in D.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_patch_discriminator_rejects_zero_layers() -> None:
+    with pytest.raises(ValueError, match="0"):
+        PatchDiscriminator(n_layers=0)

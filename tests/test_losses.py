@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gandist import losses
+from gandist.losses import gan_loss
+
+REAL = [0.5, -1.0, 2.0]
+FAKE = [0.2, -0.3, -1.5]
+
+
+def softplus(x: float) -> float:
+    return math.log(1 + math.exp(x))
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+# Expected values written out by hand from the definitions, one term per logit.
+EXPECTED = {
+    "nonsat": (
+        mean([softplus(-r) for r in REAL]),  # -log sigmoid(r)
+        mean([softplus(f) for f in FAKE]),  # -log(1 - sigmoid(f))
+        mean([softplus(-f) for f in FAKE]),  # -log sigmoid(f)
+    ),
+    # relu(1 - r) = 0.5, 2.0, 0 (past the margin); relu(1 + f) = 1.2, 0.7, 0 (past the margin)
+    "hinge": ((0.5 + 2.0 + 0.0) / 3, (1.2 + 0.7 + 0.0) / 3, -(0.2 - 0.3 - 1.5) / 3),
+    "lsgan": (
+        0.5 * (0.25 + 4.0 + 1.0) / 3,  # (r - 1)^2 = 0.25, 4, 1
+        0.5 * (0.04 + 0.09 + 2.25) / 3,  # f^2
+        0.5 * (0.64 + 1.69 + 6.25) / 3,  # (f - 1)^2
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ["nonsat", "hinge", "lsgan"])
+def test_values_match_hand_computation(kind: str) -> None:
+    loss = gan_loss(kind)
+    r, f = torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64)
+    got = (loss.d_real(r), loss.d_fake(f), loss.g(f))
+    for term, value, want in zip(("d_real", "d_fake", "g"), got, EXPECTED[kind]):
+        assert value.dim() == 0, term
+        assert value.item() == pytest.approx(want, rel=1e-12), term
+
+
+def test_nonsat_is_bce_with_logits() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 3, 3)  # patch logits average like any other shape
+    ones, zeros = torch.ones_like(x), torch.zeros_like(x)
+    assert torch.allclose(losses.nonsat_d_real(x), F.binary_cross_entropy_with_logits(x, ones))
+    assert torch.allclose(losses.nonsat_d_fake(x), F.binary_cross_entropy_with_logits(x, zeros))
+    assert torch.allclose(losses.nonsat_g(x), F.binary_cross_entropy_with_logits(x, ones))
+
+
+@pytest.mark.parametrize("kind", ["nonsat", "hinge", "lsgan"])
+def test_gradient_signs(kind: str) -> None:
+    """Descent raises real logits for D, lowers fake logits for D and raises them for G."""
+    loss = gan_loss(kind)
+    # Inside every loss's active region: real below the margin 1, fake in (0, 1).
+    r = torch.tensor([0.5, -1.0], requires_grad=True)
+    f = torch.tensor([0.2, 0.7], requires_grad=True)
+    (g_real,) = torch.autograd.grad(loss.d_real(r), r)
+    (g_fake,) = torch.autograd.grad(loss.d_fake(f), f)
+    (g_gen,) = torch.autograd.grad(loss.g(f), f)
+    assert (g_real < 0).all() and (g_fake > 0).all() and (g_gen < 0).all()
+
+
+def test_gan_loss_exposes_module_functions() -> None:
+    assert gan_loss("hinge").d_real is losses.hinge_d_real
+    assert gan_loss("lsgan").g is losses.lsgan_g
+
+
+def test_unknown_kind_names_value_and_choices() -> None:
+    with pytest.raises(ValueError) as exc:
+        gan_loss("wgan")
+    msg = str(exc.value)
+    assert "wgan" in msg and all(k in msg for k in ("nonsat", "hinge", "lsgan"))
+
+
+def test_l1() -> None:
+    pred = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    target = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    assert losses.l1(pred, target).item() == pytest.approx((1 + 0 + 2 + 1) / 4)
+    with pytest.raises(ValueError, match="shape"):
+        losses.l1(pred, target[0])
