@@ -1,0 +1,80 @@
+"""manifest.json: what a shard set holds. Readers find shards here, never by listing a bucket."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import fsspec
+
+from gandist import __version__
+
+MANIFEST = "manifest.json"
+FORMAT = "gandist-shards"
+
+
+class ShardSetError(ValueError):
+    """A shard set is missing, malformed or unfit; the message names the URL and the fix."""
+
+
+def join(url: str, name: str) -> str:
+    return f"{url.rstrip('/')}/{name}"
+
+
+@dataclass
+class Manifest:
+    source: str
+    image_size: int
+    classes: Optional[list[str]]
+    has_masks: bool
+    tasks: list[str]
+    splits: dict[str, dict[str, Any]]  # split -> {"samples": n, "shards": [{name, samples, bytes, sha256}]}
+    seed: int = 0
+    format: str = FORMAT
+    version: int = 1
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    gandist_version: str = __version__
+    url: str = field(default="", compare=False)  # where it was loaded from; not stored
+
+    @classmethod
+    def load(cls, url: str) -> "Manifest":
+        path = join(url, MANIFEST)
+        try:
+            with fsspec.open(path, "r") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise ShardSetError(
+                f"no shard set at {url}: {MANIFEST} not found. Write one with "
+                f"`gandist shard SOURCE {url}` or fix data.url"
+            ) from None
+        except json.JSONDecodeError as e:
+            raise ShardSetError(f"{path} is not valid JSON ({e}); write the shard set again") from None
+        if data.get("format") != FORMAT:
+            raise ShardSetError(f"{path} is not a gandist shard manifest (format {data.get('format')!r})")
+        data.pop("url", None)
+        return cls(**data, url=url)
+
+    def save(self, url: str) -> None:
+        data = asdict(self)
+        data.pop("url")
+        with fsspec.open(join(url, MANIFEST), "w") as f:
+            json.dump(data, f, indent=1)
+
+    def _split(self, split: str) -> dict[str, Any]:
+        if split not in self.splits:
+            raise ShardSetError(
+                f"the shard set at {self.url or '(unsaved)'} has no split {split!r}; "
+                f"it has {', '.join(sorted(self.splits)) or 'none'}"
+            )
+        return self.splits[split]
+
+    def samples(self, split: str) -> int:
+        return int(self._split(split)["samples"])
+
+    def shards(self, split: str) -> list[dict[str, Any]]:
+        return list(self._split(split)["shards"])
+
+    def shard_urls(self, split: str) -> list[str]:
+        return [join(self.url, s["name"]) for s in self.shards(split)]

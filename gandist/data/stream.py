@@ -1,0 +1,217 @@
+"""Reading a shard set for DDP training: disjoint, complete, equal per rank, resumable.
+
+For epoch ``e`` the shards are put in a seeded order and their samples concatenated into
+one global sequence; its first ``usable`` samples (a multiple of world_size x batch_size,
+so every rank gets the same number of batches and DDP never waits on a rank that ran dry)
+are cut into one contiguous range per rank. A rank's batches are split into contiguous
+blocks, one per DataLoader worker; each worker reads only the shards its block overlaps and
+shuffles inside it with a seeded buffer. The DataLoader takes batches from its workers in
+turn, so the rank's batch order is a pure function of the plan, and resuming after
+``skip_batches`` batches reproduces the rest of the epoch exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import fsspec
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+from gandist.data.manifest import Manifest, ShardSetError
+from gandist.seeding import derive_seed
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Samples [start, stop) of one shard, in the shard's own order."""
+
+    url: str
+    start: int
+    stop: int
+
+
+def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_size: int) -> int:
+    """Batches every rank yields per epoch; raises when there are too few samples."""
+    total = manifest.samples(split)
+    n = total // (world_size * batch_size)
+    if n == 0:
+        raise ShardSetError(
+            f"split {split!r} of {manifest.url} has {total} samples, fewer than world size "
+            f"{world_size} x batch size {batch_size}; lower data.batch_size or trainer.num_workers, "
+            "or write more samples"
+        )
+    return n
+
+
+def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: bool) -> list[int]:
+    n = len(manifest.shards(split))
+    if not shuffle:
+        return list(range(n))
+    return [int(i) for i in np.random.default_rng(derive_seed(seed, "shards", epoch)).permutation(n)]
+
+
+def pieces_for_range(manifest: Manifest, split: str, order: list[int], start: int, stop: int) -> list[Piece]:
+    """The shard pieces covering samples [start, stop) of the epoch's global sequence."""
+    shards, urls = manifest.shards(split), manifest.shard_urls(split)
+    pieces, offset = [], 0
+    for i in order:
+        count = int(shards[i]["samples"])
+        lo, hi = max(start, offset), min(stop, offset + count)
+        if lo < hi:
+            pieces.append(Piece(urls[i], lo - offset, hi - offset))
+        offset += count
+    return pieces
+
+
+def worker_blocks(n_batches: int, num_workers: int) -> list[tuple[int, int]]:
+    """(first batch, batch count) of each loader worker's contiguous block, as even as possible."""
+    workers = max(1, num_workers)
+    base, extra = divmod(n_batches, workers)
+    blocks, first = [], 0
+    for w in range(workers):
+        count = base + (1 if w < extra else 0)
+        blocks.append((first, count))
+        first += count
+    return blocks
+
+
+def rank_batch_order(counts: list[int]) -> list[tuple[int, int]]:
+    """(block, index in block) in the order the DataLoader yields them.
+
+    The DataLoader asks its workers in turn and drops a worker once it is exhausted, so the
+    k-th batch of every worker comes before the (k+1)-th of any: order by (k, worker).
+    """
+    return sorted(((w, k) for w, c in enumerate(counts) for k in range(c)), key=lambda wk: (wk[1], wk[0]))
+
+
+def resume_assignment(counts: list[int], skip: int, num_workers: int) -> list[tuple[Optional[int], int]]:
+    """For each loader worker of a resumed epoch: (block it reads, batches of it to skip).
+
+    Blocks are handed to loader workers in the order their next batch was due, so the resumed
+    DataLoader's turn-taking continues the interrupted order exactly.
+    """
+    order = rank_batch_order(counts)
+    consumed = [0] * len(counts)
+    for w, _ in order[:skip]:
+        consumed[w] += 1
+    due: list[int] = []
+    for w, _ in order[skip:]:
+        if w not in due:
+            due.append(w)
+    workers = max(1, num_workers)
+    return [(due[i], consumed[due[i]]) if i < len(due) else (None, 0) for i in range(workers)]
+
+
+def read_piece(piece: Piece) -> Iterator[dict[str, Any]]:
+    """Raw samples (bytes, undecoded) of one shard piece."""
+    index = 0
+    with fsspec.open(piece.url, "rb") as f:
+        files = ({**item, "__url__": piece.url} for item in tar_file_iterator(f))
+        for sample in group_by_keys(files):
+            if index >= piece.stop:
+                return
+            if index >= piece.start:
+                yield sample
+            index += 1
+    if index < piece.stop:
+        raise ShardSetError(f"shard {piece.url} holds {index} samples but the manifest says at least "
+                            f"{piece.stop}; the shard set is damaged, write it again")
+
+
+def buffer_shuffle(items: Iterator[dict], size: int, rng: np.random.Generator) -> Iterator[dict]:
+    """Seeded shuffle within a window of ``size`` items (size 0 or 1 keeps the order)."""
+    if size <= 1:
+        yield from items
+        return
+    buffer: list[dict] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(len(buffer)))
+        buffer[j], item = item, buffer[j]
+        yield item
+    for j in rng.permutation(len(buffer)):
+        yield buffer[int(j)]
+
+
+def decode(sample: dict, with_masks: bool) -> dict[str, Any]:
+    image = np.asarray(Image.open(io.BytesIO(sample["image.png"])).convert("RGB"))
+    out: dict[str, Any] = {"key": sample["__key__"],
+                           "image": torch.from_numpy(image.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)}
+    if with_masks and "mask.png" in sample:
+        out["mask"] = torch.from_numpy(np.asarray(Image.open(io.BytesIO(sample["mask.png"]))).astype(np.int64))
+    if "cls" in sample:
+        out["label"] = torch.tensor(int(sample["cls"]))
+    return out
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    batch: dict[str, Any] = {"key": [s["key"] for s in samples]}
+    for name in ("image", "mask", "label"):
+        if name in samples[0]:
+            batch[name] = torch.stack([s[name] for s in samples])
+    return batch
+
+
+class ShardStream(IterableDataset):
+    """One rank's batches of one epoch (see the module docstring for the plan)."""
+
+    def __init__(self, url: str, *, split: str = "train", batch_size: int, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, epoch: int = 0, seed: int = 0,
+                 skip_batches: int = 0, shuffle_buffer: int = 256, with_masks: bool = True,
+                 shuffle: bool = True) -> None:
+        super().__init__()
+        self.manifest = Manifest.load(url)
+        self.split, self.batch_size, self.rank = split, batch_size, rank
+        self.epoch, self.seed, self.shuffle = epoch, seed, shuffle
+        self.shuffle_buffer = shuffle_buffer if shuffle else 0
+        self.with_masks = with_masks
+        self.n_batches = batches_per_epoch(self.manifest, split, world_size, batch_size)
+        if not 0 <= skip_batches <= self.n_batches:
+            raise ValueError(f"skip_batches={skip_batches} is outside 0..{self.n_batches} for this epoch")
+        self.rank_start = rank * self.n_batches * batch_size
+        self.order = shard_order(self.manifest, split, epoch, seed, shuffle)
+        self.blocks = worker_blocks(self.n_batches, num_workers)
+        self.assignment = resume_assignment([c for _, c in self.blocks], skip_batches, num_workers)
+
+    def __len__(self) -> int:
+        return sum(self.blocks[b][1] - skip for b, skip in self.assignment if b is not None)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        block, skip = self.assignment[info.id if info else 0]
+        if block is None:
+            return
+        first, count = self.blocks[block]
+        start = self.rank_start + first * self.batch_size
+        pieces = pieces_for_range(self.manifest, self.split, self.order, start, start + count * self.batch_size)
+        raw = (s for piece in pieces for s in read_piece(piece))
+        rng = np.random.default_rng(derive_seed(self.seed, "buffer", self.epoch, self.rank, block))
+        shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
+        for _ in range(skip * self.batch_size):  # skipped before decoding: cheap
+            next(shuffled)
+        chunk: list[dict] = []
+        for sample in shuffled:
+            chunk.append(decode(sample, self.with_masks))
+            if len(chunk) == self.batch_size:
+                yield collate(chunk)
+                chunk = []
+
+
+def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int = 0, world_size: int = 1,
+                 num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
+                 shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
+                 pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them."""
+    stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
+                         num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
+                         shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle)
+    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)
