@@ -104,7 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     configure_logging()
     check_data_fits(cfg, Manifest.load(cfg.data.url))  # fail in seconds, not after workers start
     summary = launch(cfg)
-    print_summary(cfg, summary)
+    if summary.is_chief:
+        print_summary(cfg, summary)
     return 0
 
 

@@ -53,6 +53,7 @@ class RunSummary:
     step: int
     checkpoint: Optional[str]
     metrics: dict[str, float] = field(default_factory=dict)
+    is_chief: bool = True  # under torchrun every rank returns one; only rank 0's is printed
 
 
 def launch(cfg: Config) -> RunSummary:

@@ -92,4 +92,4 @@ def run_local(cfg: Config) -> RunSummary:
         if dist.is_initialized():
             dist.destroy_process_group()
     return RunSummary(run_dir=path, log_dir=log_dir(cfg), step=state.step,
-                      checkpoint=ctx.last_checkpoint, metrics=ctx.last_metrics)
+                      checkpoint=ctx.last_checkpoint, metrics=ctx.last_metrics, is_chief=rank == 0)

@@ -46,6 +46,7 @@ class RayContext(Context):
 def train_loop_per_worker(config: dict) -> None:
     """Entry point of every Ray Train worker: rebuild the config, make the context, fit."""
     configure_logging()
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per report
     cfg = from_dict(config)
     context = ray.train.get_context()
     rank = context.get_world_rank()
@@ -70,7 +71,7 @@ def init_ray(cfg: Config) -> None:
         return
     # A new local cluster: enough CPUs for every worker, even on a 2-core machine.
     cpus = max(os.cpu_count() or 1, cfg.trainer.num_workers)
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=True)
+    ray.init(num_cpus=cpus)
 
 
 def run_ray(cfg: Config) -> RunSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import random
@@ -193,6 +194,9 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
     if ctx.world_size == 1:
         return module
     device_ids = [ctx.device] if ctx.device.type == "cuda" else None
+    # Newer torch renames broadcast_buffers (buffers are synced at init either way).
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return DDP(module, device_ids=device_ids, forward_sync_buffers=broadcast_buffers)
     return DDP(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
 
 

@@ -1,0 +1,76 @@
+"""Every config file parses; bad keys and values are rejected with messages that name them."""
+
+from __future__ import annotations
+
+import pytest
+
+from gandist.cli import GROUPS, compose_config, group_options
+from gandist.config import Config, ConfigError, from_dict, iter_fields, validate
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_config_file_composes(group):
+    options = group_options(group)
+    assert options, f"configs/{group} has no options"
+    for option in options:
+        overrides = [f"{group}={option}"]
+        if group == "model":  # a model must fit its task
+            overrides.append(f"task={'segment' if option == 'pix2pix' else 'generate'}")
+        cfg = compose_config(overrides)
+        assert isinstance(cfg, Config)
+
+
+def test_task_picks_its_model():
+    assert compose_config([]).model.arch == "dcgan"
+    cfg = compose_config(["task=segment", "trainer.max_steps=7"])
+    assert (cfg.task.name, cfg.model.arch, cfg.trainer.max_steps) == ("segment", "pix2pix", 7)
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    with pytest.raises(ConfigError, match=r"trainer\.max_step'.*trainer\.max_steps"):
+        compose_config(["trainer.max_step=5"])
+
+
+def test_unknown_group_and_option_are_named():
+    with pytest.raises(ConfigError, match="unknown config group 'trainr'"):
+        compose_config(["trainr=default"])
+    with pytest.raises(ConfigError, match="bogus"):
+        compose_config(["task=bogus"])
+
+
+def test_ill_typed_value_is_named():
+    with pytest.raises(ConfigError, match="abc"):
+        compose_config(["trainer.max_steps=abc"])
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("task.loss=wasserstein", "task.loss='wasserstein'"),
+    ("trainer.max_steps=0", "trainer.max_steps=0"),
+    ("model=pix2pix", "model.arch='pix2pix' does not fit task.name='generate'"),
+    ("model.resolution=48", "model.resolution=48"),
+    ("run.name=../escape", "run.name='../escape'"),
+])
+def test_bad_values_are_rejected(override, needle):
+    with pytest.raises(ConfigError) as info:
+        compose_config([override])
+    assert needle in str(info.value)
+
+
+def test_from_dict_round_trip_and_unknown_key():
+    cfg = compose_config(["task=segment"])
+    assert from_dict(cfg.to_dict()) == cfg
+    data = cfg.to_dict()
+    data["trainer"]["surprise"] = 1
+    with pytest.raises(ConfigError, match="trainer.surprise"):
+        from_dict(data)
+
+
+def test_every_field_is_documented():
+    fields = list(iter_fields())
+    assert len(fields) > 20
+    undocumented = [key for key, _, _, doc in fields if not doc]
+    assert undocumented == []
+
+
+def test_validate_accepts_defaults():
+    assert validate(Config()) == Config()
