@@ -1,0 +1,75 @@
+import hashlib
+import io
+import json
+import tarfile
+
+import fsspec
+import numpy as np
+import pytest
+from PIL import Image
+
+from gandist.data.manifest import Manifest, ShardSetError
+from gandist.data.shards import write_shard_set
+from gandist.data.sources import open_source
+
+
+def read_tar_members(fs, path: str) -> dict[str, bytes]:
+    with fs.open(path, "rb") as f:
+        with tarfile.open(fileobj=io.BytesIO(f.read())) as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+@pytest.mark.parametrize("dest_kind", ["local", "memory"])
+def test_write_then_read_back_every_sample_once(tmp_path, dest_kind):
+    dest = str(tmp_path / "set") if dest_kind == "local" else "memory://gandist-test/set"
+    manifest = write_shard_set("builtin:shapes", dest, samples=23, heldout=5, shard_size=10, size=24, seed=3)
+    fs, root = fsspec.core.url_to_fs(dest)
+    loaded = Manifest.load(dest)
+    assert loaded.splits == manifest.splits
+    assert loaded.samples("train") == 23 and loaded.samples("heldout") == 5
+    assert [s["samples"] for s in loaded.shards("train")] == [10, 10, 3]
+
+    source = open_source("builtin:shapes", size=24, seed=3)
+    for split, count in (("train", 23), ("heldout", 5)):
+        members: dict[str, bytes] = {}
+        for entry in loaded.shards(split):
+            path = f"{root}/{entry['name']}"
+            with fs.open(path, "rb") as f:
+                data = f.read()
+            assert len(data) == entry["bytes"]
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+            members.update(read_tar_members(fs, path))
+        assert len(members) == 2 * count  # image and mask per sample, each once
+        expected = list(source.samples(split, source.plan(23, 5)[split]))
+        for sample in expected:
+            image = np.asarray(Image.open(io.BytesIO(members[f"{sample.key}.image.png"])))
+            mask = np.asarray(Image.open(io.BytesIO(members[f"{sample.key}.mask.png"])))
+            assert np.array_equal(image, sample.image) and np.array_equal(mask, sample.mask)
+    assert not [p for p in fs.ls(root, detail=False) if p.endswith(".partial")]
+    if dest_kind == "memory":
+        fs.rm(root, recursive=True)
+
+
+def test_refuses_to_overwrite_and_leaves_the_set_intact(tmp_path):
+    dest = str(tmp_path / "set")
+    write_shard_set("builtin:shapes", dest, samples=8, heldout=2, shard_size=4, size=16)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "set").iterdir()}
+    with pytest.raises(ShardSetError, match="already holds a shard set"):
+        write_shard_set("builtin:shapes", dest, samples=99, heldout=0, shard_size=4, size=16, seed=1)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "set").iterdir()}
+    assert before == after
+
+
+def test_manifest_records_what_training_checks(tmp_path):
+    dest = str(tmp_path / "digits")
+    write_shard_set("builtin:digits", dest, samples=30, heldout=0, shard_size=16, size=16)
+    data = json.loads((tmp_path / "digits" / "manifest.json").read_text())
+    assert data["image_size"] == 16 and data["has_masks"] and data["classes"][0] == "background"
+    assert set(data["splits"]) == {"train"}
+    with pytest.raises(ShardSetError, match="no split 'heldout'.*train"):
+        Manifest.load(dest).samples("heldout")
+
+
+def test_missing_manifest_names_the_url(tmp_path):
+    with pytest.raises(ShardSetError, match=f"{tmp_path}.*gandist shard"):
+        Manifest.load(str(tmp_path))

@@ -1,0 +1,90 @@
+import itertools
+
+import pytest
+import torch
+
+from gandist.data.manifest import ShardSetError
+from gandist.data.shards import write_shard_set
+from gandist.data.stream import batches_per_epoch, epoch_loader, rank_batch_order
+from gandist.data.manifest import Manifest
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory) -> str:
+    """50 samples in shards of 7 (the last holds 1): shard sizes do not divide anything."""
+    dest = str(tmp_path_factory.mktemp("stream") / "set")
+    write_shard_set("builtin:shapes", dest, samples=50, heldout=0, shard_size=7, size=16)
+    return dest
+
+
+def epoch_keys(url, *, world_size, batch_size, num_workers, epoch=0, seed=0, skip=0, rank=0):
+    loader = epoch_loader(url, batch_size=batch_size, rank=rank, world_size=world_size,
+                          num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip)
+    return [batch["key"] for batch in loader]
+
+
+@pytest.mark.parametrize("world_size, num_workers", list(itertools.product([1, 2, 3], [0, 1, 2])))
+def test_ranks_are_disjoint_complete_and_equal(uneven, world_size, num_workers):
+    batch_size = 4
+    per_rank = [epoch_keys(uneven, world_size=world_size, batch_size=batch_size,
+                           num_workers=num_workers, rank=r) for r in range(world_size)]
+    expected_batches = 50 // (world_size * batch_size)
+    assert [len(b) for b in per_rank] == [expected_batches] * world_size
+    assert all(len(batch) == batch_size for batches in per_rank for batch in batches)
+    keys = [k for batches in per_rank for batch in batches for k in batch]
+    assert len(keys) == len(set(keys)) == expected_batches * world_size * batch_size
+    # Every rank x worker split of the same epoch covers the same usable samples.
+    reference = set(k for r in range(world_size) for b in epoch_keys(
+        uneven, world_size=world_size, batch_size=batch_size, num_workers=0, rank=r) for k in b)
+    assert set(keys) == reference
+
+
+def test_complete_when_sizes_divide(uneven):
+    keys = {k for r in range(2) for b in epoch_keys(uneven, world_size=2, batch_size=5, num_workers=2, rank=r)
+            for k in b}
+    assert keys == {f"train_{i:08d}" for i in range(50)}
+
+
+def test_order_is_seeded_per_epoch(uneven):
+    a = epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=0)
+    assert a == epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=0)
+    assert a != epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=1)
+    assert a != epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=0, seed=1)
+
+
+@pytest.mark.parametrize("world_size, batch_size, num_workers", [(1, 7, 2), (1, 5, 3), (2, 4, 0), (2, 3, 2)])
+def test_resume_continues_the_epoch_exactly(uneven, world_size, batch_size, num_workers):
+    rank = world_size - 1
+    full = epoch_keys(uneven, world_size=world_size, batch_size=batch_size, num_workers=num_workers,
+                      epoch=2, rank=rank)
+    for skip in range(len(full) + 1):
+        resumed = epoch_keys(uneven, world_size=world_size, batch_size=batch_size,
+                             num_workers=num_workers, epoch=2, rank=rank, skip=skip)
+        assert resumed == full[skip:], f"skip={skip}"
+
+
+def test_resumed_tensors_match(uneven):
+    def batches(skip):
+        return list(epoch_loader(uneven, batch_size=4, num_workers=2, epoch=1, skip_batches=skip))
+    full, resumed = batches(0), batches(5)
+    for a, b in zip(full[5:], resumed):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+    assert len(resumed) == len(full) - 5
+
+
+def test_batch_contents(uneven):
+    batch = next(iter(epoch_loader(uneven, batch_size=3)))
+    assert batch["image"].shape == (3, 3, 16, 16) and batch["image"].dtype == torch.float32
+    assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    assert batch["mask"].shape == (3, 16, 16) and batch["mask"].dtype == torch.int64
+    assert "mask" not in next(iter(epoch_loader(uneven, batch_size=3, with_masks=False)))
+
+
+def test_too_few_samples_is_a_clear_error(uneven):
+    with pytest.raises(ShardSetError, match="50 samples, fewer than world size 4 x batch size 16"):
+        batches_per_epoch(Manifest.load(uneven), "train", 4, 16)
+
+
+def test_dataloader_order_model():
+    # Workers with 3, 3 and 2 batches: turn by turn, an exhausted worker drops out.
+    assert rank_batch_order([3, 3, 2]) == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2)]
