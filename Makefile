@@ -22,12 +22,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-$(DEMO_DATA)/manifest.json: $(STAMP)
-	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 4096 --heldout 256 --shard-size 512 --seed 0
+$(DEMO_DATA)/manifest.json: | $(STAMP)
+	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 2048 --heldout 256 --shard-size 256 --seed 0
 
 demo: $(STAMP) $(DEMO_DATA)/manifest.json
-	$(VENV)/bin/gandist train task=segment data.url=$(DEMO_DATA) run.name=demo run.storage=$(DEMO_STORE) \
-	  trainer=demo
+	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo \
+	  run.storage=$(DEMO_STORE) model.g_width=32 model.d_width=32 data.batch_size=16 data.loader_workers=1
 
 test: $(STAMP)
 	$(PY) -m pytest -q

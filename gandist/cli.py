@@ -83,7 +83,8 @@ def train_help() -> str:
     lines.append("")
     lines.append("Settings (section.key=value; defaults shown, before the chosen groups apply theirs):")
     for key, type_name, default, doc in iter_fields():
-        lines.append(f"  {key}={default!s:<12} {doc} [{type_name}]")
+        setting = f"{key}={'null' if default is None else default}"
+        lines.append(f"  {setting:<36} {doc} [{type_name}]")
     lines += ["", "Example:", f"  {EXAMPLE}", "",
               "Running again with the same run.name resumes from the run's latest checkpoint."]
     return "\n".join(lines)

@@ -139,7 +139,11 @@ def iter_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, str
         if dataclasses.is_dataclass(hint):
             yield from iter_fields(hint, key + ".")
         else:
-            type_name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            if typing.get_origin(hint) is typing.Union and len(args) == 1:
+                type_name = f"{args[0].__name__} or null"  # Optional[X]
+            else:
+                type_name = hint.__name__
             yield key, type_name, f.default, f.metadata.get("help", "")
 
 

@@ -43,10 +43,21 @@ class RayContext(Context):
             return load_checkpoint(directory, map_location=self.device)
 
 
+def quiet_ray_train_reports() -> None:
+    """Ray Train logs every report with all its metrics at INFO; gandist prints its own progress."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    try:  # this one logger is named by its file path, not its module
+        from ray.train.v2._internal.execution import context as execution_context
+
+        logging.getLogger(execution_context.__file__).setLevel(logging.WARNING)
+    except ImportError:
+        pass
+
+
 def train_loop_per_worker(config: dict) -> None:
     """Entry point of every Ray Train worker: rebuild the config, make the context, fit."""
     configure_logging()
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per report
+    quiet_ray_train_reports()
     cfg = from_dict(config)
     context = ray.train.get_context()
     rank = context.get_world_rank()
