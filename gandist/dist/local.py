@@ -67,22 +67,19 @@ def run_local(cfg: Config) -> RunSummary:
             f"run.storage={cfg.run.storage} is remote; dist.launcher={cfg.dist.launcher} keeps "
             "checkpoints on a local or shared file system. Use dist.launcher=ray for cloud storage."
         )
-    world_size, rank = 1, 0
+    world_size, rank, local_rank = 1, 0, 0
+    use_gpu = cfg.trainer.use_gpu if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
     if cfg.dist.launcher == "torchrun":
         if "RANK" not in os.environ:
             raise ConfigError("dist.launcher=torchrun must run under torchrun, e.g. "
                               "torchrun --nproc_per_node 2 -m gandist.cli train dist.launcher=torchrun ...")
-        use_gpu = bool(cfg.trainer.use_gpu) if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
         backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
         dist.init_process_group(backend)
         world_size, rank = dist.get_world_size(), dist.get_rank()
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")
-        if use_gpu:
-            torch.cuda.set_device(device)
-    else:
-        use_gpu = bool(cfg.trainer.use_gpu) if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
-        device = torch.device("cuda") if use_gpu else torch.device("cpu")
+    device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")
+    if use_gpu:
+        torch.cuda.set_device(device)
     path = local_path(run_dir(cfg))
     os.makedirs(path, exist_ok=True)
     ctx = LocalContext(rank, world_size, device, path, cfg.trainer.keep_checkpoints, log_dir(cfg))
