@@ -52,6 +52,7 @@ def test_order_is_seeded_per_epoch(uneven):
     assert a != epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=0, seed=1)
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 3 loader workers on 2 cores
 @pytest.mark.parametrize("world_size, batch_size, num_workers", [(1, 7, 2), (1, 5, 3), (2, 4, 0), (2, 3, 2)])
 def test_resume_continues_the_epoch_exactly(uneven, world_size, batch_size, num_workers):
     rank = world_size - 1
