@@ -78,3 +78,21 @@ def test_local_run_checkpoints_and_resumes_at_the_right_step(shapes_url, tmp_pat
     (run_dir / "checkpoint_00000099").mkdir()
     (run_dir / "checkpoint_00000099" / "state.pt").write_bytes(b"partial")
     assert find_latest_checkpoint(str(run_dir)).endswith("checkpoint_00000006")
+
+
+def test_generate_task_trains_and_writes_sample_grids(shapes_url, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "gen", task="generate") + [
+        "dist.launcher=local", "trainer.num_workers=1", "trainer.max_steps=3", "trainer.ckpt_every=3"]))
+    assert cfg.model.arch == "dcgan"
+    summary = run_local(cfg)
+    assert summary.step == 3 and "eval/miou" not in summary.metrics
+    acc = EventAccumulator(str(tmp_path / "gen" / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"loss/D", "loss/G", "D/real", "D/fake"} <= set(acc.Tags()["scalars"])
+    grids = acc.Images("samples")
+    assert [g.step for g in grids] == [2, 3]
+    assert (grids[0].width, grids[0].height) == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 grid of 32 px samples
+    assert sorted(p.name for p in (tmp_path / "gen" / "samples").iterdir()) == [
+        "samples_00000002.png", "samples_00000003.png"]
