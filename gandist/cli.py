@@ -123,17 +123,22 @@ def print_summary(cfg: Config, summary) -> None:
     print(f"  export        : gandist export {summary.run_dir} generator.pt")
 
 
+def _progress(what: str):
+    """A one-line progress display on stderr, for long work."""
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{what}: {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 def cmd_shard(args: argparse.Namespace) -> int:
     from gandist.data.shards import write_shard_set
 
-    def progress(done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        print(f"\rwriting samples: {done}/{total} ({100 * done // max(total, 1)}%)", end=end,
-              file=sys.stderr, flush=True)
-
     manifest = write_shard_set(args.source, args.dest, samples=args.samples, heldout=args.heldout,
                                shard_size=args.shard_size, size=args.size, seed=args.seed,
-                               progress=progress)
+                               progress=_progress("writing samples"))
     dest = args.dest.rstrip("/")
     for split, info in manifest.splits.items():
         size = sum(s["bytes"] for s in info["shards"])
@@ -144,6 +149,22 @@ def cmd_shard(args: argparse.Namespace) -> int:
     task = "segment" if "segment" in manifest.tasks else "generate"
     print(f"train on it: gandist train task={task} data.url={dest} model.resolution={manifest.image_size}")
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from gandist.data.manifest import Manifest
+    from gandist.data.verify import summary, verify
+
+    manifest = Manifest.load(args.url)
+    print("\n".join(summary(manifest)))
+    if not args.verify:
+        return 0
+    problems = verify(manifest, progress=_progress("verifying shards"))
+    for line in problems:
+        print(f"BAD {line}")
+    shards = sum(len(info["shards"]) for info in manifest.splits.values())
+    print(f"verify: {shards - len(problems)} of {shards} shards intact")
+    return 1 if problems else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -200,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed for generation and splits (default 0)")
     p.set_defaults(func=cmd_shard)
+
+    p = sub.add_parser(
+        "inspect", help="summarise a shard set; --verify checks every shard's checksum",
+        description="Print a shard set's task, classes, image size, samples, shards and bytes. With "
+                    "--verify, read every shard and check its size and sha256 against the manifest; "
+                    "exit 1 naming each bad shard.",
+    )
+    p.add_argument("url", metavar="URL", help="shard set root (local path or fsspec URL)")
+    p.add_argument("--verify", action="store_true", help="check every shard's size and sha256")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser(
         "export", help="write a run's EMA generator (state_dict + config) to a .pt file",

@@ -28,3 +28,62 @@ def small_overrides(data_url: str, storage: str, name: str, task: str = "segment
         "data.batch_size=8", "data.loader_workers=0",
         "trainer.log_every=1", "trainer.image_every=2", "trainer.eval_every=2", "trainer.eval_batches=1",
     ]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API server (moto in server mode) on 127.0.0.1, found through the AWS variables.
+
+    The variables are set for this process and, through them, for Ray workers and
+    subprocesses the tests start; they are restored afterwards.
+    """
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env["AWS_ENDPOINT_URL"]
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server, request) -> str:
+    """A fresh bucket on the S3 server, named after the test."""
+    import re
+
+    import s3fs
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + "-" + str(free_port())
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.mkdir(name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_shapes_url(s3_server) -> str:
+    """The tiny shapes set of ``shapes_url``, written to a bucket on the S3 server."""
+    import s3fs
+
+    from gandist.data.shards import write_shard_set
+
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir("gandist-shapes")
+    url = "s3://gandist-shapes/shapes32"
+    write_shard_set("builtin:shapes", url, samples=64, heldout=16, shard_size=24, size=32, seed=0)
+    return url

@@ -32,6 +32,15 @@ def log_dir(cfg: Config) -> str:
     return os.path.join(os.path.expanduser("~/.cache/gandist/runs"), cfg.run.name, "tensorboard")
 
 
+def storage_env(cfg: Config) -> dict[str, str]:
+    """Object-store settings for worker processes: the driver's AWS_* variables, and
+    storage.endpoint_url as AWS_ENDPOINT_URL (which s3fs and pyarrow honour)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    if cfg.storage.endpoint_url:
+        env["AWS_ENDPOINT_URL"] = cfg.storage.endpoint_url
+    return env
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """gandist's loggers print to stderr (forwarded to the driver under Ray)."""
     logger = logging.getLogger("gandist")

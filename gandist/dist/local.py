@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 from gandist.ckpt import CHECKPOINT_PREFIX, checkpoint_name, find_latest_checkpoint, load_checkpoint
 from gandist.config import Config, ConfigError
-from gandist.dist.common import RunSummary, is_local, local_path, log_dir, run_dir
+from gandist.dist.common import RunSummary, is_local, local_path, log_dir, run_dir, storage_env
 from gandist.train import Context, fit
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def run_local(cfg: Config) -> RunSummary:
             f"run.storage={cfg.run.storage} is remote; dist.launcher={cfg.dist.launcher} keeps "
             "checkpoints on a local or shared file system. Use dist.launcher=ray for cloud storage."
         )
+    os.environ.update(storage_env(cfg))
     world_size, rank, local_rank = 1, 0, 0
     use_gpu = cfg.trainer.use_gpu if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
     if cfg.dist.launcher == "torchrun":

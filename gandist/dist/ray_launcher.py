@@ -21,7 +21,15 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from gandist.ckpt import checkpoint_name, load_checkpoint
 from gandist.config import Config, from_dict
-from gandist.dist.common import RunSummary, configure_logging, is_local, local_path, log_dir, run_dir
+from gandist.dist.common import (
+    RunSummary,
+    configure_logging,
+    is_local,
+    local_path,
+    log_dir,
+    run_dir,
+    storage_env,
+)
 from gandist.train import Context, fit
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,8 @@ def run_ray(cfg: Config) -> RunSummary:
             storage_path=storage,
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
+            # Credentials travel in the workers' environment, never in the config or logs.
+            worker_runtime_env={"env_vars": storage_env(cfg)},
         ),
     )
     result = trainer.fit()

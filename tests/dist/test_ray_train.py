@@ -32,10 +32,11 @@ def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}, acc
 
 
-def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, shapes_url, tmp_path):
+def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, s3_shapes_url, tmp_path):
+    """Both workers stream their shards from the S3 API server."""
     from gandist.dist.ray_launcher import run_ray
 
-    overrides = small_overrides(shapes_url, str(tmp_path), "ray2") + [
+    overrides = small_overrides(s3_shapes_url, str(tmp_path), "ray2") + [
         "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2"]
     cfg = absolutize(compose_config(overrides))
     summary = run_ray(cfg)
