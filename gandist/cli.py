@@ -136,8 +136,12 @@ def _progress(what: str):
 def cmd_shard(args: argparse.Namespace) -> int:
     from gandist.data.shards import write_shard_set
 
+    from gandist.data.sources import parse_classes
+
     manifest = write_shard_set(args.source, args.dest, samples=args.samples, heldout=args.heldout,
                                shard_size=args.shard_size, size=args.size, seed=args.seed,
+                               layout=args.layout, classes=parse_classes(args.classes),
+                               strict=args.strict, workers=args.workers,
                                progress=_progress("writing samples"))
     dest = args.dest.rstrip("/")
     for split, info in manifest.splits.items():
@@ -206,8 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
             SOURCE is one of:
               builtin:shapes   procedural shapes (circle, square, triangle) with per-pixel masks
               builtin:digits   scikit-learn's 8x8 digits, upsampled, with digit masks
-              PATH             a folder of images (jpg, png, webp, any depth) for generation;
-                               each image is scaled so its short side is --size, then centre-cropped
+              PATH             a folder (local path or fsspec URL), read by --layout:
+                 images        images (jpg, png, webp) at any depth, for generation
+                 classes       PATH/<class>/... ; the class is kept as each sample's label
+                 masks         PATH/images/<name>.* and PATH/masks/<name>.png (greyscale or
+                               palette PNGs of class ids), matched by name; needs --classes
+                 auto          masks when PATH has images/ and masks/, else images (default)
+            Every image is scaled so its short side is --size, then centre-cropped (masks with
+            nearest neighbour). An unusable input file is named, skipped and counted, or stops
+            the ingest with --strict. Shards are written in parallel; manifest.json comes last.
             """),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -220,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed for generation and splits (default 0)")
+    p.add_argument("--layout", default="auto", choices=["auto", "images", "classes", "masks"],
+                   help="how a folder SOURCE is organised (default auto)")
+    p.add_argument("--classes", default=None,
+                   help="class names, comma-separated or a file with one per line, class 0 first")
+    p.add_argument("--strict", action="store_true", help="stop at the first unusable input file")
+    p.add_argument("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)")
     p.set_defaults(func=cmd_shard)
 
     p = sub.add_parser(

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from typing import Callable, Iterator, Optional
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
 
 import fsspec
 import webdataset as wds
@@ -63,21 +66,17 @@ def write_shard(fs, dest: str, name: str, samples: list[Sample]) -> dict:
     return {"name": name, "samples": len(samples), "bytes": hashing.bytes, "sha256": hashing.sha.hexdigest()}
 
 
-def _chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
-    chunk: list[Sample] = []
-    for sample in samples:
-        chunk.append(sample)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = None,
                     heldout: Optional[int] = None, shard_size: int = 1000, size: int = 64,
-                    seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> Manifest:
-    """Write ``source_spec`` as shards under ``dest`` (local path or fsspec URL)."""
+                    seed: int = 0, layout: str = "auto", classes: Optional[list[str]] = None,
+                    strict: bool = False, workers: Optional[int] = None,
+                    progress: Optional[Callable[[int, int], None]] = None) -> Manifest:
+    """Write ``source_spec`` as shards under ``dest`` (local path or fsspec URL).
+
+    Shards are written by ``workers`` threads (image decoding, resizing and PNG encoding
+    release the GIL); each shard's content depends only on its planned items, so the result
+    is the same whatever the number of threads.
+    """
     if shard_size < 1:
         raise ValueError(f"--shard-size {shard_size} must be at least 1")
     for name, value in (("--samples", samples), ("--heldout", heldout)):
@@ -87,29 +86,37 @@ def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = Non
     if fs.exists(join(root, MANIFEST)):
         raise ShardSetError(f"{dest} already holds a shard set ({MANIFEST} exists); "
                             "choose another DEST or delete that one first")
-    source = open_source(source_spec, size=size, seed=seed)
+    source = open_source(source_spec, size=size, seed=seed, layout=layout, classes=classes, strict=strict)
     plan = source.plan(samples, heldout)
     if not plan["train"]:
         raise ValueError(f"{source_spec} gives no training samples; ask for --samples of 1 or more")
     fs.makedirs(root, exist_ok=True)
-    total, done = sum(len(items) for items in plan.values()), 0
-    splits = {}
-    for split, items in plan.items():
-        if not items:
-            continue
-        entries = []
-        for i, chunk in enumerate(_chunks(source.samples(split, items), shard_size)):
-            entries.append(write_shard(fs, root, f"{split}-{i:06d}.tar", chunk))
-            done += len(chunk)
+    jobs = [(split, i, items[start:start + shard_size], start)
+            for split, items in plan.items()
+            for i, start in enumerate(range(0, len(items), shard_size))]
+    total, done, lock = sum(len(items) for items in plan.values()), 0, threading.Lock()
+
+    def write(job) -> dict:
+        nonlocal done
+        split, i, items, start = job
+        entry = write_shard(fs, root, f"{split}-{i:06d}.tar", list(source.samples(split, items, start)))
+        with lock:
+            done += len(items)
             if progress:
                 progress(done, total)
-        splits[split] = {"samples": sum(e["samples"] for e in entries), "shards": entries}
+        return entry
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        entries = list(pool.map(write, jobs))  # in job order, whatever finished first
+    splits: dict[str, dict] = {}
+    for (split, *_), entry in zip(jobs, entries):
+        info = splits.setdefault(split, {"samples": 0, "shards": []})
+        info["samples"] += entry["samples"]
+        info["shards"].append(entry)
     if source.skipped:
-        log.warning("skipped %d unreadable input file(s)", source.skipped)
-    if progress and done < total:
-        progress(total, total)
+        log.warning("skipped %d unusable input file(s); --strict stops at the first instead", source.skipped)
     info = source.info
-    manifest = Manifest(source=info.name, image_size=size, classes=info.classes,
-                        has_masks=info.has_masks, tasks=info.tasks, splits=splits, seed=seed, url=dest)
+    manifest = Manifest(source=info.name, image_size=size, classes=info.classes, has_masks=info.has_masks,
+                        tasks=info.tasks, splits=splits, seed=seed, url=dest)
     manifest.save(dest)
     return manifest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -46,12 +47,12 @@ def default_heldout(total: int) -> int:
     return max(1, min(HELDOUT_MAX, round(total * HELDOUT_FRACTION)))
 
 
-def fit_square(image: Image.Image, size: int) -> Image.Image:
+def fit_square(image: Image.Image, size: int, resample: int = Image.BICUBIC) -> Image.Image:
     """The stated resize rule: scale the short side to ``size``, then centre-crop to size x size."""
     w, h = image.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    image = image.resize((nw, nh), Image.BICUBIC)
+    image = image.resize((nw, nh), resample)
     left, top = (nw - size) // 2, (nh - size) // 2
     return image.crop((left, top, left + size, top + size))
 
@@ -63,6 +64,7 @@ class Source:
         self.size = size
         self.seed = seed
         self.skipped = 0  # unreadable inputs, reported by the writer
+        self._lock = threading.Lock()  # shards are written from several threads
 
     def plan(self, samples: Optional[int], heldout: Optional[int]) -> dict[str, list[Any]]:
         """Items per split ("train", "heldout"), disjoint."""
@@ -72,8 +74,9 @@ class Source:
         """The sample for one planned item, or None when the input cannot be read (counted)."""
         raise NotImplementedError
 
-    def samples(self, split: str, items: list[Any]) -> Iterator[Sample]:
-        for i, item in enumerate(items):
+    def samples(self, split: str, items: list[Any], first_index: int = 0) -> Iterator[Sample]:
+        """Samples for ``items``, the first being item number ``first_index`` of the split."""
+        for i, item in enumerate(items, first_index):
             sample = self.load(split, i, item)
             if sample is not None:
                 yield sample
@@ -135,43 +138,167 @@ class DigitsSource(Source):
         return Sample(key=f"{split}_{index:08d}", image=np.stack([big] * 3, axis=-1), mask=mask, label=label)
 
 
-class FolderSource(Source):
-    """A folder of images at any depth (local path or fsspec URL), for generation."""
+LAYOUTS = ("auto", "images", "classes", "masks")
 
-    def __init__(self, url: str, size: int, seed: int) -> None:
+
+class SourceError(ValueError):
+    """An input file cannot be used and --strict was given (or the source itself is wrong)."""
+
+
+class FolderSource(Source):
+    """A folder of images at any depth (local path or fsspec URL), for generation.
+
+    Subclasses change what an item is and what a sample carries besides the image.
+    """
+
+    def __init__(self, url: str, size: int, seed: int, strict: bool = False) -> None:
         super().__init__(size, seed)
-        self.fs, root = fsspec.core.url_to_fs(url)
-        if not self.fs.isdir(root):
+        self.url, self.strict = url, strict
+        self.fs, self.root = fsspec.core.url_to_fs(url)
+        if not self.fs.isdir(self.root):
             raise ValueError(f"source {url!r} is not a folder, builtin:shapes or builtin:digits")
-        self.files = sorted(p for p in self.fs.find(root) if p.lower().endswith(IMAGE_EXTENSIONS))
-        if not self.files:
+        self.items = self.find_items()
+        if not self.items:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {url}")
         self.info = SourceInfo(url, None, False, ["generate"])
 
+    def images_under(self, root: str) -> list[str]:
+        return sorted(p for p in self.fs.find(root) if p.lower().endswith(IMAGE_EXTENSIONS))
+
+    def find_items(self) -> list[Any]:
+        return self.images_under(self.root)
+
     def plan(self, samples, heldout):
-        return _split_finite(self, self.files, samples, heldout)
+        return _split_finite(self, self.items, samples, heldout)
+
+    def read(self, path: str) -> Image.Image:
+        with self.fs.open(path, "rb") as f:
+            image = Image.open(io.BytesIO(f.read()))
+            image.load()
+        return image
+
+    def make(self, key: str, item: Any) -> Sample:
+        return Sample(key=key, image=np.asarray(fit_square(self.read(item).convert("RGB"), self.size)))
 
     def load(self, split, index, item):
         try:
-            with self.fs.open(item, "rb") as f:
-                image = Image.open(io.BytesIO(f.read()))
-                image.load()
-            image = fit_square(image.convert("RGB"), self.size)
-        except Exception as e:  # any decoder error means this one file is unusable
-            self.skipped += 1
-            log.warning("skipping unreadable image %s: %s", item, e)
+            return self.make(f"{split}_{index:08d}", item)
+        except Exception as e:  # any decoder or content error makes this one input unusable
+            if self.strict:
+                raise SourceError(f"cannot use {item}: {e} (without --strict it would be skipped)") from e
+            with self._lock:
+                self.skipped += 1
+            log.warning("skipping %s: %s", item, e)
             return None
-        return Sample(key=f"{split}_{index:08d}", image=np.asarray(image))
 
 
-def open_source(spec: str, *, size: int = 64, seed: int = 0) -> Source:
-    """``builtin:shapes``, ``builtin:digits``, or a folder of images (path or fsspec URL)."""
+class ClassFolderSource(FolderSource):
+    """root/<class>/**/image: the class is the first folder under the root, kept as the label."""
+
+    def __init__(self, url: str, size: int, seed: int, strict: bool = False) -> None:
+        super().__init__(url, size, seed, strict)
+        self.classes = sorted({label for _, label in self.items})
+        self.items = [(path, self.classes.index(label)) for path, label in self.items]
+        self.info = SourceInfo(url, self.classes, False, ["generate"])
+
+    def find_items(self) -> list[Any]:
+        items = []
+        for path in self.images_under(self.root):
+            parts = path[len(self.root.rstrip("/")) + 1:].split("/")
+            if len(parts) < 2:
+                raise ValueError(f"{path} is not inside a class folder; --layout classes expects "
+                                 f"{self.url}/<class>/<image>")
+            items.append((path, parts[0]))
+        return items
+
+    def make(self, key, item):
+        sample = super().make(key, item[0])
+        sample.label = item[1]
+        return sample
+
+
+class MaskFolderSource(FolderSource):
+    """root/images/<name>.* with root/masks/<name>.png: class-id masks matched by file stem.
+
+    Masks are greyscale or palette PNGs whose pixel values are class ids; the image and its
+    mask are resized and cropped by the same rule (the mask with nearest neighbour).
+    """
+
+    def __init__(self, url: str, size: int, seed: int, classes: Optional[list[str]],
+                 strict: bool = False) -> None:
+        if not classes:
+            raise ValueError(f"{url} has images/ and masks/: name the classes with --classes "
+                             "(comma-separated names, or a file with one name per line, class 0 first)")
+        self.classes = classes
+        super().__init__(url, size, seed, strict)
+        self.info = SourceInfo(url, classes, True, ["generate", "segment"])
+
+    def find_items(self) -> list[Any]:
+        masks = {_stem(p): p for p in self.images_under(f"{self.root}/masks")}
+        pairs, unmatched = [], []
+        for path in self.images_under(f"{self.root}/images"):
+            if _stem(path) in masks:
+                pairs.append((path, masks[_stem(path)]))
+            else:
+                unmatched.append(path)
+        if unmatched:
+            log.warning("%d image(s) without a mask of the same name are left out, e.g. %s",
+                        len(unmatched), unmatched[0])
+        return pairs
+
+    def make(self, key, item):
+        image = self.read(item[0]).convert("RGB")
+        mask = self.read(item[1])
+        if mask.mode not in ("L", "P"):
+            raise ValueError(f"mask {item[1]} is mode {mask.mode}; masks must be greyscale or palette "
+                             "PNGs of class ids")
+        if mask.size != image.size:
+            raise ValueError(f"mask {item[1]} is {mask.size}, its image {item[0]} is {image.size}")
+        ids = np.asarray(fit_square(mask, self.size, Image.NEAREST))
+        if ids.max() >= len(self.classes):
+            raise ValueError(f"mask {item[1]} holds class id {ids.max()}, but --classes names only "
+                             f"{len(self.classes)} classes")
+        return Sample(key=key, image=np.asarray(fit_square(image, self.size)), mask=ids.astype(np.uint8))
+
+
+def _stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def parse_classes(value: Optional[str]) -> Optional[list[str]]:
+    """--classes: comma-separated names, or a local/fsspec file with one name per line."""
+    if not value:
+        return None
+    if "," not in value:
+        fs, path = fsspec.core.url_to_fs(value)
+        if fs.isfile(path):
+            with fs.open(path, "r") as f:
+                return [line.strip() for line in f if line.strip()]
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto",
+                classes: Optional[list[str]] = None, strict: bool = False) -> Source:
+    """``builtin:shapes``, ``builtin:digits``, or a folder (path or fsspec URL) in a ``layout``.
+
+    Layouts: images (any depth, generation), classes (root/<class>/...), masks (images/ and
+    masks/ matched by stem); auto picks masks when both folders exist, else images.
+    """
     if size < 8:
         raise ValueError(f"--size {size} is too small; use 8 or more (e.g. 32 or 64)")
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     if spec == "builtin:shapes":
         return ShapesSource(size, seed)
     if spec == "builtin:digits":
         return DigitsSource(size, seed)
     if spec.startswith("builtin:"):
         raise ValueError(f"unknown builtin source {spec!r}; use builtin:shapes or builtin:digits")
-    return FolderSource(spec, size, seed)
+    if layout == "auto":
+        fs, root = fsspec.core.url_to_fs(spec)
+        layout = "masks" if fs.isdir(f"{root}/images") and fs.isdir(f"{root}/masks") else "images"
+    if layout == "masks":
+        return MaskFolderSource(spec, size, seed, classes, strict)
+    if layout == "classes":
+        return ClassFolderSource(spec, size, seed, strict)
+    return FolderSource(spec, size, seed, strict)

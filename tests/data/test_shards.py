@@ -73,3 +73,30 @@ def test_manifest_records_what_training_checks(tmp_path):
 def test_missing_manifest_names_the_url(tmp_path):
     with pytest.raises(ShardSetError, match=f"{tmp_path}.*gandist shard"):
         Manifest.load(str(tmp_path))
+
+
+def test_parallel_writing_gives_the_same_shards(tmp_path):
+    one = write_shard_set("builtin:shapes", str(tmp_path / "one"), samples=30, heldout=3, shard_size=4,
+                          size=16, workers=1)
+    many = write_shard_set("builtin:shapes", str(tmp_path / "many"), samples=30, heldout=3, shard_size=4,
+                           size=16, workers=4)
+    assert one.splits == many.splits  # names, counts, bytes and sha256 of every shard
+
+
+def test_cli_writes_a_masks_layout_with_classes_file(tmp_path, capsys):
+    from gandist.cli import main
+
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "masks").mkdir()
+    for i in range(4):
+        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(src / "images" / f"{i}.png")
+        Image.fromarray(np.full((16, 16), i % 2, np.uint8), "L").save(src / "masks" / f"{i}.png")
+    (tmp_path / "classes.txt").write_text("background\nthing\n")
+    code = main(["shard", str(src), str(tmp_path / "out"), "--classes", str(tmp_path / "classes.txt"),
+                 "--size", "16", "--heldout", "1"])
+    assert code == 0
+    manifest = Manifest.load(str(tmp_path / "out"))
+    assert manifest.classes == ["background", "thing"] and manifest.has_masks
+    assert manifest.samples("train") == 3 and manifest.samples("heldout") == 1
+    assert "tasks: generate, segment" in capsys.readouterr().out

@@ -51,3 +51,60 @@ def test_unknown_source_is_named():
         open_source("builtin:cats")
     with pytest.raises(ValueError, match="/no/such/folder"):
         open_source("/no/such/folder")
+
+
+def test_class_folders_keep_the_label(tmp_path):
+    for name, colour in (("cats", (200, 0, 0)), ("dogs", (0, 0, 200))):
+        (tmp_path / name / "deeper").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 20), colour).save(tmp_path / name / "deeper" / f"{i}.png")
+    source = open_source(str(tmp_path), size=8, layout="classes")
+    assert source.info.classes == ["cats", "dogs"]
+    plan = source.plan(samples=None, heldout=0)
+    samples = list(source.samples("train", plan["train"]))
+    assert sorted(s.label for s in samples) == [0, 0, 0, 1, 1, 1]
+    assert all((s.image[0, 0, 0] > 100) == (s.label == 0) for s in samples)
+
+
+def write_pair(root, stem: str, size=(24, 16), mode="L", top_class=1, bottom_class=2):
+    image = Image.new("RGB", size, (10, 10, 10))
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    mask[: size[1] // 2] = top_class
+    mask[size[1] // 2:] = bottom_class
+    image.save(root / "images" / f"{stem}.jpg")
+    m = Image.fromarray(mask, mode)
+    if mode == "P":  # a palette PNG as annotation tools write them: indices are the class ids
+        m.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+    m.save(root / "masks" / f"{stem}.png")
+
+
+def test_image_and_mask_folders_matched_by_stem(tmp_path, caplog):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    write_pair(tmp_path, "a")
+    write_pair(tmp_path, "b", mode="P")
+    write_pair(tmp_path, "bad", bottom_class=7)  # a class id beyond --classes: skipped, named
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "lonely.png")  # no mask: left out
+    with pytest.raises(ValueError, match="--classes"):
+        open_source(str(tmp_path), size=8)
+    source = open_source(str(tmp_path), size=8, classes=["background", "sky", "ground"])
+    assert source.info.has_masks and source.info.tasks == ["generate", "segment"]
+    plan = source.plan(samples=None, heldout=0)
+    samples = list(source.samples("train", plan["train"]))
+    assert len(samples) == 2 and source.skipped == 1
+    assert "class id 7" in caplog.text and "lonely.png" in caplog.text
+    for s in samples:  # 24x16 scaled to 12x8, centre crop 8x8: top half sky, bottom half ground
+        assert s.mask.shape == (8, 8)
+        assert (s.mask[:4] == 1).all() and (s.mask[4:] == 2).all()
+
+
+def test_strict_stops_at_the_first_unusable_file(tmp_path):
+    (tmp_path / "ok.png").write_bytes(b"")
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"garbage")
+    from gandist.data.sources import SourceError
+
+    source = open_source(str(tmp_path), size=8, strict=True)
+    plan = source.plan(samples=None, heldout=0)
+    with pytest.raises(SourceError, match="broken.png"):
+        list(source.samples("train", plan["train"]))
