@@ -103,7 +103,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     configure_logging()
-    check_data_fits(cfg, Manifest.load(cfg.data.url))  # fail in seconds, not after workers start
+    manifest = Manifest.load(cfg.data.url)  # fail in seconds, not after workers start
+    check_data_fits(cfg, manifest)
+    manifest.check_shards("train")
     summary = launch(cfg)
     if summary.is_chief:
         print_summary(cfg, summary)

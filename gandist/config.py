@@ -54,6 +54,7 @@ class DataConfig:
     loader_workers: int = doc(2, "DataLoader processes per training worker (0 reads in the training process)")
     shuffle_buffer: int = doc(256, "samples held by each loader worker's shuffle buffer")
     eval_split: str = doc("heldout", "shard-set split used for evaluation")
+    max_bad_fraction: float = doc(0.01, "corrupt samples a loader worker skips (fraction of its part) before failing")
 
 
 @dataclass
@@ -181,6 +182,8 @@ def validate(cfg: Config) -> Config:
                 "trainer.image_every", "trainer.eval_every", "trainer.lr_g", "trainer.lr_d"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise ConfigError(f"data.max_bad_fraction={cfg.data.max_bad_fraction} must be in [0, 1]")
     for key in ("data.loader_workers", "data.shuffle_buffer", "trainer.eval_batches",
                 "trainer.ema_kimg", "trainer.ema_rampup", "trainer.max_failures", "task.l1_weight"):
         section, name = key.split(".")

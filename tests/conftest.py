@@ -45,8 +45,11 @@ def s3_server():
     The variables are set for this process and, through them, for Ray workers and
     subprocesses the tests start; they are restored afterwards.
     """
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

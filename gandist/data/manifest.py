@@ -51,6 +51,12 @@ class Manifest:
             ) from None
         except json.JSONDecodeError as e:
             raise ShardSetError(f"{path} is not valid JSON ({e}); write the shard set again") from None
+        except Exception as e:  # permissions, credentials, endpoint, network: say where and what
+            raise ShardSetError(
+                f"cannot read {path}: {type(e).__name__}: {e}. Check the URL and, for object storage, "
+                "the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the "
+                "endpoint (AWS_ENDPOINT_URL or storage.endpoint_url)"
+            ) from None
         if data.get("format") != FORMAT:
             raise ShardSetError(f"{path} is not a gandist shard manifest (format {data.get('format')!r})")
         data.pop("url", None)
@@ -78,3 +84,13 @@ class Manifest:
 
     def shard_urls(self, split: str) -> list[str]:
         return [join(self.url, s["name"]) for s in self.shards(split)]
+
+    def check_shards(self, split: str) -> None:
+        """Fail now, naming them, if shards of ``split`` are missing (one listing, at start)."""
+        fs, root = fsspec.core.url_to_fs(self.url)
+        present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)}
+        missing = [s["name"] for s in self.shards(split) if s["name"] not in present]
+        if missing:
+            listed = ", ".join(join(self.url, n) for n in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise ShardSetError(f"{len(missing)} shard(s) of split {split!r} are missing: {listed}; "
+                                "write the shard set again (gandist inspect --verify checks one)")

@@ -13,7 +13,9 @@ turn, so the rank's batch order is a pure function of the plan, and resuming aft
 from __future__ import annotations
 
 import io
+import logging
 import tarfile
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -26,6 +28,8 @@ from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from gandist.data.manifest import Manifest, ShardSetError
 from gandist.seeding import derive_seed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,20 +113,46 @@ def resume_assignment(counts: list[int], skip: int, num_workers: int) -> list[tu
     return [(due[i], consumed[due[i]]) if i < len(due) else (None, 0) for i in range(workers)]
 
 
-def read_piece(piece: Piece) -> Iterator[dict[str, Any]]:
-    """Raw samples (bytes, undecoded) of one shard piece."""
+# Errors worth another try: connections cut, timeouts, throttling and 5xx (s3fs raises OSError).
+RETRIES, BACKOFF_S = 5, 0.5
+
+
+def _samples_of(piece: Piece, first: int) -> Iterator[dict[str, Any]]:
     index = 0
     with fsspec.open(piece.url, "rb") as f:
         files = ({**item, "__url__": piece.url} for item in tar_file_iterator(f))
         for sample in group_by_keys(files):
             if index >= piece.stop:
                 return
-            if index >= piece.start:
+            if index >= first:
                 yield sample
             index += 1
     if index < piece.stop:
         raise ShardSetError(f"shard {piece.url} holds {index} samples but the manifest says at least "
                             f"{piece.stop}; the shard set is damaged, write it again")
+
+
+def read_piece(piece: Piece, retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> Iterator[dict[str, Any]]:
+    """Raw samples (bytes, undecoded) of one shard piece, reopening it after transient errors."""
+    done, attempt = 0, 0
+    while True:
+        try:
+            for sample in _samples_of(piece, piece.start + done):
+                yield sample
+                done += 1
+            return
+        except (FileNotFoundError, PermissionError) as e:
+            raise ShardSetError(f"cannot read shard {piece.url}: {e}") from e
+        except tarfile.TarError as e:
+            raise ShardSetError(f"shard {piece.url} is not a readable tar file ({e}); "
+                                "write the shard set again") from e
+        except OSError as e:
+            attempt += 1
+            if attempt > retries:
+                raise ShardSetError(f"reading shard {piece.url} failed {attempt} times: {e}") from e
+            delay = backoff_s * 2 ** (attempt - 1)
+            log.warning("reading %s failed (%s); retry %d of %d in %.1f s", piece.url, e, attempt, retries, delay)
+            time.sleep(delay)
 
 
 def buffer_shuffle(items: Iterator[dict], size: int, rng: np.random.Generator) -> Iterator[dict]:
@@ -167,8 +197,9 @@ class ShardStream(IterableDataset):
     def __init__(self, url: str, *, split: str = "train", batch_size: int, rank: int = 0,
                  world_size: int = 1, num_workers: int = 0, epoch: int = 0, seed: int = 0,
                  skip_batches: int = 0, shuffle_buffer: int = 256, with_masks: bool = True,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, max_bad_fraction: float = 0.01) -> None:
         super().__init__()
+        self.max_bad_fraction = max_bad_fraction
         self.manifest = Manifest.load(url)
         self.split, self.batch_size, self.rank = split, batch_size, rank
         self.epoch, self.seed, self.shuffle = epoch, seed, shuffle
@@ -198,20 +229,49 @@ class ShardStream(IterableDataset):
         shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
         for _ in range(skip * self.batch_size):  # skipped before decoding: cheap
             next(shuffled)
+        yield from self._batches(shuffled, count - skip, count * self.batch_size)
+
+    def _batches(self, samples: Iterator[dict], n_batches: int, block_samples: int) -> Iterator[dict[str, Any]]:
+        """Exactly ``n_batches`` batches: corrupt samples are skipped and counted, and the last
+        batches are filled up with repeats so every rank keeps the same batch count."""
         chunk: list[dict] = []
-        for sample in shuffled:
-            chunk.append(decode(sample, self.with_masks))
+        last: list[dict] = []
+        bad = 0
+        for sample in samples:
+            if n_batches == 0:
+                return
+            try:
+                chunk.append(decode(sample, self.with_masks))
+            except Exception as e:  # whatever the decoder raised, this sample is unusable
+                bad += 1
+                log.warning("skipping corrupt sample %s in %s: %s", sample.get("__key__"), sample.get("__url__"), e)
+                if bad > self.max_bad_fraction * block_samples:
+                    raise ShardSetError(
+                        f"{bad} corrupt samples in {block_samples} read from {sample.get('__url__')} and "
+                        f"the shards before it, more than data.max_bad_fraction={self.max_bad_fraction}; "
+                        "check the shard set with gandist inspect --verify"
+                    ) from e
+                continue
             if len(chunk) == self.batch_size:
                 yield collate(chunk)
-                chunk = []
+                n_batches -= 1
+                last, chunk = chunk, []
+        while n_batches > 0:
+            pool = chunk + last
+            if not pool:
+                raise ShardSetError("every sample of this loader worker's block was corrupt")
+            chunk = [pool[i % len(pool)] for i in range(self.batch_size)]
+            yield collate(chunk)
+            n_batches -= 1
 
 
 def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
                  shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
-                 pin_memory: bool = False) -> DataLoader:
+                 max_bad_fraction: float = 0.01, pin_memory: bool = False) -> DataLoader:
     """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them."""
     stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
                          num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
-                         shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle)
+                         shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
+                         max_bad_fraction=max_bad_fraction)
     return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)

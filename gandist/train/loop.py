@@ -46,6 +46,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     t = cfg.trainer
     manifest = Manifest.load(cfg.data.url)
     classes = check_data_fits(cfg, manifest)
+    manifest.check_shards("train")  # a missing shard fails now, not in the middle of an epoch
     num_classes = len(classes) if classes else 0
 
     state = TrainState.fresh(cfg, num_classes, ctx.device)
@@ -94,7 +95,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             cfg.data.url, split="train", batch_size=cfg.data.batch_size, rank=ctx.rank,
             world_size=ctx.world_size, num_workers=cfg.data.loader_workers, epoch=state.epoch,
             seed=t.seed, skip_batches=state.batch_in_epoch, shuffle_buffer=cfg.data.shuffle_buffer,
-            with_masks=task.name == "segment", pin_memory=ctx.device.type == "cuda",
+            with_masks=task.name == "segment", max_bad_fraction=cfg.data.max_bad_fraction,
+            pin_memory=ctx.device.type == "cuda",
         )
         wait_start = time.perf_counter()
         for batch in loader:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fsspec
+import pytest
 
 from gandist.cli import main
-from gandist.data import Manifest, epoch_loader
+from gandist.data import Manifest, ShardSetError, epoch_loader, write_shard_set
 
 
 def test_shard_to_s3_inspect_verify_and_stream(bucket, capsys):
@@ -31,3 +32,25 @@ def test_shard_to_s3_inspect_verify_and_stream(bucket, capsys):
     assert f"BAD {url}/train-000002.tar: missing" in out
     assert "verify: 2 of 4 shards intact" in out
     assert Manifest.load(url).samples("train") == 20  # the manifest itself is untouched
+
+
+def test_missing_shard_and_wrong_credentials_fail_at_start_naming_the_url(bucket, monkeypatch, tmp_path, capsys):
+    url = f"{bucket}/set"
+    write_shard_set("builtin:shapes", url, samples=12, heldout=0, shard_size=4, size=16)
+    manifest = Manifest.load(url)
+    manifest.check_shards("train")  # all there
+    fsspec.filesystem("s3", skip_instance_cache=True).rm(f"{url[5:]}/train-000001.tar")
+    fsspec.filesystem("s3").invalidate_cache()
+    with pytest.raises(ShardSetError, match=f"1 shard.*missing: {url}/train-000001.tar"):
+        Manifest.load(url).check_shards("train")
+    code = main(["train", "task=segment", f"data.url={url}", f"run.storage={tmp_path}", "model.resolution=16",
+                 "dist.launcher=local", "trainer.num_workers=1"])
+    assert code == 2 and f"{url}/train-000001.tar" in capsys.readouterr().err
+
+    # An endpoint that answers nothing: the error names the manifest URL and what to check.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    fsspec.filesystem("s3").clear_instance_cache()
+    with pytest.raises(ShardSetError, match=f"cannot read {url}/manifest.json.*AWS_ENDPOINT_URL"):
+        Manifest.load(url)
+    fsspec.filesystem("s3").clear_instance_cache()

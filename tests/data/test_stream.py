@@ -89,3 +89,42 @@ def test_too_few_samples_is_a_clear_error(uneven):
 def test_dataloader_order_model():
     # Workers with 3, 3 and 2 batches: turn by turn, an exhausted worker drops out.
     assert rank_batch_order([3, 3, 2]) == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2)]
+
+
+def corrupt_one_sample(url: str, shard: str, key: str) -> None:
+    """Rewrite a shard with one sample's image replaced by bytes no decoder accepts."""
+    import io
+    import os
+    import tarfile
+
+    path = os.path.join(url, shard)
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(path, "w") as tar:
+        for member, data in members:
+            if member.name == f"{key}.image.png":
+                data = b"\x89PNG but not really"
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+
+
+def test_corrupt_sample_is_skipped_counted_and_stops_past_the_limit(tmp_path, caplog):
+    url = str(tmp_path / "set")
+    write_shard_set("builtin:shapes", url, samples=16, heldout=0, shard_size=8, size=16)
+    corrupt_one_sample(url, "train-000000.tar", "train_00000003")
+    batches = list(epoch_loader(url, batch_size=4, max_bad_fraction=0.1))
+    assert len(batches) == 4 and all(len(b["key"]) == 4 for b in batches)  # same count: DDP-safe
+    keys = [k for b in batches for k in b["key"]]
+    assert "train_00000003" not in keys and len(set(keys)) == 15  # one repeat fills the gap
+    assert "skipping corrupt sample train_00000003" in caplog.text
+    with pytest.raises(ShardSetError, match="1 corrupt samples in 16.*train-000000.tar.*max_bad_fraction=0.0"):
+        list(epoch_loader(url, batch_size=4, max_bad_fraction=0.0))
+
+
+def test_truncated_shard_is_named(tmp_path):
+    url = str(tmp_path / "set")
+    write_shard_set("builtin:shapes", url, samples=8, heldout=0, shard_size=8, size=16)
+    shard = tmp_path / "set" / "train-000000.tar"
+    shard.write_bytes(shard.read_bytes()[:3000])
+    with pytest.raises(ShardSetError, match="train-000000.tar"):
+        list(epoch_loader(url, batch_size=4))
