@@ -143,7 +143,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     manifest = write_shard_set(args.source, args.dest, samples=args.samples, heldout=args.heldout,
                                shard_size=args.shard_size, size=args.size, seed=args.seed,
                                layout=args.layout, classes=parse_classes(args.classes),
-                               strict=args.strict, workers=args.workers,
+                               direction=args.direction, strict=args.strict, workers=args.workers,
                                progress=_progress("writing samples"))
     dest = args.dest.rstrip("/")
     for split, info in manifest.splits.items():
@@ -216,7 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
                  images        images (jpg, png, webp) at any depth, for generation
                  classes       PATH/<class>/... ; the class is kept as each sample's label
                  masks         PATH/images/<name>.* and PATH/masks/<name>.png (greyscale or
-                               palette PNGs of class ids), matched by name; needs --classes
+                               palette PNGs of class ids, or colour masks), matched by name;
+                               needs --classes
+                 pix2pix       files holding A and B side by side (A left); with --direction
+                               AtoB, A is the image and B a colour mask, mapped to class ids
+                               by the nearest colour in --classes (lines `name R G B`)
                  auto          masks when PATH has images/ and masks/, else images (default)
             Every image is scaled so its short side is --size, then centre-cropped (masks with
             nearest neighbour). An unusable input file is named, skipped and counted, or stops
@@ -233,10 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed for generation and splits (default 0)")
-    p.add_argument("--layout", default="auto", choices=["auto", "images", "classes", "masks"],
+    p.add_argument("--layout", default="auto", choices=["auto", "images", "classes", "masks", "pix2pix"],
                    help="how a folder SOURCE is organised (default auto)")
     p.add_argument("--classes", default=None,
-                   help="class names, comma-separated or a file with one per line, class 0 first")
+                   help="class names, comma-separated or a file with one per line (`name` or "
+                        "`name R G B` for colour masks), class 0 first")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                   help="pix2pix layout: AtoB = left half is the image, right half the mask (default)")
     p.add_argument("--strict", action="store_true", help="stop at the first unusable input file")
     p.add_argument("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)")
     p.set_defaults(func=cmd_shard)

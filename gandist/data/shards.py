@@ -20,7 +20,7 @@ import webdataset as wds
 from PIL import Image
 
 from gandist.data.manifest import MANIFEST, Manifest, ShardSetError, join
-from gandist.data.sources import Sample, open_source
+from gandist.data.sources import ClassList, Sample, open_source
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def write_shard(fs, dest: str, name: str, samples: list[Sample]) -> dict:
 
 def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = None,
                     heldout: Optional[int] = None, shard_size: int = 1000, size: int = 64,
-                    seed: int = 0, layout: str = "auto", classes: Optional[list[str]] = None,
-                    strict: bool = False, workers: Optional[int] = None,
+                    seed: int = 0, layout: str = "auto", classes: Optional[ClassList] = None,
+                    direction: str = "AtoB", strict: bool = False, workers: Optional[int] = None,
                     progress: Optional[Callable[[int, int], None]] = None) -> Manifest:
     """Write ``source_spec`` as shards under ``dest`` (local path or fsspec URL).
 
@@ -86,7 +86,8 @@ def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = Non
     if fs.exists(join(root, MANIFEST)):
         raise ShardSetError(f"{dest} already holds a shard set ({MANIFEST} exists); "
                             "choose another DEST or delete that one first")
-    source = open_source(source_spec, size=size, seed=seed, layout=layout, classes=classes, strict=strict)
+    source = open_source(source_spec, size=size, seed=seed, layout=layout, classes=classes,
+                         direction=direction, strict=strict)
     plan = source.plan(samples, heldout)
     if not plan["train"]:
         raise ValueError(f"{source_spec} gives no training samples; ask for --samples of 1 or more")

@@ -138,7 +138,8 @@ class DigitsSource(Source):
         return Sample(key=f"{split}_{index:08d}", image=np.stack([big] * 3, axis=-1), mask=mask, label=label)
 
 
-LAYOUTS = ("auto", "images", "classes", "masks")
+LAYOUTS = ("auto", "images", "classes", "masks", "pix2pix")
+DIRECTIONS = ("AtoB", "BtoA")
 
 
 class SourceError(ValueError):
@@ -224,14 +225,14 @@ class MaskFolderSource(FolderSource):
     mask are resized and cropped by the same rule (the mask with nearest neighbour).
     """
 
-    def __init__(self, url: str, size: int, seed: int, classes: Optional[list[str]],
+    def __init__(self, url: str, size: int, seed: int, classes: Optional[ClassList],
                  strict: bool = False) -> None:
-        if not classes:
+        if not classes or not classes.names:
             raise ValueError(f"{url} has images/ and masks/: name the classes with --classes "
                              "(comma-separated names, or a file with one name per line, class 0 first)")
         self.classes = classes
         super().__init__(url, size, seed, strict)
-        self.info = SourceInfo(url, classes, True, ["generate", "segment"])
+        self.info = SourceInfo(url, classes.names, True, ["generate", "segment"])
 
     def find_items(self) -> list[Any]:
         masks = {_stem(p): p for p in self.images_under(f"{self.root}/masks")}
@@ -249,15 +250,18 @@ class MaskFolderSource(FolderSource):
     def make(self, key, item):
         image = self.read(item[0]).convert("RGB")
         mask = self.read(item[1])
-        if mask.mode not in ("L", "P"):
-            raise ValueError(f"mask {item[1]} is mode {mask.mode}; masks must be greyscale or palette "
-                             "PNGs of class ids")
         if mask.size != image.size:
             raise ValueError(f"mask {item[1]} is {mask.size}, its image {item[0]} is {image.size}")
-        ids = np.asarray(fit_square(mask, self.size, Image.NEAREST))
-        if ids.max() >= len(self.classes):
+        if mask.mode in ("L", "P"):
+            ids = np.asarray(fit_square(mask, self.size, Image.NEAREST))
+        elif mask.mode in ("RGB", "RGBA") and self.classes.colours is not None:
+            ids = self.classes.ids_from_colours(np.asarray(fit_square(mask.convert("RGB"), self.size, Image.NEAREST)))
+        else:
+            raise ValueError(f"mask {item[1]} is mode {mask.mode}; masks must be greyscale or palette PNGs "
+                             "of class ids, or colour masks with a colour per class in --classes")
+        if ids.max() >= len(self.classes.names):
             raise ValueError(f"mask {item[1]} holds class id {ids.max()}, but --classes names only "
-                             f"{len(self.classes)} classes")
+                             f"{len(self.classes.names)} classes")
         return Sample(key=key, image=np.asarray(fit_square(image, self.size)), mask=ids.astype(np.uint8))
 
 
@@ -265,25 +269,81 @@ def _stem(path: str) -> str:
     return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
-def parse_classes(value: Optional[str]) -> Optional[list[str]]:
-    """--classes: comma-separated names, or a local/fsspec file with one name per line."""
+@dataclass
+class ClassList:
+    """Class names, class 0 first, and optionally the RGB colour that marks each in colour masks."""
+
+    names: list[str]
+    colours: Optional[np.ndarray] = None  # [C, 3] int
+
+    def ids_from_colours(self, rgb: np.ndarray) -> np.ndarray:
+        """Class id of every pixel by its nearest class colour (robust to JPEG noise)."""
+        assert self.colours is not None
+        distance = ((rgb[:, :, None, :].astype(np.int32) - self.colours[None, None]) ** 2).sum(axis=-1)
+        return distance.argmin(axis=-1).astype(np.uint8)
+
+
+def parse_classes(value: Optional[str]) -> Optional[ClassList]:
+    """--classes: comma-separated names, or a file with one class per line: `name` or `name R G B`."""
     if not value:
         return None
+    lines = [name.strip() for name in value.split(",")]
     if "," not in value:
         fs, path = fsspec.core.url_to_fs(value)
         if fs.isfile(path):
             with fs.open(path, "r") as f:
-                return [line.strip() for line in f if line.strip()]
-    return [name.strip() for name in value.split(",") if name.strip()]
+                lines = [line.strip() for line in f]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    names, colours = [], []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
+            names.append(parts[0])
+            colours.append([int(p) for p in parts[1:]])
+        else:
+            names.append(line)
+    if colours and len(colours) != len(names):
+        raise ValueError("--classes gives a colour (name R G B) for some classes but not all; give all or none")
+    return ClassList(names, np.array(colours) if colours else None)
+
+
+class Pix2PixSource(FolderSource):
+    """pix2pix paired files: A and B side by side (A left). The input side stays an image; the
+    other is a colour-coded mask, turned into class ids by the nearest --classes colour."""
+
+    def __init__(self, url: str, size: int, seed: int, classes: Optional[ClassList], direction: str,
+                 strict: bool = False) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+        if classes is None or classes.colours is None:
+            raise ValueError("--layout pix2pix turns the mask half into class ids by colour: give --classes "
+                             "a file with one line `name R G B` per class, class 0 first")
+        self.classes, self.direction = classes, direction
+        super().__init__(url, size, seed, strict)
+        self.info = SourceInfo(url, classes.names, True, ["generate", "segment"])
+
+    def make(self, key, item):
+        pair = self.read(item).convert("RGB")
+        w, h = pair.size
+        if w < 2 or w % 2:
+            raise ValueError(f"{item} is {w} px wide; a pix2pix pair must be two equal halves side by side")
+        a, b = pair.crop((0, 0, w // 2, h)), pair.crop((w // 2, 0, w, h))
+        image, target = (a, b) if self.direction == "AtoB" else (b, a)
+        mask = self.classes.ids_from_colours(np.asarray(fit_square(target, self.size, Image.NEAREST)))
+        return Sample(key=key, image=np.asarray(fit_square(image, self.size)), mask=mask)
 
 
 def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto",
-                classes: Optional[list[str]] = None, strict: bool = False) -> Source:
+                classes: Optional[ClassList | list[str]] = None, direction: str = "AtoB",
+                strict: bool = False) -> Source:
     """``builtin:shapes``, ``builtin:digits``, or a folder (path or fsspec URL) in a ``layout``.
 
     Layouts: images (any depth, generation), classes (root/<class>/...), masks (images/ and
-    masks/ matched by stem); auto picks masks when both folders exist, else images.
+    masks/ matched by stem), pix2pix (A|B pairs, one half a colour mask); auto picks masks
+    when both folders exist, else images.
     """
+    if isinstance(classes, list):
+        classes = ClassList(classes)
     if size < 8:
         raise ValueError(f"--size {size} is too small; use 8 or more (e.g. 32 or 64)")
     if layout not in LAYOUTS:
@@ -301,4 +361,6 @@ def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto
         return MaskFolderSource(spec, size, seed, classes, strict)
     if layout == "classes":
         return ClassFolderSource(spec, size, seed, strict)
+    if layout == "pix2pix":
+        return Pix2PixSource(spec, size, seed, classes, direction, strict)
     return FolderSource(spec, size, seed, strict)

@@ -108,3 +108,42 @@ def test_strict_stops_at_the_first_unusable_file(tmp_path):
     plan = source.plan(samples=None, heldout=0)
     with pytest.raises(SourceError, match="broken.png"):
         list(source.samples("train", plan["train"]))
+
+
+PALETTE_FILE = "# name R G B\nbackground 0 0 0\nwall 200 30 30\nwindow 30 30 200\n"
+
+
+def pix2pix_pair(left_is_image: bool, size: int = 32) -> Image.Image:
+    """A photo-like half and a colour-mask half (top wall, bottom window), JPEG-compressed."""
+    photo = Image.new("RGB", (size, size), (120, 110, 100))
+    mask = np.zeros((size, size, 3), np.uint8)
+    mask[: size // 2] = (200, 30, 30)
+    mask[size // 2:] = (30, 30, 200)
+    pair = Image.new("RGB", (2 * size, size))
+    halves = (photo, Image.fromarray(mask)) if left_is_image else (Image.fromarray(mask), photo)
+    pair.paste(halves[0], (0, 0))
+    pair.paste(halves[1], (size, 0))
+    return pair
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_pix2pix_pairs_split_and_colour_masks_mapped(tmp_path, direction):
+    from gandist.data.sources import parse_classes
+
+    (tmp_path / "classes.txt").write_text(PALETTE_FILE)
+    classes = parse_classes(str(tmp_path / "classes.txt"))
+    assert classes.names == ["background", "wall", "window"]
+    for i in range(3):  # JPEG blurs the colours; the nearest class colour still wins
+        pix2pix_pair(left_is_image=direction == "AtoB").save(tmp_path / f"{i}.jpg", quality=80)
+    source = open_source(str(tmp_path), size=16, layout="pix2pix", classes=classes, direction=direction)
+    plan = source.plan(samples=None, heldout=0)
+    samples = list(source.samples("train", plan["train"]))
+    assert len(samples) == 3
+    for s in samples:
+        assert s.image.shape == (16, 16, 3) and abs(int(s.image[8, 8, 0]) - 120) < 12
+        assert (s.mask[:8] == 1).all() and (s.mask[8:] == 2).all()
+
+
+def test_pix2pix_needs_colours():
+    with pytest.raises(ValueError, match="name R G B"):
+        open_source(".", layout="pix2pix", classes=["a", "b"])
