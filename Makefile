@@ -32,5 +32,8 @@ demo: $(STAMP) $(DEMO_DATA)/manifest.json
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+bench: $(STAMP)
+	$(PY) bench/data.py --json bench/results.json
+
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_STORE)/demo

@@ -12,10 +12,12 @@ turn, so the rank's batch order is a pure function of the plan, and resuming aft
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import tarfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -39,6 +41,7 @@ class Piece:
     url: str
     start: int
     stop: int
+    bytes: int = 0  # the whole shard's size, from the manifest
 
 
 def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_size: int) -> int:
@@ -69,7 +72,7 @@ def pieces_for_range(manifest: Manifest, split: str, order: list[int], start: in
         count = int(shards[i]["samples"])
         lo, hi = max(start, offset), min(stop, offset + count)
         if lo < hi:
-            pieces.append(Piece(urls[i], lo - offset, hi - offset))
+            pieces.append(Piece(urls[i], lo - offset, hi - offset, int(shards[i].get("bytes", 0))))
         offset += count
     return pieces
 
@@ -115,11 +118,15 @@ def resume_assignment(counts: list[int], skip: int, num_workers: int) -> list[tu
 
 # Errors worth another try: connections cut, timeouts, throttling and 5xx (s3fs raises OSError).
 RETRIES, BACKOFF_S = 5, 0.5
+# Shards up to this size are downloaded whole while the previous one is being read
+# (read-ahead); larger ones are streamed.
+PREFETCH_MAX_BYTES = 256 << 20
 
 
-def _samples_of(piece: Piece, first: int) -> Iterator[dict[str, Any]]:
+def _samples_of(piece: Piece, first: int, data: Optional[bytes] = None) -> Iterator[dict[str, Any]]:
     index = 0
-    with fsspec.open(piece.url, "rb") as f:
+    source = contextlib.nullcontext(io.BytesIO(data)) if data is not None else fsspec.open(piece.url, "rb")
+    with source as f:
         files = ({**item, "__url__": piece.url} for item in tar_file_iterator(f))
         for sample in group_by_keys(files):
             if index >= piece.stop:
@@ -132,12 +139,20 @@ def _samples_of(piece: Piece, first: int) -> Iterator[dict[str, Any]]:
                             f"{piece.stop}; the shard set is damaged, write it again")
 
 
-def read_piece(piece: Piece, retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> Iterator[dict[str, Any]]:
+def fetch(url: str) -> bytes:
+    with fsspec.open(url, "rb") as f:
+        return f.read()
+
+
+def read_piece(piece: Piece, prefetched: Optional[Future] = None, retries: int = RETRIES,
+               backoff_s: float = BACKOFF_S) -> Iterator[dict[str, Any]]:
     """Raw samples (bytes, undecoded) of one shard piece, reopening it after transient errors."""
     done, attempt = 0, 0
     while True:
         try:
-            for sample in _samples_of(piece, piece.start + done):
+            data = prefetched.result() if prefetched is not None else None
+            prefetched = None  # a retry streams the shard afresh
+            for sample in _samples_of(piece, piece.start + done, data):
                 yield sample
                 done += 1
             return
@@ -153,6 +168,21 @@ def read_piece(piece: Piece, retries: int = RETRIES, backoff_s: float = BACKOFF_
             delay = backoff_s * 2 ** (attempt - 1)
             log.warning("reading %s failed (%s); retry %d of %d in %.1f s", piece.url, e, attempt, retries, delay)
             time.sleep(delay)
+
+
+def read_pieces(pieces: list[Piece]) -> Iterator[dict[str, Any]]:
+    """The samples of consecutive pieces, downloading the next shard while this one is read."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+
+        def ahead(i: int) -> Optional[Future]:
+            if i >= len(pieces) or pieces[i].bytes > PREFETCH_MAX_BYTES:
+                return None
+            return pool.submit(fetch, pieces[i].url)
+
+        upcoming = ahead(0)
+        for i, piece in enumerate(pieces):
+            current, upcoming = upcoming, ahead(i + 1)
+            yield from read_piece(piece, current)
 
 
 def buffer_shuffle(items: Iterator[dict], size: int, rng: np.random.Generator) -> Iterator[dict]:
@@ -224,7 +254,7 @@ class ShardStream(IterableDataset):
         first, count = self.blocks[block]
         start = self.rank_start + first * self.batch_size
         pieces = pieces_for_range(self.manifest, self.split, self.order, start, start + count * self.batch_size)
-        raw = (s for piece in pieces for s in read_piece(piece))
+        raw = read_pieces(pieces)
         rng = np.random.default_rng(derive_seed(self.seed, "buffer", self.epoch, self.rank, block))
         shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
         for _ in range(skip * self.batch_size):  # skipped before decoding: cheap

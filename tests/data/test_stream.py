@@ -128,3 +128,11 @@ def test_truncated_shard_is_named(tmp_path):
     shard.write_bytes(shard.read_bytes()[:3000])
     with pytest.raises(ShardSetError, match="train-000000.tar"):
         list(epoch_loader(url, batch_size=4))
+
+
+def test_streamed_and_read_ahead_shards_give_the_same_batches(uneven, monkeypatch):
+    from gandist.data import stream
+
+    read_ahead = epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=3)
+    monkeypatch.setattr(stream, "PREFETCH_MAX_BYTES", 0)  # every shard streamed instead
+    assert epoch_keys(uneven, world_size=1, batch_size=5, num_workers=0, epoch=3) == read_ahead
