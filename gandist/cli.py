@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from gandist.data.manifest import Manifest
     from gandist.dist import launch
-    from gandist.dist.common import configure_logging
+    from gandist.dist.common import configure_logging, storage_env
     from gandist.train.loop import check_data_fits
 
     cfg = absolutize(compose_config(args.overrides))
@@ -103,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     configure_logging()
+    os.environ.update(storage_env(cfg))  # storage.endpoint_url for this process too
     manifest = Manifest.load(cfg.data.url)  # fail in seconds, not after workers start
     check_data_fits(cfg, manifest)
     manifest.check_shards("train")

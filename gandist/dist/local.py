@@ -67,7 +67,7 @@ def run_local(cfg: Config) -> RunSummary:
             f"run.storage={cfg.run.storage} is remote; dist.launcher={cfg.dist.launcher} keeps "
             "checkpoints on a local or shared file system. Use dist.launcher=ray for cloud storage."
         )
-    os.environ.update(storage_env(cfg))
+    os.environ.update(storage_env(cfg))  # also when called without the CLI
     world_size, rank, local_rank = 1, 0, 0
     use_gpu = cfg.trainer.use_gpu if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
     if cfg.dist.launcher == "torchrun":
