@@ -54,3 +54,29 @@ def test_missing_shard_and_wrong_credentials_fail_at_start_naming_the_url(bucket
     with pytest.raises(ShardSetError, match=f"cannot read {url}/manifest.json.*AWS_ENDPOINT_URL"):
         Manifest.load(url)
     fsspec.filesystem("s3").clear_instance_cache()
+
+
+def test_wrong_credentials_fail_naming_the_url(bucket, s3_server, tmp_path, capsys):
+    import urllib.request
+
+    url = f"{bucket}/set"
+    write_shard_set("builtin:shapes", url, samples=4, heldout=0, shard_size=4, size=16)
+
+    def require_auth(count: str) -> None:
+        """moto checks credentials once this many unauthenticated requests are spent ('inf': never)."""
+        request = urllib.request.Request(f"{s3_server}/moto-api/reset-auth", data=count.encode(),
+                                         headers={"Content-Type": "text/plain"}, method="POST")
+        urllib.request.urlopen(request).read()
+
+    fsspec.filesystem("s3").clear_instance_cache()
+    require_auth("0")  # from now on only real IAM keys work; ours are not
+    try:
+        with pytest.raises(ShardSetError, match=f"cannot read {url}/manifest.json.*AWS_ACCESS_KEY_ID"):
+            Manifest.load(url)
+        code = main(["train", "task=segment", f"data.url={url}", f"run.storage={tmp_path}",
+                     "model.resolution=16", "dist.launcher=local", "trainer.num_workers=1"])
+        assert code == 2 and f"cannot read {url}/manifest.json" in capsys.readouterr().err
+    finally:
+        require_auth("inf")
+        fsspec.filesystem("s3").clear_instance_cache()
+    assert Manifest.load(url).samples("train") == 4  # the same call works with auth off again
