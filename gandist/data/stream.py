@@ -12,6 +12,7 @@ turn, so the rank's batch order is a pure function of the plan, and resuming aft
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import io
 import logging
@@ -19,7 +20,7 @@ import tarfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import fsspec
 import numpy as np
@@ -29,6 +30,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from gandist.data.manifest import Manifest, ShardSetError
+from gandist.data.plan import (  # noqa: F401  (rank_batch_order, worker_blocks: re-exported)
+    Segment,
+    buffer_rng,
+    buffer_shuffle,
+    layout,
+    rank_batch_order,
+    remaining_positions,
+    resume_assignment,
+    worker_blocks,
+)
 from gandist.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -36,12 +47,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Piece:
-    """Samples [start, stop) of one shard, in the shard's own order."""
+    """Samples [start, stop) of one shard, in the shard's own order (only ``keep`` if given)."""
 
     url: str
     start: int
     stop: int
     bytes: int = 0  # the whole shard's size, from the manifest
+    keep: Optional[frozenset] = None  # indices within [start, stop) to read; None = all
 
 
 def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_size: int) -> int:
@@ -64,56 +76,20 @@ def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: 
     return [int(i) for i in np.random.default_rng(derive_seed(seed, "shards", epoch)).permutation(n)]
 
 
-def pieces_for_range(manifest: Manifest, split: str, order: list[int], start: int, stop: int) -> list[Piece]:
-    """The shard pieces covering samples [start, stop) of the epoch's global sequence."""
+def pieces_for_positions(manifest: Manifest, split: str, order: list[int], positions: Sequence[int]) -> list[Piece]:
+    """The shard pieces holding ``positions`` (ascending) of the epoch's global sequence."""
     shards, urls = manifest.shards(split), manifest.shard_urls(split)
     pieces, offset = [], 0
     for i in order:
         count = int(shards[i]["samples"])
-        lo, hi = max(start, offset), min(stop, offset + count)
+        lo, hi = bisect.bisect_left(positions, offset), bisect.bisect_left(positions, offset + count)
         if lo < hi:
-            pieces.append(Piece(urls[i], lo - offset, hi - offset, int(shards[i].get("bytes", 0))))
+            first, last = positions[lo] - offset, positions[hi - 1] - offset
+            contiguous = last - first + 1 == hi - lo
+            keep = None if contiguous else frozenset(p - offset for p in positions[lo:hi])
+            pieces.append(Piece(urls[i], first, last + 1, int(shards[i].get("bytes", 0)), keep))
         offset += count
     return pieces
-
-
-def worker_blocks(n_batches: int, num_workers: int) -> list[tuple[int, int]]:
-    """(first batch, batch count) of each loader worker's contiguous block, as even as possible."""
-    workers = max(1, num_workers)
-    base, extra = divmod(n_batches, workers)
-    blocks, first = [], 0
-    for w in range(workers):
-        count = base + (1 if w < extra else 0)
-        blocks.append((first, count))
-        first += count
-    return blocks
-
-
-def rank_batch_order(counts: list[int]) -> list[tuple[int, int]]:
-    """(block, index in block) in the order the DataLoader yields them.
-
-    The DataLoader asks its workers in turn and drops a worker once it is exhausted, so the
-    k-th batch of every worker comes before the (k+1)-th of any: order by (k, worker).
-    """
-    return sorted(((w, k) for w, c in enumerate(counts) for k in range(c)), key=lambda wk: (wk[1], wk[0]))
-
-
-def resume_assignment(counts: list[int], skip: int, num_workers: int) -> list[tuple[Optional[int], int]]:
-    """For each loader worker of a resumed epoch: (block it reads, batches of it to skip).
-
-    Blocks are handed to loader workers in the order their next batch was due, so the resumed
-    DataLoader's turn-taking continues the interrupted order exactly.
-    """
-    order = rank_batch_order(counts)
-    consumed = [0] * len(counts)
-    for w, _ in order[:skip]:
-        consumed[w] += 1
-    due: list[int] = []
-    for w, _ in order[skip:]:
-        if w not in due:
-            due.append(w)
-    workers = max(1, num_workers)
-    return [(due[i], consumed[due[i]]) if i < len(due) else (None, 0) for i in range(workers)]
 
 
 # Errors worth another try: connections cut, timeouts, throttling and 5xx (s3fs raises OSError).
@@ -123,7 +99,7 @@ RETRIES, BACKOFF_S = 5, 0.5
 PREFETCH_MAX_BYTES = 256 << 20
 
 
-def _samples_of(piece: Piece, first: int, data: Optional[bytes] = None) -> Iterator[dict[str, Any]]:
+def _samples_of(piece: Piece, first: int, data: Optional[bytes] = None) -> Iterator[tuple[int, dict[str, Any]]]:
     index = 0
     source = contextlib.nullcontext(io.BytesIO(data)) if data is not None else fsspec.open(piece.url, "rb")
     with source as f:
@@ -131,8 +107,8 @@ def _samples_of(piece: Piece, first: int, data: Optional[bytes] = None) -> Itera
         for sample in group_by_keys(files):
             if index >= piece.stop:
                 return
-            if index >= first:
-                yield sample
+            if index >= first and (piece.keep is None or index in piece.keep):
+                yield index, sample
             index += 1
     if index < piece.stop:
         raise ShardSetError(f"shard {piece.url} holds {index} samples but the manifest says at least "
@@ -147,14 +123,14 @@ def fetch(url: str) -> bytes:
 def read_piece(piece: Piece, prefetched: Optional[Future] = None, retries: int = RETRIES,
                backoff_s: float = BACKOFF_S) -> Iterator[dict[str, Any]]:
     """Raw samples (bytes, undecoded) of one shard piece, reopening it after transient errors."""
-    done, attempt = 0, 0
+    next_index, attempt = piece.start, 0
     while True:
         try:
             data = prefetched.result() if prefetched is not None else None
             prefetched = None  # a retry streams the shard afresh
-            for sample in _samples_of(piece, piece.start + done, data):
+            for index, sample in _samples_of(piece, next_index, data):
                 yield sample
-                done += 1
+                next_index = index + 1
             return
         except (FileNotFoundError, PermissionError) as e:
             raise ShardSetError(f"cannot read shard {piece.url}: {e}") from e
@@ -185,23 +161,6 @@ def read_pieces(pieces: list[Piece]) -> Iterator[dict[str, Any]]:
             yield from read_piece(piece, current)
 
 
-def buffer_shuffle(items: Iterator[dict], size: int, rng: np.random.Generator) -> Iterator[dict]:
-    """Seeded shuffle within a window of ``size`` items (size 0 or 1 keeps the order)."""
-    if size <= 1:
-        yield from items
-        return
-    buffer: list[dict] = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        j = int(rng.integers(len(buffer)))
-        buffer[j], item = item, buffer[j]
-        yield item
-    for j in rng.permutation(len(buffer)):
-        yield buffer[int(j)]
-
-
 def decode(sample: dict, with_masks: bool) -> dict[str, Any]:
     image = np.asarray(Image.open(io.BytesIO(sample["image.png"])).convert("RGB"))
     out: dict[str, Any] = {"key": sample["__key__"],
@@ -227,7 +186,8 @@ class ShardStream(IterableDataset):
     def __init__(self, url: str, *, split: str = "train", batch_size: int, rank: int = 0,
                  world_size: int = 1, num_workers: int = 0, epoch: int = 0, seed: int = 0,
                  skip_batches: int = 0, shuffle_buffer: int = 256, with_masks: bool = True,
-                 shuffle: bool = True, max_bad_fraction: float = 0.01) -> None:
+                 shuffle: bool = True, max_bad_fraction: float = 0.01,
+                 history: Sequence[Segment] = ()) -> None:
         super().__init__()
         self.max_bad_fraction = max_bad_fraction
         self.manifest = Manifest.load(url)
@@ -235,27 +195,35 @@ class ShardStream(IterableDataset):
         self.epoch, self.seed, self.shuffle = epoch, seed, shuffle
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
         self.with_masks = with_masks
-        self.n_batches = batches_per_epoch(self.manifest, split, world_size, batch_size)
+        self.history = list(history)
+        if self.history:  # the epoch was partly read under other layouts: split the rest
+            base = remaining_positions(self.manifest.samples(split), self.history, epoch=epoch, seed=seed,
+                                       shuffle_buffer=self.shuffle_buffer)
+        else:
+            batches_per_epoch(self.manifest, split, world_size, batch_size)  # too few samples: say so
+            base = range(self.manifest.samples(split))
+        self.n_batches, ranks = layout(base, world_size, batch_size, num_workers)
         if not 0 <= skip_batches <= self.n_batches:
             raise ValueError(f"skip_batches={skip_batches} is outside 0..{self.n_batches} for this epoch")
-        self.rank_start = rank * self.n_batches * batch_size
+        self.block_positions = ranks[rank]
         self.order = shard_order(self.manifest, split, epoch, seed, shuffle)
-        self.blocks = worker_blocks(self.n_batches, num_workers)
-        self.assignment = resume_assignment([c for _, c in self.blocks], skip_batches, num_workers)
+        counts = [len(b) // batch_size for b in self.block_positions]
+        self.assignment = resume_assignment(counts, skip_batches, num_workers)
 
     def __len__(self) -> int:
-        return sum(self.blocks[b][1] - skip for b, skip in self.assignment if b is not None)
+        return sum(len(self.block_positions[b]) // self.batch_size - skip
+                   for b, skip in self.assignment if b is not None)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         block, skip = self.assignment[info.id if info else 0]
         if block is None:
             return
-        first, count = self.blocks[block]
-        start = self.rank_start + first * self.batch_size
-        pieces = pieces_for_range(self.manifest, self.split, self.order, start, start + count * self.batch_size)
+        positions = self.block_positions[block]
+        count = len(positions) // self.batch_size
+        pieces = pieces_for_positions(self.manifest, self.split, self.order, positions)
         raw = read_pieces(pieces)
-        rng = np.random.default_rng(derive_seed(self.seed, "buffer", self.epoch, self.rank, block))
+        rng = buffer_rng(self.seed, self.epoch, self.rank, block, len(self.history))
         shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
         for _ in range(skip * self.batch_size):  # skipped before decoding: cheap
             next(shuffled)
@@ -298,10 +266,11 @@ class ShardStream(IterableDataset):
 def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
                  shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
-                 max_bad_fraction: float = 0.01, pin_memory: bool = False) -> DataLoader:
+                 max_bad_fraction: float = 0.01, history: Sequence[Segment] = (),
+                 pin_memory: bool = False) -> DataLoader:
     """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them."""
     stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
                          num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
                          shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
-                         max_bad_fraction=max_bad_fraction)
+                         max_bad_fraction=max_bad_fraction, history=history)
     return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)

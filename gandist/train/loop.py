@@ -21,6 +21,7 @@ from gandist import __version__
 from gandist.ckpt import CheckpointError, write_checkpoint
 from gandist.config import Config, ConfigError
 from gandist.data.manifest import Manifest
+from gandist.data.plan import Segment
 from gandist.data.stream import epoch_loader
 from gandist.losses import gan_loss
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
@@ -64,6 +65,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     elif ctx.is_chief:
         log.info("Starting a new run: no checkpoint found")
 
+    adopt_data_layout(state, cfg, ctx)
+
     G = wrap_ddp(state.G, ctx, broadcast_buffers=True)
     # D is always in train mode, so its BN running statistics are never used: not broadcasting
     # them lets D run forward twice per step without in-place buffer updates between the two.
@@ -96,7 +99,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             world_size=ctx.world_size, num_workers=cfg.data.loader_workers, epoch=state.epoch,
             seed=t.seed, skip_batches=state.batch_in_epoch, shuffle_buffer=cfg.data.shuffle_buffer,
             with_masks=task.name == "segment", max_bad_fraction=cfg.data.max_bad_fraction,
-            pin_memory=ctx.device.type == "cuda",
+            history=[Segment(**seg) for seg in state.data_history], pin_memory=ctx.device.type == "cuda",
         )
         wait_start = time.perf_counter()
         for batch in loader:
@@ -139,8 +142,23 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
+            state.data_history = []
     monitor.close()
     return state
+
+
+def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
+    """Resuming with another world size, batch size or loader-worker count mid-epoch: record
+    what the old layout read, so the rest of the epoch is split anew and nothing repeats."""
+    layout = {"world_size": ctx.world_size, "batch_size": cfg.data.batch_size,
+              "num_workers": cfg.data.loader_workers}
+    if state.data_layout and state.data_layout != layout and state.batch_in_epoch > 0:
+        state.data_history.append({**state.data_layout, "batches": state.batch_in_epoch})
+        if ctx.is_chief:
+            log.info("Data layout changed from %s to %s: the rest of epoch %d is split anew, "
+                     "every sample not yet seen in it still comes once", state.data_layout, layout, state.epoch)
+        state.batch_in_epoch = 0
+    state.data_layout = layout
 
 
 def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,9 @@ class TrainState:
     step: int = 0
     images_seen: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0  # data cursor: batches each rank has consumed in `epoch`
+    batch_in_epoch: int = 0  # data cursor: batches each rank has consumed in `epoch`...
+    data_layout: dict = field(default_factory=dict)  # ...under this layout (world/batch size, loader workers)
+    data_history: list = field(default_factory=list)  # earlier layouts of this epoch (data.plan.Segment dicts)
 
     @classmethod
     def fresh(cls, cfg: Config, num_classes: int, device: torch.device) -> "TrainState":
@@ -84,6 +86,8 @@ class TrainState:
             "images_seen": self.images_seen,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
+            "data_layout": dict(self.data_layout),
+            "data_history": list(self.data_history),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -96,3 +100,5 @@ class TrainState:
         self.images_seen = sd["images_seen"]
         self.epoch = sd["epoch"]
         self.batch_in_epoch = sd["batch_in_epoch"]
+        self.data_layout = dict(sd.get("data_layout", {}))
+        self.data_history = list(sd.get("data_history", []))

@@ -136,3 +136,39 @@ def test_streamed_and_read_ahead_shards_give_the_same_batches(uneven, monkeypatc
     read_ahead = epoch_keys(uneven, world_size=1, batch_size=5, num_workers=1, epoch=3)
     monkeypatch.setattr(stream, "PREFETCH_MAX_BYTES", 0)  # every shard streamed instead
     assert epoch_keys(uneven, world_size=1, batch_size=5, num_workers=0, epoch=3) == read_ahead
+
+
+def first_batches(url, k, *, world_size, batch_size, num_workers, rank, epoch, history=(), skip=0):
+    loader = epoch_loader(url, batch_size=batch_size, rank=rank, world_size=world_size,
+                          num_workers=num_workers, epoch=epoch, history=history, skip_batches=skip)
+    return [b["key"] for b in itertools.islice(loader, k)]
+
+
+@pytest.mark.parametrize("old, new", [((2, 4, 2), (3, 2, 1)), ((1, 5, 0), (2, 3, 2)), ((3, 2, 1), (1, 4, 2))])
+def test_a_new_layout_mid_epoch_sees_every_unseen_sample_once(uneven, old, new):
+    from gandist.data.plan import Segment
+
+    (w0, b0, l0), (w1, b1, l1) = old, new
+    seen = [k for r in range(w0) for batch in first_batches(
+        uneven, 2, world_size=w0, batch_size=b0, num_workers=l0, rank=r, epoch=1) for k in batch]
+    history = [Segment(w0, b0, l0, batches=2)]
+    after_per_rank = [first_batches(uneven, 10**6, world_size=w1, batch_size=b1, num_workers=l1, rank=r,
+                                    epoch=1, history=history) for r in range(w1)]
+    assert len({len(batches) for batches in after_per_rank}) == 1  # equal batch counts: DDP-safe
+    after = [k for batches in after_per_rank for batch in batches for k in batch]
+    assert len(seen + after) == len(set(seen + after))  # nothing read twice in the epoch
+    missing = {f"train_{i:08d}" for i in range(50)} - set(seen) - set(after)
+    assert len(missing) < w1 * b1  # only the new layout's remainder is left out
+
+    # Resuming inside the new layout continues it exactly, and a second change of layout
+    # still never repeats a sample.
+    full = after_per_rank[0]
+    resumed = first_batches(uneven, 10**6, world_size=w1, batch_size=b1, num_workers=l1, rank=0,
+                            epoch=1, history=history, skip=1)
+    assert resumed == full[1:]
+    history2 = history + [Segment(w1, b1, l1, batches=1)]
+    seen2 = seen + [k for batches in after_per_rank for k in batches[0]]
+    rest = [k for r in range(2) for batch in first_batches(
+        uneven, 10**6, world_size=2, batch_size=2, num_workers=1, rank=r, epoch=1, history=history2)
+        for k in batch]
+    assert not set(rest) & set(seen2) and len(rest) == len(set(rest))

@@ -96,3 +96,23 @@ def test_generate_task_trains_and_writes_sample_grids(shapes_url, tmp_path):
     assert (grids[0].width, grids[0].height) == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 grid of 32 px samples
     assert sorted(p.name for p in (tmp_path / "gen" / "samples").iterdir()) == [
         "samples_00000002.png", "samples_00000003.png"]
+
+
+def test_resume_with_another_batch_size_splits_the_rest_of_the_epoch(shapes_url, tmp_path):
+    from gandist.ckpt import load_checkpoint
+
+    cfg = local_cfg(shapes_url, tmp_path, "relayout", "trainer.max_steps=3", "trainer.ckpt_every=3")
+    run_local(cfg)  # 3 of the 8 batches of 8 in epoch 0
+    cfg.data.batch_size, cfg.trainer.max_steps = 4, 5
+    collect, logger = Collect(), logging.getLogger("gandist.train")
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        summary = run_local(cfg)
+    finally:
+        logger.removeHandler(collect)
+    assert any(m.startswith("Data layout changed") for m in collect.messages), collect.messages
+    state = load_checkpoint(summary.checkpoint)["state"]
+    assert state["epoch"] == 0 and state["batch_in_epoch"] == 2
+    assert state["data_history"] == [{"world_size": 1, "batch_size": 8, "num_workers": 0, "batches": 3}]
+    assert state["data_layout"] == {"world_size": 1, "batch_size": 4, "num_workers": 0}
