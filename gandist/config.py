@@ -54,6 +54,7 @@ class DataConfig:
     loader_workers: int = doc(2, "DataLoader processes per training worker (0 reads in the training process)")
     shuffle_buffer: int = doc(256, "samples held by each loader worker's shuffle buffer")
     eval_split: str = doc("heldout", "shard-set split used for evaluation")
+    classes: Optional[list[str]] = doc(None, "segment: the classes the shard set must have, in order (null = any)")
     max_bad_fraction: float = doc(0.01, "corrupt samples a loader worker skips (fraction of its part) before failing")
 
 
@@ -81,6 +82,7 @@ class TrainerConfig:
 @dataclass
 class StorageConfig:
     endpoint_url: Optional[str] = doc(None, "S3-compatible endpoint (e.g. MinIO); null = AWS or local files")
+    profile: Optional[str] = doc(None, "AWS credentials profile (~/.aws/credentials); null = AWS_* variables")
 
 
 @dataclass
@@ -142,7 +144,7 @@ def iter_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, str
         else:
             args = [a for a in typing.get_args(hint) if a is not type(None)]
             if typing.get_origin(hint) is typing.Union and len(args) == 1:
-                type_name = f"{args[0].__name__} or null"  # Optional[X]
+                type_name = f"{getattr(args[0], '__name__', str(args[0]))} or null"  # Optional[X]
             else:
                 type_name = hint.__name__
             yield key, type_name, f.default, f.metadata.get("help", "")

@@ -50,3 +50,12 @@ def test_missing_data_is_reported_by_url(tmp_path, capsys):
                  "trainer.num_workers=1"])
     assert code == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_shard_set_with_other_classes_is_refused(shapes_url, tmp_path, capsys):
+    code = main(["train", "task=segment", f"data.url={shapes_url}", "data.classes=[background,cat]",
+                 "model.resolution=32", f"run.storage={tmp_path}", "dist.launcher=local",
+                 "trainer.num_workers=1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "data.classes=['background', 'cat']" in err and "'circle'" in err

@@ -7,7 +7,9 @@ are cut into one contiguous range per rank. A rank's batches are split into cont
 blocks, one per DataLoader worker; each worker reads only the shards its block overlaps and
 shuffles inside it with a seeded buffer. The DataLoader takes batches from its workers in
 turn, so the rank's batch order is a pure function of the plan, and resuming after
-``skip_batches`` batches reproduces the rest of the epoch exactly.
+``skip_batches`` batches reproduces the rest of the epoch exactly. When the epoch was
+partly read under other layouts (``history``), the plan covers only the samples those
+left unread (see ``gandist.data.plan``).
 """
 
 from __future__ import annotations

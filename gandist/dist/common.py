@@ -34,10 +34,13 @@ def log_dir(cfg: Config) -> str:
 
 def storage_env(cfg: Config) -> dict[str, str]:
     """Object-store settings for worker processes: the driver's AWS_* variables, and
-    storage.endpoint_url as AWS_ENDPOINT_URL (which s3fs and pyarrow honour)."""
+    storage.endpoint_url / storage.profile as AWS_ENDPOINT_URL / AWS_PROFILE (which s3fs
+    and pyarrow honour)."""
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     if cfg.storage.endpoint_url:
         env["AWS_ENDPOINT_URL"] = cfg.storage.endpoint_url
+    if cfg.storage.profile:
+        env["AWS_PROFILE"] = cfg.storage.profile
     return env
 
 

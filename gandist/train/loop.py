@@ -176,6 +176,11 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
                 f"task=segment needs masks, but the shard set at data.url={url} has none "
                 f"(it was written from {manifest.source}); shard a source with masks, or use task=generate"
             )
+        if cfg.data.classes is not None and list(cfg.data.classes) != list(manifest.classes):
+            raise ConfigError(
+                f"data.classes={list(cfg.data.classes)} but the shard set at data.url={url} has classes "
+                f"{list(manifest.classes)}; fix data.classes, or point data.url at the right shard set"
+            )
         return list(manifest.classes)
     return None
 
