@@ -93,13 +93,35 @@ def init_ray(cfg: Config) -> None:
     ray.init(num_cpus=cpus)
 
 
+def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
+    """Ray Train's storage path, and a pyarrow filesystem where Ray's own URL handling is not
+    enough: S3-compatible stores at AWS_ENDPOINT_URL / storage.endpoint_url (e.g. MinIO)."""
+    url = cfg.run.storage
+    if is_local(url):
+        return os.path.abspath(local_path(url)), None
+    endpoint = storage_env(cfg).get("AWS_ENDPOINT_URL")
+    if url.startswith("s3://") and endpoint:
+        import pyarrow.fs
+        from urllib.parse import urlparse
+
+        parsed = urlparse(endpoint)
+        env = storage_env(cfg)
+        fs = pyarrow.fs.S3FileSystem(
+            endpoint_override=parsed.netloc, scheme=parsed.scheme or "https",
+            access_key=env.get("AWS_ACCESS_KEY_ID"), secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1")),
+        )
+        return url[len("s3://"):].rstrip("/"), fs
+    return url, None
+
+
 def run_ray(cfg: Config) -> RunSummary:
     init_ray(cfg)
     use_gpu = cfg.trainer.use_gpu
     if use_gpu is None:
         use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
     backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
-    storage = os.path.abspath(local_path(cfg.run.storage)) if is_local(cfg.run.storage) else cfg.run.storage
+    storage, storage_fs = ray_storage(cfg)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=cfg.to_dict(),
@@ -108,6 +130,7 @@ def run_ray(cfg: Config) -> RunSummary:
         run_config=RunConfig(
             name=cfg.run.name,
             storage_path=storage,
+            storage_filesystem=storage_fs,
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
             # Credentials travel in the workers' environment, never in the config or logs.

@@ -69,3 +69,38 @@ def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, s3_sha
     assert exported["step"] == 6
     with torch.no_grad():
         assert G(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
+
+
+def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_url, bucket, tmp_path):
+    """run.storage=s3://...: Ray Train writes checkpoints into the S3 API server and resumes from them."""
+    import io
+
+    import fsspec
+
+    from gandist.ckpt import find_latest_checkpoint, load_checkpoint
+    from gandist.dist.ray_launcher import run_ray
+
+    storage = f"{bucket}/runs"
+    cfg = absolutize(compose_config(small_overrides(s3_shapes_url, storage, "s3run") + [
+        "trainer.num_workers=2", "trainer.max_steps=2", "trainer.ckpt_every=2"]))
+    assert run_ray(cfg).step == 2
+    fsspec.filesystem("s3").invalidate_cache()
+    latest = find_latest_checkpoint(f"{storage}/s3run")
+    assert latest == f"{storage}/s3run/checkpoint_00000002"
+    assert read_meta(latest)["step"] == 2
+
+    # Mark the checkpoint in the bucket, so the next run can only have its count from there.
+    payload = load_checkpoint(latest)
+    payload["state"]["images_seen"] = 1000
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    fsspec.filesystem("s3").pipe(f"{latest[len('s3://'):]}/state.pt", buffer.getvalue())
+
+    cfg.trainer.max_steps = 3
+    assert run_ray(cfg).step == 3
+    fsspec.filesystem("s3").invalidate_cache()
+    latest = find_latest_checkpoint(f"{storage}/s3run")
+    assert read_meta(latest)["images_seen"] == 1000 + 2 * 8  # resumed from the bucket
+    out = tmp_path / "g.pt"
+    assert main(["export", f"{storage}/s3run", str(out)]) == 0
+    assert load_generator(str(out))[1]["step"] == 3
