@@ -99,6 +99,12 @@ class DistConfig:
 
 
 @dataclass
+class FaultsConfig:
+    kill_rank: Optional[int] = doc(None, "fault drill: this rank SIGKILLs its own process (once per run); null = off")
+    at_step: int = doc(0, "fault drill: the step after which trainer rank faults.kill_rank dies")
+
+
+@dataclass
 class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -107,6 +113,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     run: RunConfig = field(default_factory=RunConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -200,6 +207,11 @@ def validate(cfg: Config) -> Config:
             f"run.name={cfg.run.name!r} must start with a letter or digit and use only letters, "
             "digits, '_', '.', '-' (it names a directory)"
         )
+    if cfg.faults.kill_rank is not None and not 0 <= cfg.faults.kill_rank < cfg.trainer.num_workers:
+        raise ConfigError(f"faults.kill_rank={cfg.faults.kill_rank} is not a rank of "
+                          f"trainer.num_workers={cfg.trainer.num_workers} workers (0..{cfg.trainer.num_workers - 1})")
+    if cfg.faults.kill_rank is not None and cfg.faults.at_step < 1:
+        raise ConfigError(f"faults.at_step={cfg.faults.at_step} must be a step >= 1 for the fault drill")
     if cfg.dist.launcher == "local" and cfg.trainer.num_workers != 1:
         raise ConfigError(
             f"dist.launcher=local runs one process, but trainer.num_workers={cfg.trainer.num_workers}; "

@@ -275,4 +275,8 @@ def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int =
                          num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
                          shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
                          max_bad_fraction=max_bad_fraction, history=history)
-    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)
+    # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG,
+    # which would shift the training RNG stream by when loaders happen to be created.
+    generator = torch.Generator().manual_seed(derive_seed(seed, "loader", split, epoch, rank))
+    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+                      generator=generator)

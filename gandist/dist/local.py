@@ -24,7 +24,7 @@ class LocalContext(Context):
     def __init__(self, rank: int, world_size: int, device: torch.device, run_path: str,
                  keep: int, log_path: Optional[str]) -> None:
         super().__init__(rank=rank, world_size=world_size, device=device,
-                         log_dir=log_path if rank == 0 else None)
+                         log_dir=log_path if rank == 0 else None, run_dir=run_path)
         self.run_path = run_path
         self.keep = keep
         self.last_metrics: dict[str, float] = {}

@@ -74,6 +74,7 @@ def train_loop_per_worker(config: dict) -> None:
         world_size=context.get_world_size(),
         device=ray.train.torch.get_device(),
         log_dir=log_dir(cfg) if rank == 0 else None,
+        run_dir=run_dir(cfg),
     )
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     fit(cfg, ctx)

@@ -20,6 +20,8 @@ class Context:
     # Local directory for TensorBoard logs and sample grids. Only rank 0 gets one, so other
     # ranks cannot write files by construction.
     log_dir: Optional[str] = None
+    # The run's directory (local path or fsspec URL), where rank 0 keeps small run records.
+    run_dir: Optional[str] = None
 
     @property
     def is_chief(self) -> bool:

@@ -29,6 +29,7 @@ from gandist.monitor import make_monitor
 from gandist.seeding import derive_seed
 from gandist.train.context import Context
 from gandist.train.ema import ema_beta, update_ema
+from gandist.train.faults import drill_pending, maybe_kill
 from gandist.train.phases import build_phases, run_step
 from gandist.train.state import TrainState, rng_state, set_rng_state
 from gandist.train.stats import Stats, all_reduce_sum, check_identical_across_ranks, distributed
@@ -91,6 +92,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         monitor.close()
         return state
 
+    drill = drill_pending(cfg, ctx)
     start_step, start_time = state.step, time.perf_counter()
     last_log_time, last_log_step, data_wait = start_time, state.step, 0.0
     while state.step < t.max_steps:
@@ -136,6 +138,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                              state.step, scores["eval/miou"], scores["eval/pixel_accuracy"])
             if state.step % t.ckpt_every == 0 or done:
                 save_checkpoint(cfg, ctx, state, classes, metrics)
+            if drill:
+                maybe_kill(cfg, ctx, state.step)
             if done:
                 break
             wait_start = time.perf_counter()
