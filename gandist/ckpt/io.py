@@ -36,6 +36,12 @@ def checkpoint_name(step: int) -> str:
     return f"{CHECKPOINT_PREFIX}{step:08d}"
 
 
+def checkpoint_step(path: str) -> int:
+    """The step in a checkpoint directory's name (checkpoint_00000300 -> 300), or -1."""
+    match = _NAME_RE.match(path.rstrip("/").rsplit("/", 1)[-1])
+    return int(match.group(1)) if match else -1
+
+
 def write_checkpoint(directory: str, payload: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write ``payload`` (torch-serialisable) and then ``meta.json`` into a local directory."""
     os.makedirs(directory, exist_ok=True)

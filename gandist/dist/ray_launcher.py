@@ -19,7 +19,7 @@ import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from gandist.ckpt import checkpoint_name, load_checkpoint
+from gandist.ckpt import checkpoint_name, checkpoint_step, find_latest_checkpoint, load_checkpoint, read_meta
 from gandist.config import Config, from_dict
 from gandist.dist.common import (
     RunSummary,
@@ -42,7 +42,19 @@ class RayContext(Context):
                          checkpoint_dir_name=checkpoint_name(int(metrics["step"])))
 
     def restore(self) -> Optional[dict[str, Any]]:
+        """Ray's latest registered checkpoint, or a newer complete one in the run directory.
+
+        Ray registers a reported checkpoint when its controller next polls the workers; if the
+        worker group dies before that, the checkpoint is in storage, complete (meta.json is
+        written last), but unknown to Ray, and the restart would go back further than needed.
+        """
         checkpoint = ray.train.get_checkpoint()
+        ray_step = checkpoint_step(checkpoint.path) if checkpoint is not None else -1
+        newest = find_latest_checkpoint(self.run_dir) if self.run_dir else None
+        if newest is not None and read_meta(newest)["step"] > ray_step:
+            if self.is_chief:
+                log.info("Resuming from %s (newer than Ray's last registered checkpoint)", newest)
+            return load_checkpoint(newest, map_location=self.device)
         if checkpoint is None:
             return None
         if self.is_chief:
@@ -141,5 +153,7 @@ def run_ray(cfg: Config) -> RunSummary:
     result = trainer.fit()
     metrics = dict(result.metrics or {})
     checkpoint = result.checkpoint.path if result.checkpoint is not None else None
+    if checkpoint and cfg.run.storage.startswith("s3://") and "://" not in checkpoint:
+        checkpoint = f"s3://{checkpoint}"  # Ray gives paths within its pyarrow filesystem
     return RunSummary(run_dir=run_dir(cfg), log_dir=log_dir(cfg), step=int(metrics.get("step", 0)),
                       checkpoint=checkpoint, metrics=metrics)

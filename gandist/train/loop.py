@@ -54,9 +54,11 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     state = TrainState.fresh(cfg, num_classes, ctx.device)
     seed_process(derive_seed(t.seed, "rank", ctx.rank))
     payload = ctx.restore()
+    resumed_from = None
     if payload is not None:
         check_checkpoint_fits(cfg, payload, classes)
         state.load_state_dict(payload["state"])
+        resumed_from = state.step
         rngs = payload.get("rng") or []
         if len(rngs) == ctx.world_size:
             set_rng_state(rngs[ctx.rank])
@@ -137,7 +139,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                     log.info("eval at step %d: held-out mIoU %.3f, pixel accuracy %.3f",
                              state.step, scores["eval/miou"], scores["eval/pixel_accuracy"])
             if state.step % t.ckpt_every == 0 or done:
-                save_checkpoint(cfg, ctx, state, classes, metrics)
+                save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from)
             if drill:
                 maybe_kill(cfg, ctx, state.step)
             if done:
@@ -242,7 +244,7 @@ def gather_objects(obj: Any) -> list[Any]:
 
 
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
-                    metrics: dict[str, float]) -> None:
+                    metrics: dict[str, float], resumed_from: Optional[int] = None) -> None:
     """Rank 0 writes the complete state into a temporary directory; every rank reports."""
     began = time.perf_counter()
     rngs = gather_objects(rng_state())
@@ -252,6 +254,7 @@ def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optio
         payload = {"state": state.state_dict(), "rng": rngs, "config": cfg.to_dict(),
                    "classes": classes, "gandist_version": __version__}
         meta = {"step": state.step, "epoch": state.epoch, "images_seen": state.images_seen,
+                "resumed_from": resumed_from,  # the step this process started from (null: fresh)
                 "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name}
         write_checkpoint(ckpt_dir, payload, meta)
     try:

@@ -121,6 +121,8 @@ def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(r
     drilled = run_ray(config("drill", "faults.kill_rank=1", "faults.at_step=5", "trainer.max_failures=1"))
     assert clean.step == drilled.step == 6
     assert (tmp_path / "drill" / "fault_drill_done.json").exists()
+    assert read_meta(clean.checkpoint)["resumed_from"] is None
+    assert read_meta(drilled.checkpoint)["resumed_from"] == 3  # replayed from the step-3 checkpoint
     a, b = load_checkpoint(clean.checkpoint)["state"], load_checkpoint(drilled.checkpoint)["state"]
     for net in ("G", "D", "G_ema"):
         for key, tensor in a[net].items():
