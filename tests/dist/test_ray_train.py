@@ -127,3 +127,20 @@ def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(r
     for net in ("G", "D", "G_ema"):
         for key, tensor in a[net].items():
             assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
+
+
+def test_resume_with_fewer_workers(ray_cluster, shapes_url, tmp_path):
+    """2 workers, then the same run name with 1: the step and optimizers carry over, and the
+    rest of the epoch is split for the one worker."""
+    from gandist.ckpt import load_checkpoint
+    from gandist.dist.ray_launcher import run_ray
+
+    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "elastic") + [
+        "trainer.num_workers=2", "trainer.max_steps=2", "trainer.ckpt_every=2"]))
+    run_ray(cfg)
+    cfg.trainer.num_workers, cfg.trainer.max_steps = 1, 4
+    summary = run_ray(cfg)
+    assert summary.step == 4 and read_meta(summary.checkpoint)["resumed_from"] == 2
+    state = load_checkpoint(summary.checkpoint)["state"]
+    assert state["data_history"] == [{"world_size": 2, "batch_size": 8, "num_workers": 0, "batches": 2}]
+    assert state["opt_g"]["state"][0]["step"].item() == 4  # Adam kept counting across the change
