@@ -55,6 +55,17 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def run_logged(cfg):
+    """run_local, and the messages the training loop logged meanwhile."""
+    collect, logger = Collect(), logging.getLogger("gandist.train")
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        return run_local(cfg), collect.messages
+    finally:
+        logger.removeHandler(collect)
+
+
 def test_local_run_checkpoints_and_resumes_at_the_right_step(shapes_url, tmp_path):
     cfg = local_cfg(shapes_url, tmp_path, "resume", "trainer.max_steps=4", "trainer.ckpt_every=2",
                     "trainer.keep_checkpoints=1")
@@ -64,14 +75,8 @@ def test_local_run_checkpoints_and_resumes_at_the_right_step(shapes_url, tmp_pat
     assert read_meta(first.checkpoint)["step"] == 4
 
     cfg.trainer.max_steps = 6
-    collect, logger = Collect(), logging.getLogger("gandist.train")
-    logger.addHandler(collect)
-    logger.setLevel(logging.INFO)
-    try:
-        second = run_local(cfg)
-    finally:
-        logger.removeHandler(collect)
-    assert any(m.startswith("Resumed from checkpoint at step 4") for m in collect.messages), collect.messages
+    second, messages = run_logged(cfg)
+    assert any(m.startswith("Resumed from checkpoint at step 4") for m in messages), messages
     assert second.step == 6
     assert read_meta(find_latest_checkpoint(str(run_dir)))["step"] == 6
     # An interrupted write (no meta.json) is never picked up as the latest checkpoint.
@@ -104,14 +109,8 @@ def test_resume_with_another_batch_size_splits_the_rest_of_the_epoch(shapes_url,
     cfg = local_cfg(shapes_url, tmp_path, "relayout", "trainer.max_steps=3", "trainer.ckpt_every=3")
     run_local(cfg)  # 3 of the 8 batches of 8 in epoch 0
     cfg.data.batch_size, cfg.trainer.max_steps = 4, 5
-    collect, logger = Collect(), logging.getLogger("gandist.train")
-    logger.addHandler(collect)
-    logger.setLevel(logging.INFO)
-    try:
-        summary = run_local(cfg)
-    finally:
-        logger.removeHandler(collect)
-    assert any(m.startswith("Data layout changed") for m in collect.messages), collect.messages
+    summary, messages = run_logged(cfg)
+    assert any(m.startswith("Data layout changed") for m in messages), messages
     state = load_checkpoint(summary.checkpoint)["state"]
     assert state["epoch"] == 0 and state["batch_in_epoch"] == 2
     assert state["data_history"] == [{"world_size": 1, "batch_size": 8, "num_workers": 0, "batches": 3}]
