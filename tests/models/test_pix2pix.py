@@ -49,13 +49,17 @@ def test_unet_dropout_on_three_innermost_decoder_blocks() -> None:
     assert not any(isinstance(m, nn.Dropout) for m in G0.modules())
 
 
+def assert_gradients_reach_every_parameter(net: nn.Module, x: torch.Tensor) -> None:
+    out = net(x)
+    (out * torch.randn_like(out)).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
 def test_unet_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
-    G = UNetGenerator(out_channels=3, resolution=16, width=4)
-    out = G(torch.randn(2, 3, 16, 16))
-    (out * torch.randn_like(out)).sum().backward()
-    for name, p in G.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients_reach_every_parameter(UNetGenerator(out_channels=3, resolution=16, width=4),
+                                           torch.randn(2, 3, 16, 16))
 
 
 @pytest.mark.parametrize("resolution", [8, 48, 1024])
@@ -83,11 +87,8 @@ def test_patch_discriminator_receptive_field_is_70() -> None:
 
 def test_patch_discriminator_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
-    D = PatchDiscriminator(in_channels=7, width=4, n_layers=3)
-    out = D(torch.randn(2, 7, 64, 64))
-    (out * torch.randn_like(out)).sum().backward()
-    for name, p in D.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert_gradients_reach_every_parameter(PatchDiscriminator(in_channels=7, width=4, n_layers=3),
+                                           torch.randn(2, 7, 64, 64))
 
 
 def test_patch_discriminator_rejects_zero_layers() -> None:
