@@ -27,9 +27,9 @@ def summary(manifest: Manifest) -> list[str]:
 
 def verify(manifest: Manifest, progress: Optional[Callable[[int, int], None]] = None) -> list[str]:
     """Check every shard's presence, size and sha256; one line per bad shard (empty when intact)."""
-    entries = [(split, entry) for split, info in manifest.splits.items() for entry in info["shards"]]
+    entries = [entry for info in manifest.splits.values() for entry in info["shards"]]
     problems = []
-    for done, (split, entry) in enumerate(entries, 1):
+    for done, entry in enumerate(entries, 1):
         problem = _check(f"{manifest.url.rstrip('/')}/{entry['name']}", entry)
         if problem:
             problems.append(problem)

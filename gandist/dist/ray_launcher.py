@@ -112,13 +112,13 @@ def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
     url = cfg.run.storage
     if is_local(url):
         return os.path.abspath(local_path(url)), None
-    endpoint = storage_env(cfg).get("AWS_ENDPOINT_URL")
+    env = storage_env(cfg)
+    endpoint = env.get("AWS_ENDPOINT_URL")
     if url.startswith("s3://") and endpoint:
         import pyarrow.fs
         from urllib.parse import urlparse
 
         parsed = urlparse(endpoint)
-        env = storage_env(cfg)
         fs = pyarrow.fs.S3FileSystem(
             endpoint_override=parsed.netloc, scheme=parsed.scheme or "https",
             access_key=env.get("AWS_ACCESS_KEY_ID"), secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
