@@ -18,6 +18,8 @@ TASKS = ("generate", "segment")
 ARCH_FOR_TASK = {"generate": "dcgan", "segment": "pix2pix"}
 LOSSES = ("nonsat", "hinge", "lsgan")
 LAUNCHERS = ("ray", "torchrun", "local")
+AMP_MODES = ("off", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "linear")
 
 
 class ConfigError(ValueError):
@@ -61,6 +63,8 @@ class DataConfig:
 @dataclass
 class TrainerConfig:
     num_workers: int = doc(2, "DDP training workers (processes); one per GPU on GPU nodes")
+    min_workers: Optional[int] = doc(None, "ray: elastic, start with as few as this many workers when no more "
+                                     "fit, up to trainer.num_workers; null = exactly trainer.num_workers")
     use_gpu: Optional[bool] = doc(None, "train on GPUs; null = use them when the cluster has any")
     max_steps: int = doc(2000, "optimisation steps to train for (one step = D update + G update)")
     ckpt_every: int = doc(500, "steps between checkpoints (a checkpoint is also written at the end)")
@@ -71,12 +75,17 @@ class TrainerConfig:
     eval_batches: int = doc(16, "segment: held-out batches evaluated per worker (0 = the whole split)")
     lr_g: float = doc(2e-4, "generator Adam learning rate")
     lr_d: float = doc(2e-4, "discriminator Adam learning rate")
+    lr_schedule: str = doc("constant", "constant | linear (pix2pix: constant, then linear decay to 0 at max_steps)")
+    lr_decay_start: float = doc(0.5, "linear schedule: fraction of trainer.max_steps after which the decay begins")
     beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
     beta2: float = doc(0.999, "Adam beta2")
     ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images")
     ema_rampup: float = doc(0.05, "EMA half-life is at most this fraction of images seen (0 = off)")
     seed: int = doc(0, "the one seed; every other seed is derived from it")
     max_failures: int = doc(0, "worker-group restarts Ray Train may make after a failure")
+    amp: str = doc("off", "mixed precision: off | bf16 (autocast) | fp16 (autocast + one grad scaler per network)")
+    max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop after this many in a row")
+    async_checkpoint: bool = doc(False, "ray: upload checkpoints in the background instead of waiting for the upload")
 
 
 @dataclass
@@ -102,6 +111,9 @@ class DistConfig:
 class FaultsConfig:
     kill_rank: Optional[int] = doc(None, "fault drill: this rank SIGKILLs its own process (once per run); null = off")
     at_step: int = doc(0, "fault drill: the step after which trainer rank faults.kill_rank dies")
+    nan_rank: Optional[int] = doc(None, "divergence drill: this rank's losses become NaN; null = off")
+    nan_at_step: int = doc(0, "divergence drill: the first step (1-based) with NaN losses on faults.nan_rank")
+    nan_steps: int = doc(1, "divergence drill: how many steps in a row have NaN losses")
 
 
 @dataclass
@@ -174,6 +186,8 @@ def validate(cfg: Config) -> Config:
     _choice("task.loss", cfg.task.loss, LOSSES)
     _choice("dist.launcher", cfg.dist.launcher, LAUNCHERS)
     _choice("dist.backend", cfg.dist.backend, ("auto", "gloo", "nccl"))
+    _choice("trainer.amp", cfg.trainer.amp, AMP_MODES)
+    _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, LR_SCHEDULES)
     want = ARCH_FOR_TASK[cfg.task.name]
     if cfg.model.arch != want:
         raise ConfigError(
@@ -191,6 +205,16 @@ def validate(cfg: Config) -> Config:
                 "trainer.image_every", "trainer.eval_every", "trainer.lr_g", "trainer.lr_d"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
+    if not 0 <= cfg.trainer.lr_decay_start < 1:
+        raise ConfigError(f"trainer.lr_decay_start={cfg.trainer.lr_decay_start} must be in [0, 1)")
+    _positive("trainer.max_bad_steps", cfg.trainer.max_bad_steps)
+    t = cfg.trainer
+    if t.min_workers is not None and not 1 <= t.min_workers <= t.num_workers:
+        raise ConfigError(f"trainer.min_workers={t.min_workers} must be between 1 and "
+                          f"trainer.num_workers={t.num_workers} (or null for a fixed worker count)")
+    if t.min_workers is not None and cfg.dist.launcher != "ray":
+        raise ConfigError(f"trainer.min_workers={t.min_workers} needs dist.launcher=ray (elastic training "
+                          f"is Ray Train's); set trainer.min_workers=null for dist.launcher={cfg.dist.launcher}")
     if not 0 <= cfg.data.max_bad_fraction <= 1:
         raise ConfigError(f"data.max_bad_fraction={cfg.data.max_bad_fraction} must be in [0, 1]")
     for key in ("data.loader_workers", "data.shuffle_buffer", "trainer.eval_batches",
@@ -212,6 +236,13 @@ def validate(cfg: Config) -> Config:
                           f"trainer.num_workers={cfg.trainer.num_workers} workers (0..{cfg.trainer.num_workers - 1})")
     if cfg.faults.kill_rank is not None and cfg.faults.at_step < 1:
         raise ConfigError(f"faults.at_step={cfg.faults.at_step} must be a step >= 1 for the fault drill")
+    f = cfg.faults
+    if f.nan_rank is not None and not 0 <= f.nan_rank < cfg.trainer.num_workers:
+        raise ConfigError(f"faults.nan_rank={f.nan_rank} is not a rank of "
+                          f"trainer.num_workers={cfg.trainer.num_workers} workers (0..{cfg.trainer.num_workers - 1})")
+    if f.nan_rank is not None and (f.nan_at_step < 1 or f.nan_steps < 1):
+        raise ConfigError(f"faults.nan_at_step={f.nan_at_step} and faults.nan_steps={f.nan_steps} "
+                          "must both be >= 1 for the divergence drill")
     if cfg.dist.launcher == "local" and cfg.trainer.num_workers != 1:
         raise ConfigError(
             f"dist.launcher=local runs one process, but trainer.num_workers={cfg.trainer.num_workers}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -28,6 +29,37 @@ def small_overrides(data_url: str, storage: str, name: str, task: str = "segment
         "data.batch_size=8", "data.loader_workers=0",
         "trainer.log_every=1", "trainer.image_every=2", "trainer.eval_every=2", "trainer.eval_batches=1",
     ]
+
+
+def local_cfg(data_url: str, storage, name: str, *extra: str):
+    """A small one-process (dist.launcher=local) config, composed as the CLI would."""
+    from gandist.cli import absolutize, compose_config
+
+    overrides = small_overrides(data_url, str(storage), name) + [
+        "dist.launcher=local", "trainer.num_workers=1", *extra]
+    return absolutize(compose_config(overrides))
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run_logged(cfg):
+    """run_local, and the messages the training loop logged meanwhile."""
+    from gandist.dist.local import run_local
+
+    collect, logger = Collect(), logging.getLogger("gandist.train")
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        return run_local(cfg), collect.messages
+    finally:
+        logger.removeHandler(collect)
 
 
 def free_port() -> int:

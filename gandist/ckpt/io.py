@@ -1,11 +1,14 @@
 """A checkpoint directory: ``state.pt`` (the complete training state) and ``meta.json``.
 
-``meta.json`` is written last, so a directory without it is an interrupted write and is
-never resumed from or exported.
+``meta.json`` is written last and records the size and SHA-256 of ``state.pt``. A directory
+without it, or whose ``state.pt`` has another size (an upload that copied ``meta.json``
+first and was cut off: object stores and Ray's uploader keep no order), is an interrupted
+write and is never resumed from or exported; a ``state.pt`` whose hash differs is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -45,8 +48,13 @@ def checkpoint_step(path: str) -> int:
 def write_checkpoint(directory: str, payload: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write ``payload`` (torch-serialisable) and then ``meta.json`` into a local directory."""
     os.makedirs(directory, exist_ok=True)
-    torch.save(payload, os.path.join(directory, STATE_FILE))
-    meta = {**meta, "gandist_version": __version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    with open(os.path.join(directory, STATE_FILE), "wb") as f:
+        f.write(data)
+    meta = {**meta, "gandist_version": __version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": {STATE_FILE: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}}
     tmp = os.path.join(directory, META_FILE + ".tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=2)
@@ -68,11 +76,31 @@ def read_meta(url: str) -> dict[str, Any]:
 
 def load_checkpoint(url: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load the training-state payload of a complete checkpoint directory."""
-    read_meta(url)  # refuses interrupted writes
+    meta = read_meta(url)  # refuses interrupted writes
     fs, path = fsspec.core.url_to_fs(url)
     with fs.open(f"{path.rstrip('/')}/{STATE_FILE}", "rb") as f:
         data = f.read()
+    expected = meta.get("files", {}).get(STATE_FILE)
+    if expected and (len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]):
+        raise CheckpointError(
+            f"{url}/{STATE_FILE} does not match its {META_FILE} ({len(data)} bytes, expected "
+            f"{expected['bytes']} with sha256 {expected['sha256'][:12]}...): the checkpoint is damaged. "
+            "Move it aside and the run resumes from the checkpoint before it."
+        )
     return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+
+
+def is_complete(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """meta.json present and state.pt of the size it records (older checkpoints: present)."""
+    path = path.rstrip("/")
+    try:
+        with fs.open(f"{path}/{META_FILE}", "r") as f:
+            meta = json.load(f)
+        size = fs.size(f"{path}/{STATE_FILE}")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    expected = meta.get("files", {}).get(STATE_FILE)
+    return expected is None or size == expected["bytes"]
 
 
 def find_latest_checkpoint(run_url: str) -> Optional[str]:
@@ -80,16 +108,14 @@ def find_latest_checkpoint(run_url: str) -> Optional[str]:
     fs, path = fsspec.core.url_to_fs(run_url)
     if not fs.exists(path):
         return None
-    best: tuple[int, str] | None = None
+    candidates = []
     for entry in fs.ls(path, detail=False):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        match = _NAME_RE.match(name)
-        if not match or not fs.exists(f"{entry.rstrip('/')}/{META_FILE}"):
-            continue
-        step = int(match.group(1))
-        if best is None or step > best[0]:
-            best = (step, entry)
-    if best is None:
-        return None
+        match = _NAME_RE.match(entry.rstrip("/").rsplit("/", 1)[-1])
+        if match:
+            candidates.append((int(match.group(1)), entry.rstrip("/")))
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return best[1] if protocol in ("file", "local") else f"{protocol}://{best[1]}"
+    for step, entry in sorted(candidates, reverse=True):
+        if is_complete(fs, entry):
+            return entry if protocol in ("file", "local") else f"{protocol}://{entry}"
+        log.warning("Skipping %s: an interrupted checkpoint write (incomplete meta.json/state.pt)", entry)
+    return None

@@ -30,13 +30,14 @@ class LocalContext(Context):
         self.last_metrics: dict[str, float] = {}
         self.last_checkpoint: Optional[str] = find_latest_checkpoint(run_path)
 
-    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str]) -> None:
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str], asynchronous: bool = False) -> None:
+        # A local write is quick: asynchronous uploads are for Ray Train's remote storage.
         self.last_metrics = dict(metrics)
         if checkpoint_dir is not None:
             final = os.path.join(self.run_path, checkpoint_name(int(metrics["step"])))
             partial = final + ".partial"
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(checkpoint_dir, partial)
+            shutil.move(checkpoint_dir, partial)
             if os.path.exists(final):
                 shutil.rmtree(final)
             os.rename(partial, final)  # never a half-written directory under the real name

@@ -16,7 +16,7 @@ import ray
 import ray.train
 import ray.train.torch
 import torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, CheckpointUploadMode, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from gandist.ckpt import checkpoint_name, checkpoint_step, find_latest_checkpoint, load_checkpoint, read_meta
@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 
 
 class RayContext(Context):
-    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str]) -> None:
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str], asynchronous: bool = False) -> None:
         checkpoint = Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint,
-                         checkpoint_dir_name=checkpoint_name(int(metrics["step"])))
+        # Ray deletes the local directory after uploading it (in its own thread when ASYNC).
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=checkpoint_name(int(metrics["step"])),
+                         checkpoint_upload_mode=CheckpointUploadMode.ASYNC if asynchronous else CheckpointUploadMode.SYNC,
+                         delete_local_checkpoint_after_upload=True)
 
     def restore(self) -> Optional[dict[str, Any]]:
         """Ray's latest registered checkpoint, or a newer complete one in the run directory.
@@ -128,6 +130,12 @@ def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
     return url, None
 
 
+def ray_num_workers(cfg: Config) -> int | tuple[int, int]:
+    """A fixed worker count, or (min, max) for Ray Train's elastic scaling."""
+    t = cfg.trainer
+    return t.num_workers if t.min_workers is None else (t.min_workers, t.num_workers)
+
+
 def run_ray(cfg: Config) -> RunSummary:
     init_ray(cfg)
     use_gpu = cfg.trainer.use_gpu
@@ -139,7 +147,7 @@ def run_ray(cfg: Config) -> RunSummary:
         train_loop_per_worker,
         train_loop_config=cfg.to_dict(),
         torch_config=TorchConfig(backend=backend),
-        scaling_config=ScalingConfig(num_workers=cfg.trainer.num_workers, use_gpu=use_gpu),
+        scaling_config=ScalingConfig(num_workers=ray_num_workers(cfg), use_gpu=use_gpu),
         run_config=RunConfig(
             name=cfg.run.name,
             storage_path=storage,

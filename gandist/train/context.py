@@ -27,8 +27,9 @@ class Context:
     def is_chief(self) -> bool:
         return self.rank == 0
 
-    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str]) -> None:
-        """Persist a checkpoint directory written by rank 0 (None on other ranks). All ranks call it."""
+    def report(self, metrics: dict[str, float], checkpoint_dir: Optional[str], asynchronous: bool = False) -> None:
+        """Persist a checkpoint directory written by rank 0 (None on other ranks), then remove
+        it; with ``asynchronous`` the upload may finish after returning. All ranks call it."""
         raise NotImplementedError
 
     def restore(self) -> Optional[dict[str, Any]]:

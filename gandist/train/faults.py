@@ -1,4 +1,5 @@
-"""Fault drills: a rank kills its own process at a chosen step, once per run.
+"""Fault drills: a rank kills its own process at a chosen step, once per run; or a rank's
+losses turn NaN for some steps (the divergence drill, see ``train.divergence``).
 
 Users rehearse recovery on their cluster with ``faults.kill_rank=R faults.at_step=S``;
 the tests prove recovery with it. Rank 0 records the drill in the run directory before
@@ -45,3 +46,9 @@ def maybe_kill(cfg: Config, ctx: Context, step: int) -> None:
     if ctx.rank == cfg.faults.kill_rank:
         log.warning("Fault drill: rank %d kills its own process after step %d", ctx.rank, step)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def poisoned(cfg: Config, ctx: Context, step: int) -> bool:
+    """Whether the divergence drill makes this rank's step ``step`` (1-based) non-finite."""
+    f = cfg.faults
+    return f.nan_rank == ctx.rank and f.nan_at_step <= step < f.nan_at_step + f.nan_steps

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import random
-import shutil
 import tempfile
 import time
 from typing import Any, Optional
@@ -28,9 +26,11 @@ from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.monitor import make_monitor
 from gandist.seeding import derive_seed
 from gandist.train.context import Context
+from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import ema_beta, update_ema
-from gandist.train.faults import drill_pending, maybe_kill
-from gandist.train.phases import build_phases, run_step
+from gandist.train.faults import drill_pending, maybe_kill, poisoned
+from gandist.train.phases import autocast, build_phases, run_step
+from gandist.train.schedule import apply_lr
 from gandist.train.state import TrainState, rng_state, set_rng_state
 from gandist.train.stats import Stats, all_reduce_sum, check_identical_across_ranks, distributed
 from gandist.train.tasks import GenerateTask, SegmentTask, Task
@@ -68,6 +68,10 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     elif ctx.is_chief:
         log.info("Starting a new run: no checkpoint found")
 
+    if ctx.is_chief and ctx.world_size != t.num_workers:
+        log.info("Training on %d workers (elastic, up to trainer.num_workers=%d); the per-worker batch "
+                 "stays data.batch_size=%d, so the global batch is %d", ctx.world_size, t.num_workers,
+                 cfg.data.batch_size, cfg.data.batch_size * ctx.world_size)
     adopt_data_layout(state, cfg, ctx)
 
     G = wrap_ddp(state.G, ctx, broadcast_buffers=True)
@@ -79,7 +83,11 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     state.D.requires_grad_(False)
 
     task = make_task(cfg, num_classes)
-    phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d)
+    amp = autocast(ctx.device, t.amp)
+    phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
+                          state.scaler_g, state.scaler_d, amp)
+    bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
+    last_ckpt = resumed_from
     monitor = make_monitor(ctx.log_dir, purge_step=state.step + 1 if payload is not None else None)
     preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
     stats = Stats(ctx.device)
@@ -109,8 +117,12 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         for batch in loader:
             data_wait += time.perf_counter() - wait_start
             batch = to_device(batch, ctx.device)
-            stats.add(run_step(phases, task, G, batch, state.step))
+            lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
+            result = run_step(phases, task, G, batch, state.step, amp, ctx.rank, ctx.world_size,
+                              poison=poisoned(cfg, ctx, state.step + 1))
             state.step += 1
+            if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
+                stats.add({**result.stats, "lr/G": torch.tensor(t.lr_g * lr), "lr/D": torch.tensor(t.lr_d * lr)})
             state.batch_in_epoch += 1
             state.images_seen += global_batch
             update_ema(state.G_ema, state.G, ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
@@ -123,7 +135,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                 values["perf/images_per_s"] = global_batch * steps / max(now - last_log_time, 1e-9)
                 values["perf/step_time_s"] = (now - last_log_time) / max(steps, 1)
                 values["perf/data_wait_frac"] = data_wait / max(now - last_log_time, 1e-9)
-                last_log_time, last_log_step, data_wait = now, state.step, 0.0
+                values["train/skipped_steps"] = float(bad_steps.since_log)
+                last_log_time, last_log_step, data_wait, bad_steps.since_log = now, state.step, 0.0, 0
                 monitor.scalars(values, state.step)
                 metrics.update(values)
                 if ctx.is_chief:
@@ -139,7 +152,10 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                     log.info("eval at step %d: held-out mIoU %.3f, pixel accuracy %.3f",
                              state.step, scores["eval/miou"], scores["eval/pixel_accuracy"])
             if state.step % t.ckpt_every == 0 or done:
-                save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from)
+                timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from,
+                                         asynchronous=t.async_checkpoint and not done)
+                monitor.scalars(timing, state.step)
+                last_ckpt = state.step
             if drill:
                 maybe_kill(cfg, ctx, state.step)
             if done:
@@ -244,8 +260,10 @@ def gather_objects(obj: Any) -> list[Any]:
 
 
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
-                    metrics: dict[str, float], resumed_from: Optional[int] = None) -> None:
-    """Rank 0 writes the complete state into a temporary directory; every rank reports."""
+                    metrics: dict[str, float], resumed_from: Optional[int] = None,
+                    asynchronous: bool = False) -> dict[str, float]:
+    """Rank 0 writes the complete state into a temporary directory; every rank reports it
+    (the context persists and then removes the directory). Returns how long training waited."""
     began = time.perf_counter()
     rngs = gather_objects(rng_state())
     ckpt_dir = None
@@ -257,13 +275,15 @@ def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optio
                 "resumed_from": resumed_from,  # the step this process started from (null: fresh)
                 "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name}
         write_checkpoint(ckpt_dir, payload, meta)
-    try:
-        ctx.report({**metrics, "step": state.step}, ckpt_dir)
-    finally:
-        if ckpt_dir is not None:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    written = time.perf_counter()
+    ctx.report({**metrics, "step": state.step}, ckpt_dir, asynchronous=asynchronous)
+    ended = time.perf_counter()
+    timing = {"ckpt/stall_s": ended - began, "ckpt/write_s": written - began, "ckpt/persist_s": ended - written}
     if ctx.is_chief:
-        log.info("Checkpoint at step %d (%.2f s)", state.step, time.perf_counter() - began)
+        how = "upload continues in the background" if asynchronous else f"persist {timing['ckpt/persist_s']:.2f} s"
+        log.info("Checkpoint at step %d: training waited %.2f s (write %.2f s, %s)",
+                 state.step, timing["ckpt/stall_s"], timing["ckpt/write_s"], how)
+    return timing
 
 
 @torch.no_grad()

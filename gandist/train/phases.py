@@ -4,6 +4,11 @@ G runs forward once per step; the D phase sees its output detached, the G phase 
 (pix2pix order). G and D sit in separate DDP wrappers. While a phase runs, only its own
 network requires grad, and the other network's DDP forward runs under ``no_sync`` so its
 reducer never waits for gradients that will not come (stylegan2-ada).
+
+Mixed precision: forwards run under the step's autocast; each network has its own grad
+scaler (a no-op when fp16 is off). After each phase's backward every rank checks its loss
+and the (synced) gradient norm, and all ranks agree to skip the optimizer step together
+if any rank saw a non-finite value, so the replicas never diverge from one another.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.losses import GANLoss
+from gandist.train.stats import all_reduce_sum
 from gandist.train.tasks import Batch, Task
 
 Stats = dict[str, Tensor]
@@ -40,54 +46,121 @@ class Phase:
     name: str
     module: nn.Module  # the (DDP-wrapped) network this phase trains
     opt: torch.optim.Optimizer
-    backward: Callable[[StepVars], Stats]  # computes the losses and calls backward
+    scaler: torch.amp.GradScaler
+    backward: Callable[[StepVars], Stats]  # computes the losses and calls backward; "loss/<name>" is the total
     every: int = 1  # for lazy regularisation: run every k steps
 
 
+@dataclass
+class StepResult:
+    stats: Stats
+    skipped: dict[str, list[int]]  # phase name -> ranks that saw a non-finite loss or gradient
+
+
+def autocast(device: torch.device, amp: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """The forward context for trainer.amp: off | bf16 | fp16."""
+    if amp == "off":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
 def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
-                 opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> list[Phase]:
+                 opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                 scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
+                 amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[Phase]:
     def d_backward(v: StepVars) -> Stats:
         fake = v.fake.detach()
         with no_sync(D):  # accumulate locally; the synced backward below all-reduces the sum
-            fake_logits = D(task.d_input(v.batch, fake))
-            loss_fake = gan.d_fake(fake_logits)
-            loss_fake.backward()
-        real_logits = D(task.d_input(v.batch, task.real(v.batch)))
-        loss_real = gan.d_real(real_logits)
-        loss_real.backward()
+            with amp():
+                fake_logits = D(task.d_input(v.batch, fake))
+                loss_fake = gan.d_fake(fake_logits.float())
+            scaler_d.scale(loss_fake).backward()
+        with amp():
+            real_logits = D(task.d_input(v.batch, task.real(v.batch)))
+            loss_real = gan.d_real(real_logits.float())
+        scaler_d.scale(loss_real).backward()
         return {
             "loss/D": (loss_fake + loss_real).detach(),
-            "D/real": real_logits.detach().mean(),
-            "D/fake": fake_logits.detach().mean(),
+            "D/real": real_logits.detach().float().mean(),
+            "D/fake": fake_logits.detach().float().mean(),
         }
 
     def g_backward(v: StepVars) -> Stats:
         with no_sync(D):
-            logits = D(task.d_input(v.batch, v.fake))
-        adv = gan.g(logits)
-        extra = task.extra_g_losses(v.batch, v.fake)
-        total = adv + sum(extra.values())
-        total.backward()
+            with amp():
+                logits = D(task.d_input(v.batch, v.fake))
+                adv = gan.g(logits.float())
+                extra = task.extra_g_losses(v.batch, v.fake)
+                total = adv + sum(extra.values())
+            scaler_g.scale(total).backward()
         stats = {"loss/G": total.detach(), "loss/G_adv": adv.detach()}
         stats.update({f"loss/G_{k}": val.detach() for k, val in extra.items()})
         return stats
 
-    return [Phase("D", D, opt_d, d_backward), Phase("G", G, opt_g, g_backward)]
+    return [Phase("D", D, opt_d, scaler_d, d_backward), Phase("G", G, opt_g, scaler_g, g_backward)]
 
 
-def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch, step: int) -> Stats:
-    """One GAN step: G forward once, then each due phase in order."""
+def grad_norm(module: nn.Module) -> Tensor:
+    """The L2 norm of all of a module's gradients (already synced by DDP)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+def agree_on_bad(bad: Tensor, rank: int, world_size: int) -> list[int]:
+    """Every rank learns which ranks saw a non-finite value; all then act alike."""
+    flags = torch.zeros(world_size, device=bad.device)
+    flags[rank] = bad.float()
+    all_reduce_sum(flags)
+    return [r for r, flag in enumerate(flags.tolist()) if flag]
+
+
+def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch, step: int,
+             amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+             rank: int = 0, world_size: int = 1, poison: bool = False) -> StepResult:
+    """One GAN step: G forward once, then each due phase in order.
+
+    ``poison`` (the divergence drill) makes this rank's generator output NaN, as a real
+    divergence would.
+    """
+    # Forwards update BatchNorm statistics; a skipped step puts them back (they are small).
+    buffers = [b for m in {id(ph.module): ph.module for ph in phases}.values() for b in m.buffers()]
+    saved = [b.detach().clone() for b in buffers]
     G.requires_grad_(True)
-    fake = task.fake(G, task.g_input(batch))
+    with amp():
+        fake = task.fake(G, task.g_input(batch))
+    if poison:
+        fake = fake * float("nan")
     G.requires_grad_(False)  # the graph is built; phases switch their own module back on
     v = StepVars(batch=batch, fake=fake)
     stats: Stats = {}
+    skipped: dict[str, list[int]] = {}
     for ph in phases:
         if step % ph.every:
             continue
         ph.module.requires_grad_(True)
         ph.opt.zero_grad(set_to_none=True)
         stats.update(ph.backward(v))
-        ph.opt.step()
+        ph.scaler.unscale_(ph.opt)
+        norm = grad_norm(ph.module).to(fake.device)
+        # fp16 gradient overflow is the grad scaler's to handle (it skips and lowers the
+        # scale); a non-finite loss, or non-finite gradients without a scaler, is divergence.
+        bad = ~torch.isfinite(stats[f"loss/{ph.name}"])
+        if not ph.scaler.is_enabled():
+            bad |= ~torch.isfinite(norm)
+        bad_ranks = agree_on_bad(bad, rank, world_size)
+        if bad_ranks:
+            skipped[ph.name] = bad_ranks
+            ph.opt.zero_grad(set_to_none=True)
+        else:
+            ph.scaler.step(ph.opt)
+        ph.scaler.update()
         ph.module.requires_grad_(False)
-    return stats
+        stats[f"grad/{ph.name}_norm"] = norm
+    if skipped:
+        with torch.no_grad():
+            for buffer, value in zip(buffers, saved):
+                buffer.copy_(value)
+    return StepResult(stats, skipped)

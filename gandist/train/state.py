@@ -53,6 +53,8 @@ class TrainState:
     G_ema: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler  # fp16: one dynamic loss scale per network; disabled otherwise
+    scaler_d: torch.amp.GradScaler
     step: int = 0
     images_seen: int = 0
     epoch: int = 0
@@ -73,6 +75,8 @@ class TrainState:
             G_ema=G_ema,
             opt_g=torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas),
             opt_d=torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas),
+            scaler_g=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
+            scaler_d=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -82,6 +86,8 @@ class TrainState:
             "G_ema": self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
             "step": self.step,
             "images_seen": self.images_seen,
             "epoch": self.epoch,
@@ -96,6 +102,10 @@ class TrainState:
         self.G_ema.load_state_dict(sd["G_ema"])
         self.opt_g.load_state_dict(sd["opt_g"])
         self.opt_d.load_state_dict(sd["opt_d"])
+        # A run may switch fp16 on or off on resume: a scaler starts fresh when the saved one was off.
+        for name, scaler in (("scaler_g", self.scaler_g), ("scaler_d", self.scaler_d)):
+            if sd.get(name) and scaler.is_enabled():
+                scaler.load_state_dict(sd[name])
         self.step = sd["step"]
         self.images_seen = sd["images_seen"]
         self.epoch = sd["epoch"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import fsspec
+
 import pytest
 import torch
 
@@ -107,26 +109,34 @@ def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_ur
     assert load_generator(str(out))[1]["step"] == 3
 
 
-def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(ray_cluster, shapes_url, tmp_path):
-    """faults.kill_rank=1 at step 5, checkpoints every 3: Ray restarts the workers, they replay
-    steps 4-5 from the step-3 checkpoint, and the weights end exactly as without the fault."""
+def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(
+        ray_cluster, shapes_url, bucket, tmp_path, capfd):
+    """faults.kill_rank=1 at step 5, checkpoints every 3, uploaded in the background to the S3
+    API server: Ray restarts the workers, they replay steps 4-5 from the step-3 checkpoint in
+    the bucket, and the weights end exactly as without the fault."""
     from gandist.ckpt import load_checkpoint
     from gandist.dist.ray_launcher import run_ray
 
-    def config(name: str, *extra: str):
-        return absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), name) + [
+    def config(storage: str, name: str, *extra: str):
+        return absolutize(compose_config(small_overrides(shapes_url, storage, name) + [
             "trainer.num_workers=2", "trainer.max_steps=6", "trainer.ckpt_every=3", *extra]))
 
-    clean = run_ray(config("clean"))
-    drilled = run_ray(config("drill", "faults.kill_rank=1", "faults.at_step=5", "trainer.max_failures=1"))
+    clean = run_ray(config(str(tmp_path), "clean"))
+    drilled = run_ray(config(f"{bucket}/runs", "drill", "faults.kill_rank=1", "faults.at_step=5",
+                             "trainer.max_failures=1", "trainer.async_checkpoint=true"))
     assert clean.step == drilled.step == 6
-    assert (tmp_path / "drill" / "fault_drill_done.json").exists()
+    assert drilled.checkpoint == f"{bucket}/runs/drill/checkpoint_00000006"
+    assert fsspec.filesystem("s3").exists(f"{bucket}/runs/drill/fault_drill_done.json")
     assert read_meta(clean.checkpoint)["resumed_from"] is None
     assert read_meta(drilled.checkpoint)["resumed_from"] == 3  # replayed from the step-3 checkpoint
     a, b = load_checkpoint(clean.checkpoint)["state"], load_checkpoint(drilled.checkpoint)["state"]
     for net in ("G", "D", "G_ema"):
         for key, tensor in a[net].items():
             assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
+    out = capfd.readouterr()
+    logs = out.out + out.err
+    assert "Checkpoint at step 3: training waited" in logs and "upload continues in the background" in logs
+    assert "Resumed from checkpoint at step 3" in logs
 
 
 def test_resume_with_fewer_workers(ray_cluster, shapes_url, tmp_path):
@@ -144,3 +154,17 @@ def test_resume_with_fewer_workers(ray_cluster, shapes_url, tmp_path):
     state = load_checkpoint(summary.checkpoint)["state"]
     assert state["data_history"] == [{"world_size": 2, "batch_size": 8, "num_workers": 0, "batches": 2}]
     assert state["opt_g"]["state"][0]["step"].item() == 4  # Adam kept counting across the change
+
+
+def test_elastic_workers_take_what_the_cluster_has(ray_cluster, shapes_url, tmp_path):
+    """trainer.min_workers=1 trainer.num_workers=3 on a 2-CPU cluster: Ray Train starts the
+    workers that fit, and training runs with that world size."""
+    from gandist.ckpt import load_checkpoint
+    from gandist.dist.ray_launcher import run_ray
+
+    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "stretch") + [
+        "trainer.num_workers=3", "trainer.min_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2"]))
+    summary = run_ray(cfg)
+    assert summary.step == 2
+    layout = load_checkpoint(summary.checkpoint)["state"]["data_layout"]
+    assert 1 <= layout["world_size"] <= 2, layout

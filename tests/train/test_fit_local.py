@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import torch
 
-from conftest import small_overrides
+from conftest import local_cfg, run_logged, small_overrides
 from gandist.cli import absolutize, compose_config
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.data.stream import epoch_loader
 from gandist.dist.local import run_local
 from gandist.train.state import TrainState
 from gandist.train.tasks import SegmentTask
-
-
-def local_cfg(shapes_url: str, storage, name: str, *extra: str):
-    overrides = small_overrides(shapes_url, str(storage), name) + [
-        "dist.launcher=local", "trainer.num_workers=1", *extra]
-    return absolutize(compose_config(overrides))
 
 
 @torch.no_grad()
@@ -44,26 +37,6 @@ def test_one_process_fit_lowers_l1_on_a_fixed_batch(shapes_url, tmp_path):
     trained.load_state_dict(load_checkpoint(summary.checkpoint)["state"])
     after = l1_on(trained.G, batch, task)
     assert after < 0.8 * before, (before, after)
-
-
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def run_logged(cfg):
-    """run_local, and the messages the training loop logged meanwhile."""
-    collect, logger = Collect(), logging.getLogger("gandist.train")
-    logger.addHandler(collect)
-    logger.setLevel(logging.INFO)
-    try:
-        return run_local(cfg), collect.messages
-    finally:
-        logger.removeHandler(collect)
 
 
 def test_local_run_checkpoints_and_resumes_at_the_right_step(shapes_url, tmp_path):

@@ -1,0 +1,32 @@
+"""Learning-rate schedules: functions of the step, carried by every checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import local_cfg
+from gandist.ckpt import load_checkpoint
+from gandist.config import TrainerConfig
+from gandist.dist.local import run_local
+from gandist.train.schedule import lr_factor
+
+
+def test_linear_schedule_holds_then_decays_to_zero():
+    t = TrainerConfig(max_steps=10, lr_schedule="linear", lr_decay_start=0.6)
+    assert [lr_factor(t, s) for s in range(10)] == pytest.approx(
+        [1, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25])
+    assert lr_factor(TrainerConfig(max_steps=10), 9) == 1.0  # constant
+
+
+def test_optimizers_and_checkpoints_follow_the_schedule(shapes_url, tmp_path):
+    """8 steps, decay from step 4: the step-4 checkpoint holds the full rate, the last a quarter."""
+    cfg = local_cfg(shapes_url, tmp_path, "sched", "trainer.max_steps=8", "trainer.ckpt_every=4",
+                    "trainer.keep_checkpoints=2", "trainer.lr_schedule=linear", "trainer.lr_decay_start=0.5",
+                    "trainer.lr_g=1e-3", "trainer.lr_d=2e-3")
+    summary = run_local(cfg)
+    mid = load_checkpoint(str(tmp_path / "sched" / "checkpoint_00000004"))["state"]
+    end = load_checkpoint(summary.checkpoint)["state"]
+    assert mid["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
+    assert end["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 4)  # step 8 = index 7 of 8
+    assert end["opt_d"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 4)
+    assert summary.metrics["lr/G"] == pytest.approx(1e-3 / 4)
