@@ -76,11 +76,7 @@ def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, s3_sha
 
 def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_url, bucket, tmp_path):
     """run.storage=s3://...: Ray Train writes checkpoints into the S3 API server and resumes from them."""
-    import io
-
-    import fsspec
-
-    from gandist.ckpt import find_latest_checkpoint, load_checkpoint
+    from gandist.ckpt import find_latest_checkpoint, load_checkpoint, write_checkpoint
     from gandist.dist.ray_launcher import run_ray
 
     storage = f"{bucket}/runs"
@@ -95,9 +91,10 @@ def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_ur
     # Mark the checkpoint in the bucket, so the next run can only have its count from there.
     payload = load_checkpoint(latest)
     payload["state"]["images_seen"] = 1000
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    fsspec.filesystem("s3").pipe(f"{latest[len('s3://'):]}/state.pt", buffer.getvalue())
+    marked = tmp_path / "marked"
+    write_checkpoint(str(marked), payload, read_meta(latest))
+    for name in ("state.pt", "meta.json"):
+        fsspec.filesystem("s3").put(str(marked / name), f"{latest[len('s3://'):]}/{name}")
 
     cfg.trainer.max_steps = 3
     assert run_ray(cfg).step == 3
@@ -168,3 +165,40 @@ def test_elastic_workers_take_what_the_cluster_has(ray_cluster, shapes_url, tmp_
     assert summary.step == 2
     layout = load_checkpoint(summary.checkpoint)["state"]["data_layout"]
     assert 1 <= layout["world_size"] <= 2, layout
+
+
+def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster, shapes_url, tmp_path):
+    """SIGKILL the driver (`gandist train` joined to the cluster) once a checkpoint exists; the
+    same command again resumes from the newest checkpoint and finishes."""
+    import ray
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gandist.ckpt import find_latest_checkpoint
+
+    cmd = [sys.executable, "-m", "gandist.cli", "train", *small_overrides(shapes_url, str(tmp_path), "driver"),
+           "trainer.num_workers=2", "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10",
+           "trainer.image_every=100", "trainer.eval_every=100", f"dist.ray_address={ray.get_runtime_context().gcs_address}"]
+    run_dir = str(tmp_path / "driver")
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while find_latest_checkpoint(run_dir) is None:
+            assert first.poll() is None, f"the driver ended before it was killed:\n{first.stdout.read()[-3000:]}"
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    killed_at = read_meta(find_latest_checkpoint(run_dir))["step"]
+    assert killed_at < 20
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-3000:]
+    resumed = read_meta(find_latest_checkpoint(run_dir))
+    assert resumed["step"] == 20 and resumed["resumed_from"] >= killed_at, (resumed, killed_at)
+    assert f"Resumed from checkpoint at step {resumed['resumed_from']}" in output
+    assert "finished at step 20" in output
