@@ -33,7 +33,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/data.py --json bench/results.json
+	$(PY) bench/data.py --json bench/data.json
+	$(PY) bench/checkpoint.py --json bench/checkpoint.json
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_STORE)/demo

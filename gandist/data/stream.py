@@ -32,15 +32,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from gandist.data.manifest import Manifest, ShardSetError
-from gandist.data.plan import (  # noqa: F401  (rank_batch_order, worker_blocks: re-exported)
+from gandist.data.plan import (
     Segment,
     buffer_rng,
     buffer_shuffle,
     layout,
-    rank_batch_order,
     remaining_positions,
     resume_assignment,
-    worker_blocks,
 )
 from gandist.seeding import derive_seed
 

@@ -5,7 +5,8 @@ import torch
 
 from gandist.data.manifest import ShardSetError
 from gandist.data.shards import write_shard_set
-from gandist.data.stream import batches_per_epoch, epoch_loader, rank_batch_order
+from gandist.data.plan import rank_batch_order
+from gandist.data.stream import batches_per_epoch, epoch_loader
 from gandist.data.manifest import Manifest
 
 
