@@ -72,7 +72,7 @@ def main() -> int:
                     f"data.url={data}", "run.storage=s3://bench-ckpt/runs", f"run.name=bench-ckpt-{mode}",
                     f"model.resolution={args.resolution}", "data.batch_size=8", "data.loader_workers=0",
                     "dist.launcher=ray", "trainer.num_workers=2", f"trainer.max_steps={args.steps}",
-                    f"trainer.ckpt_every={args.every}", "trainer.log_every=1", "trainer.eval_every=1000",
+                    f"trainer.ckpt_every={args.every}", "trainer.log_every=1", "eval.every=1000",
                     f"trainer.async_checkpoint={mode == 'async'}", "trainer.keep_checkpoints=2"]))
                 summary = run_ray(cfg)
                 stall = scalars(summary.log_dir, "ckpt/stall_s")

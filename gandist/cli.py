@@ -1,4 +1,4 @@
-"""gandist command line: thin entry points over the package (train, shard, export)."""
+"""gandist command line: thin entry points over the package (train, shard, inspect, export, sample, evaluate)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from gandist import __version__
 from gandist.ckpt import CheckpointError
-from gandist.config import Config, ConfigError, from_dict, iter_fields, validate
+from gandist.config import RENAMED, Config, ConfigError, from_dict, iter_fields, validate
 
 GROUPS = ("task", "model", "data", "trainer", "storage")
 EXAMPLE = ("gandist train task=segment data.url=runs/data/shapes trainer.num_workers=2 "
@@ -41,6 +41,8 @@ def check_override_keys(overrides: Sequence[str]) -> None:
                 raise ConfigError(f"unknown config group {key!r}; groups are {', '.join(GROUPS)} "
                                   "(other settings are section.key=value, see gandist train --help)")
             continue
+        if key in RENAMED:
+            raise ConfigError(f"config key {key!r} is now {RENAMED[key]!r}; write {RENAMED[key]}={item.split('=', 1)[1]}")
         if key not in keys:
             close = difflib.get_close_matches(key, keys, n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else "; see gandist train --help"
@@ -123,7 +125,12 @@ def print_summary(cfg: Config, summary) -> None:
     if "eval/miou" in m:
         print(f"  held-out mIoU : {m['eval/miou']:.3f} (pixel accuracy {m['eval/pixel_accuracy']:.3f}; "
               f"predicting background everywhere scores mIoU {m['eval/miou_all_background']:.3f})")
+    for key, label in (("eval/fid", "FID"), ("eval/fd_randconv", "FD(randconv)")):
+        if key in m:
+            kd = m.get(key.replace("fid", "kid").replace("fd_", "kd_"), float("nan"))
+            print(f"  {label:<14}: {m[key]:.4g} (kernel distance {kd:.4g})")
     print(f"  export        : gandist export {summary.run_dir} generator.pt")
+    print(f"  sample        : gandist sample {summary.run_dir} --out grid.png")
 
 
 def _progress(what: str):
@@ -180,6 +187,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     meta = export_generator(args.source, args.out)
     print(f"Exported the EMA generator of step {meta['step']} ({meta['task']}, {meta['arch']}) "
           f"from {meta['checkpoint']} to {args.out}")
+    return 0
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from gandist.train.inference import load_run, sample_generate, sample_segment, save_png
+
+    run = load_run(args.source, device=_device(args.device))
+    if run.cfg.task.name == "generate":
+        image = sample_generate(run, args.n, args.seed)
+        what = f"{args.n} samples of EMA G (seed {args.seed})"
+    else:
+        data = args.data or run.cfg.data.url
+        image = sample_segment(run, args.n, data)
+        what = f"predictions of EMA G on {data}"
+    save_png(image, args.out)
+    print(f"Wrote {what} at step {run.step} from {run.checkpoint} to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    import fsspec
+
+    from gandist.dist.common import configure_logging
+    from gandist.train.inference import evaluate_run, load_run
+
+    configure_logging()
+    device = _device(args.device)
+    run = load_run(args.source, args.overrides, device=device)
+    scores = evaluate_run(run, device)
+    if not scores:
+        raise ValueError(f"nothing to evaluate: data.url={run.cfg.data.url} has no usable "
+                         f"{run.cfg.data.eval_split!r} split; pass data.url=<a shard set with one> "
+                         "or data.eval_split=train")
+    print(f"Evaluation of {run.checkpoint} (step {run.step}, {run.cfg.task.name}) on {run.cfg.data.url}:")
+    for key, value in scores.items():
+        print(f"  {key:<32} {'nan' if math.isnan(value) else f'{value:.4f}'}")
+    out = args.json or f"eval_{run.cfg.run.name}_step{run.step}.json"
+    record = {"checkpoint": run.checkpoint, "step": run.step, "task": run.cfg.task.name,
+              "data_url": run.cfg.data.url, "eval": run.cfg.to_dict()["eval"],
+              "scores": {k: (None if math.isnan(v) else v) for k, v in scores.items()}}
+    with fsspec.open(out, "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"Wrote {out}")
     return 0
 
 
@@ -267,6 +328,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("out", metavar="OUT.pt")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "sample", help="write a PNG grid of EMA G's samples (generate) or predictions (segment)",
+        description="Load EMA G from a checkpoint (a run directory means its latest checkpoint; s3:// "
+                    "and other fsspec URLs work) and write a grid: generated images from fixed noise, "
+                    "or input | target | prediction rows (input | prediction for a folder of images).",
+    )
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--n", type=int, default=64, help="images in the grid (default 64)")
+    p.add_argument("--out", default="grid.png", help="PNG path or fsspec URL (default grid.png)")
+    p.add_argument("--data", default=None, help="segment: a shard set or a folder of images "
+                   "(default: the run's data.url, held-out split)")
+    p.add_argument("--seed", type=int, default=0, help="generate: noise seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "evaluate", help="score EMA G of a checkpoint: FID/KID or the offline distances; mIoU",
+        description="Evaluate EMA G of a checkpoint (a run directory means its latest) exactly as "
+                    "training does: generate -> Frechet and kernel distances on eval.features "
+                    "(randconv offline, or inception with eval.inception_weights=PATH); segment -> "
+                    "per-class IoU, mIoU, pixel accuracy on the held-out split. Prints a table and "
+                    "writes JSON.",
+        epilog="Overrides: data.url=..., data.eval_split=..., eval.samples=..., eval.batches=..., "
+               "eval.features=..., eval.inception_weights=... (the model comes from the checkpoint).",
+    )
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="data.* and eval.* overrides")
+    p.add_argument("--json", default=None, help="where to write the scores (default eval_<run>_step<N>.json)")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

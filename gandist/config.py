@@ -20,6 +20,7 @@ LOSSES = ("nonsat", "hinge", "lsgan")
 LAUNCHERS = ("ray", "torchrun", "local")
 AMP_MODES = ("off", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "linear")
+FEATURES = ("randconv", "inception")
 
 
 class ConfigError(ValueError):
@@ -71,8 +72,6 @@ class TrainerConfig:
     keep_checkpoints: int = doc(3, "how many recent checkpoints to keep")
     log_every: int = doc(20, "steps between scalar logs (losses, throughput)")
     image_every: int = doc(250, "steps between image grids in TensorBoard")
-    eval_every: int = doc(250, "segment: steps between held-out mIoU / pixel accuracy evaluations")
-    eval_batches: int = doc(16, "segment: held-out batches evaluated per worker (0 = the whole split)")
     lr_g: float = doc(2e-4, "generator Adam learning rate")
     lr_d: float = doc(2e-4, "discriminator Adam learning rate")
     lr_schedule: str = doc("constant", "constant | linear (pix2pix: constant, then linear decay to 0 at max_steps)")
@@ -89,6 +88,18 @@ class TrainerConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = doc(250, "steps between evaluations of EMA G (also at the end), split across all workers")
+    batches: int = doc(16, "segment: held-out batches evaluated per worker (0 = the whole split)")
+    samples: int = doc(1024, "generate: images generated per evaluation, compared with as many real held-out images")
+    features: str = doc("randconv", "generate: feature extractor for the distances: randconv (offline, fixed random "
+                        "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "
+                        "eval.inception_weights)")
+    inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (the standard "
+                                           "FID Inception weights; never downloaded)")
+
+
+@dataclass
 class StorageConfig:
     endpoint_url: Optional[str] = doc(None, "S3-compatible endpoint (e.g. MinIO); null = AWS or local files")
     profile: Optional[str] = doc(None, "AWS credentials profile (~/.aws/credentials); null = AWS_* variables")
@@ -98,6 +109,8 @@ class StorageConfig:
 class RunConfig:
     name: str = doc("gandist", "run name; running again with the same name resumes from its checkpoints")
     storage: str = doc("runs/store", "where runs live: <storage>/<name> holds checkpoints and TensorBoard logs")
+    log_sync_s: float = doc(30.0, "remote run.storage: seconds between background uploads of TensorBoard logs "
+                            "and sample grids (also uploaded at the end)")
 
 
 @dataclass
@@ -122,6 +135,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     run: RunConfig = field(default_factory=RunConfig)
     dist: DistConfig = field(default_factory=DistConfig)
@@ -131,10 +145,27 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# Keys that moved, old -> new: configs saved in older checkpoints and exports still load,
+# and the CLI names the new key for an old override.
+RENAMED = {"trainer.eval_every": "eval.every", "trainer.eval_batches": "eval.batches"}
+
+
+def upgrade(data: dict) -> dict:
+    """A config dict from an older gandist, with renamed keys moved to their new place."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for old, new in RENAMED.items():
+        (old_sec, old_key), (new_sec, new_key) = old.split("."), new.split(".")
+        if isinstance(data.get(old_sec), dict) and old_key in data[old_sec]:
+            data.setdefault(new_sec, {})[new_key] = data[old_sec].pop(old_key)
+    return data
+
+
 def from_dict(data: dict, cls: type = Config, path: str = "") -> Any:
     """Rebuild a config dataclass from a plain dict, rejecting keys the schema lacks."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path or 'config'} must be a mapping, got {data!r}")
+    if cls is Config:
+        data = upgrade(data)
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
@@ -188,6 +219,11 @@ def validate(cfg: Config) -> Config:
     _choice("dist.backend", cfg.dist.backend, ("auto", "gloo", "nccl"))
     _choice("trainer.amp", cfg.trainer.amp, AMP_MODES)
     _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, LR_SCHEDULES)
+    _choice("eval.features", cfg.eval.features, FEATURES)
+    if cfg.eval.features == "inception" and not cfg.eval.inception_weights:
+        raise ConfigError("eval.features=inception needs eval.inception_weights=PATH to the FID Inception weights "
+                          "(pt_inception-2015-12-05-6726825d.pth, copied to the machine; gandist downloads "
+                          "nothing), or use eval.features=randconv")
     want = ARCH_FOR_TASK[cfg.task.name]
     if cfg.model.arch != want:
         raise ConfigError(
@@ -202,7 +238,8 @@ def validate(cfg: Config) -> Config:
     for key in ("model.z_dim", "model.g_width", "model.d_width", "model.d_layers",
                 "data.batch_size", "trainer.num_workers", "trainer.max_steps",
                 "trainer.ckpt_every", "trainer.keep_checkpoints", "trainer.log_every",
-                "trainer.image_every", "trainer.eval_every", "trainer.lr_g", "trainer.lr_d"):
+                "trainer.image_every", "eval.every", "eval.samples", "trainer.lr_g", "trainer.lr_d",
+                "run.log_sync_s"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name))
     if not 0 <= cfg.trainer.lr_decay_start < 1:
@@ -217,7 +254,7 @@ def validate(cfg: Config) -> Config:
                           f"is Ray Train's); set trainer.min_workers=null for dist.launcher={cfg.dist.launcher}")
     if not 0 <= cfg.data.max_bad_fraction <= 1:
         raise ConfigError(f"data.max_bad_fraction={cfg.data.max_bad_fraction} must be in [0, 1]")
-    for key in ("data.loader_workers", "data.shuffle_buffer", "trainer.eval_batches",
+    for key in ("data.loader_workers", "data.shuffle_buffer", "eval.batches",
                 "trainer.ema_kimg", "trainer.ema_rampup", "trainer.max_failures", "task.l1_weight"):
         section, name = key.split(".")
         _positive(key, getattr(getattr(cfg, section), name), allow_zero=True)

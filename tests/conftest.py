@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any, Iterator
 
 import pytest
 
 # Ray must not phone home or look for a dashboard in tests.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gandist_cache(tmp_path_factory):
+    """Runs with remote storage keep their local TensorBoard copy here, not in ~/.cache."""
+    path = str(tmp_path_factory.mktemp("gandist-cache"))
+    saved = os.environ.get("GANDIST_CACHE_DIR")
+    os.environ["GANDIST_CACHE_DIR"] = path
+    yield path
+    if saved is None:
+        os.environ.pop("GANDIST_CACHE_DIR", None)
+    else:
+        os.environ["GANDIST_CACHE_DIR"] = saved
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +47,7 @@ def small_overrides(data_url: str, storage: str, name: str, task: str = "segment
         f"task={task}", f"data.url={data_url}", f"run.storage={storage}", f"run.name={name}",
         "model.resolution=32", "model.g_width=8", "model.d_width=8", "model.z_dim=16",
         "data.batch_size=8", "data.loader_workers=0",
-        "trainer.log_every=1", "trainer.image_every=2", "trainer.eval_every=2", "trainer.eval_batches=1",
+        "trainer.log_every=1", "trainer.image_every=2", "eval.every=2", "eval.batches=1",
     ]
 
 
@@ -122,3 +142,52 @@ def s3_shapes_url(s3_server) -> str:
     url = "s3://gandist-shapes/shapes32"
     write_shard_set("builtin:shapes", url, samples=64, heldout=16, shard_size=24, size=32, seed=0)
     return url
+
+
+class TensorBoardServer:
+    """A real `tensorboard` process on a free port of 127.0.0.1, queried over its HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict) -> Any:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.loads(r.read())
+
+    def scalar_steps(self, tag: str, run: str = ".") -> list[int]:
+        from urllib.parse import quote
+
+        return [step for _, step, _ in self.get(f"/data/plugin/scalars/scalars?run={quote(run)}&tag={quote(tag)}")]
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir: str, wait_for_tag: str) -> Iterator[TensorBoardServer]:
+    """Start TensorBoard on ``logdir``; yield once it serves ``wait_for_tag``."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
+                             "--port", str(port), "--reload_interval", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = TensorBoardServer(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                tags = server.get("/data/plugin/scalars/tags")
+                if any(wait_for_tag in run_tags for run_tags in tags.values()):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"tensorboard did not serve {wait_for_tag!r}: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -24,12 +25,21 @@ def run_dir(cfg: Config) -> str:
     return f"{cfg.run.storage.rstrip('/')}/{cfg.run.name}"
 
 
+def cache_dir() -> str:
+    """Local scratch space: $GANDIST_CACHE_DIR, else ~/.cache/gandist."""
+    return os.environ.get("GANDIST_CACHE_DIR") or os.path.expanduser("~/.cache/gandist")
+
+
 def log_dir(cfg: Config) -> str:
-    """Rank 0's local TensorBoard directory."""
+    """Rank 0's local TensorBoard directory.
+
+    Remote storage: TensorBoard writes on rank 0's machine, under a directory named after the
+    run and its storage, and the monitor copies the logs to the run directory in the background.
+    """
     if is_local(cfg.run.storage):
         return os.path.join(local_path(run_dir(cfg)), "tensorboard")
-    # Remote storage: TensorBoard writes locally (syncing logs to storage comes with monitoring).
-    return os.path.join(os.path.expanduser("~/.cache/gandist/runs"), cfg.run.name, "tensorboard")
+    tag = hashlib.sha256(run_dir(cfg).encode()).hexdigest()[:8]
+    return os.path.join(cache_dir(), "runs", f"{cfg.run.name}-{tag}", "tensorboard")
 
 
 def storage_env(cfg: Config) -> dict[str, str]:

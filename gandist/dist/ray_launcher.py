@@ -108,6 +108,11 @@ def init_ray(cfg: Config) -> None:
     ray.init(num_cpus=cpus)
 
 
+def gandist_env() -> dict[str, str]:
+    """GANDIST_* settings of the driver (e.g. GANDIST_CACHE_DIR), for the workers too."""
+    return {k: v for k, v in os.environ.items() if k.startswith("GANDIST_")}
+
+
 def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
     """Ray Train's storage path, and a pyarrow filesystem where Ray's own URL handling is not
     enough: S3-compatible stores at AWS_ENDPOINT_URL / storage.endpoint_url (e.g. MinIO)."""
@@ -155,7 +160,7 @@ def run_ray(cfg: Config) -> RunSummary:
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
             # Credentials travel in the workers' environment, never in the config or logs.
-            worker_runtime_env={"env_vars": storage_env(cfg)},
+            worker_runtime_env={"env_vars": {**storage_env(cfg), **gandist_env()}},
         ),
     )
     result = trainer.fit()

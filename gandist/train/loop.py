@@ -22,17 +22,17 @@ from gandist.data.manifest import Manifest
 from gandist.data.plan import Segment
 from gandist.data.stream import epoch_loader
 from gandist.losses import gan_loss
-from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.monitor import make_monitor
 from gandist.seeding import derive_seed
 from gandist.train.context import Context
 from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import ema_beta, update_ema
+from gandist.train.evaluation import Evaluator
 from gandist.train.faults import drill_pending, maybe_kill, poisoned
 from gandist.train.phases import autocast, build_phases, run_step
 from gandist.train.schedule import apply_lr
 from gandist.train.state import TrainState, rng_state, set_rng_state
-from gandist.train.stats import Stats, all_reduce_sum, check_identical_across_ranks, distributed
+from gandist.train.stats import Stats, check_identical_across_ranks, distributed
 from gandist.train.tasks import GenerateTask, SegmentTask, Task
 from gandist.train.visuals import grid, segment_triplets, to_unit
 
@@ -88,23 +88,26 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                           state.scaler_g, state.scaler_d, amp)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
     last_ckpt = resumed_from
-    monitor = make_monitor(ctx.log_dir, purge_step=state.step + 1 if payload is not None else None)
+    monitor = make_monitor(ctx.log_dir, purge_step=state.step + 1 if payload is not None else None,
+                           sync_to=remote_log_root(ctx), sync_interval=cfg.run.log_sync_s)
+    monitor.hparams(cfg.to_dict(), headline_tags(cfg))
     preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
     stats = Stats(ctx.device)
+    evaluator = Evaluator(cfg, manifest, ctx.rank, ctx.world_size, ctx.device, classes)
     global_batch = cfg.data.batch_size * ctx.world_size
     metrics: dict[str, float] = {}
 
     if state.step >= t.max_steps:
         if ctx.is_chief:
             log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, t.max_steps)
-        metrics.update(evaluate(cfg, ctx, state, manifest, num_classes))
+        metrics.update(evaluator(state.G_ema))
         ctx.report({**metrics, "step": state.step}, None)
         monitor.close()
         return state
 
     drill = drill_pending(cfg, ctx)
     start_step, start_time = state.step, time.perf_counter()
-    last_log_time, last_log_step, data_wait = start_time, state.step, 0.0
+    last_log_time, last_log_step = start_time, state.step
     while state.step < t.max_steps:
         loader = epoch_loader(
             cfg.data.url, split="train", batch_size=cfg.data.batch_size, rank=ctx.rank,
@@ -115,7 +118,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         )
         wait_start = time.perf_counter()
         for batch in loader:
-            data_wait += time.perf_counter() - wait_start
+            waited = time.perf_counter() - wait_start
             batch = to_device(batch, ctx.device)
             lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
             result = run_step(phases, task, G, batch, state.step, amp, ctx.rank, ctx.world_size,
@@ -123,6 +126,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             state.step += 1
             if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
                 stats.add({**result.stats, "lr/G": torch.tensor(t.lr_g * lr), "lr/D": torch.tensor(t.lr_d * lr)})
+            stats.add({"perf/data_wait_s": torch.tensor(waited)})
             state.batch_in_epoch += 1
             state.images_seen += global_batch
             update_ema(state.G_ema, state.G, ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
@@ -131,26 +135,30 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             if state.step % t.log_every == 0 or done:
                 now = time.perf_counter()
                 steps = state.step - last_log_step
-                values = stats.reduce()
+                if ctx.device.type == "cuda":
+                    stats.add({"perf/gpu_mem_peak_gb": torch.tensor(torch.cuda.max_memory_allocated(ctx.device) / 2**30)})
+                    torch.cuda.reset_peak_memory_stats(ctx.device)
+                values = stats.reduce()  # means over the window's steps and over all ranks
+                step_time = (now - last_log_time) / max(steps, 1)
                 values["perf/images_per_s"] = global_batch * steps / max(now - last_log_time, 1e-9)
-                values["perf/step_time_s"] = (now - last_log_time) / max(steps, 1)
-                values["perf/data_wait_frac"] = data_wait / max(now - last_log_time, 1e-9)
+                values["perf/step_time_s"] = step_time
+                values["perf/data_wait_frac"] = values.pop("perf/data_wait_s") / max(step_time, 1e-9)
                 values["train/skipped_steps"] = float(bad_steps.since_log)
-                last_log_time, last_log_step, data_wait, bad_steps.since_log = now, state.step, 0.0, 0
+                values["train/images_seen"] = float(state.images_seen)
+                last_log_time, last_log_step, bad_steps.since_log = now, state.step, 0
                 monitor.scalars(values, state.step)
                 metrics.update(values)
                 if ctx.is_chief:
-                    log_progress(state, t.max_steps, values, start_step, start_time)
+                    log_progress(state, t.max_steps, values, start_step, start_time, last_ckpt)
             if state.step % t.image_every == 0 or done:
                 if preview is not None:
                     monitor.image("samples", preview(state.G_ema), state.step)
-            if task.name == "segment" and (state.step % t.eval_every == 0 or done):
-                scores = evaluate(cfg, ctx, state, manifest, num_classes)
+            if state.step % cfg.eval.every == 0 or done:
+                scores = evaluator(state.G_ema)
                 monitor.scalars(scores, state.step)
                 metrics.update(scores)
                 if ctx.is_chief and scores:
-                    log.info("eval at step %d: held-out mIoU %.3f, pixel accuracy %.3f",
-                             state.step, scores["eval/miou"], scores["eval/pixel_accuracy"])
+                    log.info("eval at step %d: %s", state.step, describe_scores(scores))
             if state.step % t.ckpt_every == 0 or done:
                 timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from,
                                          asynchronous=t.async_checkpoint and not done)
@@ -167,6 +175,25 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             state.data_history = []
     monitor.close()
     return state
+
+
+def remote_log_root(ctx: Context) -> Optional[str]:
+    """Where rank 0's logs are copied to: the run directory, when it is not on this machine."""
+    if ctx.log_dir is None or ctx.run_dir is None:
+        return None
+    if "://" not in ctx.run_dir or ctx.run_dir.startswith("file://"):
+        return None  # local storage: the logs are written in the run directory itself
+    return ctx.run_dir
+
+
+def headline_tags(cfg: Config) -> list[str]:
+    """The scalars shown as metric columns in TensorBoard's HPARAMS view."""
+    tags = ["loss/D", "loss/G", "D/real", "D/fake", "perf/images_per_s"]
+    if cfg.task.name == "segment":
+        return tags + ["loss/G_l1", "eval/miou", "eval/pixel_accuracy"]
+    if cfg.eval.features == "inception":
+        return tags + ["eval/fid", "eval/kid"]
+    return tags + [f"eval/fd_{cfg.eval.features}", f"eval/kd_{cfg.eval.features}"]
 
 
 def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
@@ -286,39 +313,6 @@ def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optio
     return timing
 
 
-@torch.no_grad()
-def evaluate(cfg: Config, ctx: Context, state: TrainState, manifest: Manifest,
-             num_classes: int) -> dict[str, float]:
-    """Segment: mIoU and pixel accuracy of EMA G on the held-out split, split across ranks."""
-    if cfg.task.name != "segment":
-        return {}
-    split = cfg.data.eval_split
-    if split not in manifest.splits or manifest.samples(split) < ctx.world_size:
-        if ctx.is_chief:
-            log.warning("No evaluation: the shard set has no %r split with at least %d samples",
-                        split, ctx.world_size)
-        return {}
-    batch_size = max(1, min(cfg.data.batch_size, manifest.samples(split) // ctx.world_size))
-    loader = epoch_loader(cfg.data.url, split=split, batch_size=batch_size, rank=ctx.rank,
-                          world_size=ctx.world_size, num_workers=0, epoch=0, seed=cfg.trainer.seed,
-                          shuffle=False)
-    conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=ctx.device)
-    G = state.G_ema
-    for i, batch in enumerate(loader):
-        if cfg.trainer.eval_batches and i >= cfg.trainer.eval_batches:
-            break
-        batch = to_device(batch, ctx.device)
-        pred = G(batch["image"]).argmax(dim=1)
-        conf += confusion_matrix(pred, batch["mask"], num_classes).to(ctx.device)
-    conf = all_reduce_sum(conf).cpu()
-    scores = segmentation_scores(conf)
-    # The floor to beat: the same targets, every pixel predicted as background (class 0).
-    all_background = torch.zeros_like(conf)
-    all_background[:, 0] = conf.sum(dim=1)
-    return {"eval/miou": scores["miou"], "eval/pixel_accuracy": scores["pixel_accuracy"],
-            "eval/miou_all_background": segmentation_scores(all_background)["miou"]}
-
-
 def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
     """Rank 0's fixed inputs for image grids, so successive grids compare."""
     if task.name == "generate":
@@ -340,13 +334,25 @@ def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
     @torch.no_grad()
     def triplets(G_ema: nn.Module) -> torch.Tensor:
         pred = G_ema(fixed["image"]).argmax(dim=1)
-        return segment_triplets(fixed["image"], fixed["mask"], pred)
+        return segment_triplets(fixed["image"], fixed["mask"], pred, manifest.classes)
 
     return triplets
 
 
+def describe_scores(scores: dict[str, float]) -> str:
+    """One line of the headline evaluation scores, for the console."""
+    parts = []
+    for key, label in (("eval/miou", "held-out mIoU"), ("eval/pixel_accuracy", "pixel accuracy"),
+                       ("eval/fid", "FID"), ("eval/kid", "KID"),
+                       ("eval/fd_randconv", "FD(randconv)"), ("eval/kd_randconv", "KD(randconv)")):
+        if key in scores:
+            parts.append(f"{label} {scores[key]:.4g}")
+    parts.append(f"took {scores.get('eval/time_s', 0.0):.1f} s")
+    return ", ".join(parts)
+
+
 def log_progress(state: TrainState, max_steps: int, values: dict[str, float],
-                 start_step: int, start_time: float) -> None:
+                 start_step: int, start_time: float, last_ckpt: Optional[int] = None) -> None:
     elapsed = time.perf_counter() - start_time
     done_steps = state.step - start_step
     eta = elapsed / max(done_steps, 1) * (max_steps - state.step)
@@ -356,5 +362,7 @@ def log_progress(state: TrainState, max_steps: int, values: dict[str, float],
         if key in values:
             parts.append(f"{label} {values[key]:.3f}")
     parts.append(f"{values['perf/images_per_s']:.1f} img/s")
-    parts.append(f"eta {int(eta // 60)}m{int(eta % 60):02d}s")
+    parts.append(f"eta {int(eta // 3600)}h{int(eta % 3600 // 60):02d}m" if eta >= 3600
+                 else f"eta {int(eta // 60)}m{int(eta % 60):02d}s")
+    parts.append(f"ckpt {'-' if last_ckpt is None else last_ckpt}")
     log.info(" | ".join(parts))

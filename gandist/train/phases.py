@@ -82,6 +82,8 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         scaler_d.scale(loss_real).backward()
         return {
             "loss/D": (loss_fake + loss_real).detach(),
+            "loss/D_real": loss_real.detach(),
+            "loss/D_fake": loss_fake.detach(),
             "D/real": real_logits.detach().float().mean(),
             "D/fake": fake_logits.detach().float().mean(),
         }

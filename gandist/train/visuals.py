@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,7 +40,33 @@ def colorize(mask: Tensor) -> Tensor:
     return palette[mask.long() % len(palette)].permute(0, 3, 1, 2)
 
 
-def segment_triplets(image: Tensor, target: Tensor, pred: Tensor) -> Tensor:
-    """One row per sample: input | target mask | predicted mask."""
+def legend(classes: Sequence[str], width: int) -> Tensor:
+    """A [3, h, width] strip on white: each class's colour swatch and name, wrapped to width."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()  # bundled with Pillow: nothing to download
+    swatch, gap, line = 10, 6, 14
+    entries, x, y = [], 2, 2
+    for i, name in enumerate(classes):
+        w = swatch + 3 + int(font.getlength(name)) + gap
+        if x > 2 and x + w > width:
+            x, y = 2, y + line
+        entries.append((i, name, x, y))
+        x += w
+    canvas = Image.new("RGB", (width, y + line + 2), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, name, ex, ey in entries:
+        colour = tuple(int(c * 255) for c in PALETTE[i % len(PALETTE)].tolist())
+        draw.rectangle([ex, ey + 1, ex + swatch - 1, ey + swatch], fill=colour, outline=(128, 128, 128))
+        draw.text((ex + swatch + 3, ey), name, fill=(0, 0, 0), font=font)
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
+def segment_triplets(image: Tensor, target: Tensor, pred: Tensor,
+                     classes: Optional[Sequence[str]] = None) -> Tensor:
+    """One row per sample: input | target mask | predicted mask, under a class legend."""
     rows = torch.stack([to_unit(image).cpu(), colorize(target).cpu(), colorize(pred).cpu()], dim=1)
-    return grid(rows.flatten(0, 1), nrow=3)
+    body = grid(rows.flatten(0, 1), nrow=3)
+    if not classes:
+        return body
+    return torch.cat([legend(classes, body.shape[2]), body], dim=1)

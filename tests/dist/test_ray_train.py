@@ -180,7 +180,7 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
 
     cmd = [sys.executable, "-m", "gandist.cli", "train", *small_overrides(shapes_url, str(tmp_path), "driver"),
            "trainer.num_workers=2", "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10",
-           "trainer.image_every=100", "trainer.eval_every=100", f"dist.ray_address={ray.get_runtime_context().gcs_address}"]
+           "trainer.image_every=100", "eval.every=100", f"dist.ray_address={ray.get_runtime_context().gcs_address}"]
     run_dir = str(tmp_path / "driver")
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

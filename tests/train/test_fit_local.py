@@ -25,7 +25,7 @@ def test_one_process_fit_lowers_l1_on_a_fixed_batch(shapes_url, tmp_path):
     # lr 1e-3 and 40 steps: enough for a clear drop in a few seconds on a CPU.
     cfg = local_cfg(shapes_url, tmp_path, "learns", "trainer.max_steps=40", "trainer.ckpt_every=40",
                     "trainer.lr_g=1e-3", "trainer.log_every=10", "trainer.image_every=40",
-                    "trainer.eval_every=40")
+                    "eval.every=40")
     batch = next(iter(epoch_loader(shapes_url, split="train", batch_size=16, rank=0, world_size=1,
                                    num_workers=0, epoch=0, seed=0, shuffle=False)))
     task = SegmentTask(num_classes=4, l1_weight=1.0)

@@ -1,0 +1,164 @@
+"""Evaluation of EMA G, split across all ranks and reduced; every rank calls it together.
+
+generate: the Fréchet and kernel distances between the features of ``eval.samples``
+generated images (fixed noise, so successive evaluations compare) and as many real images
+of the held-out split. The real side is extracted once per process and kept.
+segment: per-class IoU, mIoU and pixel accuracy of the predicted masks on the held-out split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from gandist.config import Config
+from gandist.data.manifest import Manifest
+from gandist.data.stream import epoch_loader
+from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
+from gandist.metrics.features import distance_tags, make_extractor
+from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
+from gandist.seeding import derive_seed
+from gandist.train.stats import all_reduce_sum, distributed
+
+log = logging.getLogger("gandist.train")
+
+
+def share(counts: int, rank: int, world_size: int) -> int:
+    """Rank ``rank``'s part of ``counts`` items split as evenly as possible."""
+    return counts // world_size + (1 if rank < counts % world_size else 0)
+
+
+def gather_rows(t: Tensor) -> Tensor:
+    """Every rank's [n_r, D] rows, concatenated in rank order, on every rank (CPU)."""
+    if not distributed():
+        return t.cpu()
+    parts: list[Optional[Tensor]] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, t.cpu())
+    return torch.cat(parts)  # type: ignore[arg-type]
+
+
+def broadcast_value(value: dict[str, float]) -> dict[str, float]:
+    if not distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class Evaluator:
+    """Built once per training process (or by ``gandist evaluate``); call it with EMA G."""
+
+    def __init__(self, cfg: Config, manifest: Manifest, rank: int, world_size: int, device: torch.device,
+                 classes: Optional[list[str]] = None) -> None:
+        self.cfg, self.manifest = cfg, manifest
+        self.rank, self.world_size, self.device = rank, world_size, device
+        self.classes = classes or []
+        self.split = self._pick_split()
+        self.extractor: Optional[nn.Module] = None
+        self.real: Optional[tuple[Moments, Tensor]] = None
+
+    def _pick_split(self) -> Optional[str]:
+        split = self.cfg.data.eval_split
+        if split in self.manifest.splits and self.manifest.samples(split) >= self.world_size:
+            return split
+        if self.cfg.task.name == "generate" and self.manifest.samples("train") >= 2 * self.world_size:
+            if self.rank == 0:
+                log.warning("The shard set has no %r split with at least %d samples: generation is compared "
+                            "with training images", split, self.world_size)
+            return "train"
+        if self.rank == 0:
+            log.warning("No evaluation: the shard set has no %r split with at least %d samples",
+                        split, self.world_size)
+        return None
+
+    def __call__(self, G_ema: nn.Module) -> dict[str, float]:
+        if self.split is None:
+            return {}
+        began = time.perf_counter()
+        with torch.no_grad():
+            scores = self._generate(G_ema) if self.cfg.task.name == "generate" else self._segment(G_ema)
+        scores["eval/time_s"] = time.perf_counter() - began
+        return scores
+
+    # -- segment -----------------------------------------------------------------------------
+    def _segment(self, G_ema: nn.Module) -> dict[str, float]:
+        num_classes = len(self.classes)
+        samples = self.manifest.samples(self.split)
+        batch_size = max(1, min(self.cfg.data.batch_size, samples // self.world_size))
+        loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
+                              world_size=self.world_size, num_workers=0, epoch=0, seed=self.cfg.trainer.seed,
+                              shuffle=False)
+        conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=self.device)
+        for i, batch in enumerate(loader):
+            if self.cfg.eval.batches and i >= self.cfg.eval.batches:
+                break
+            pred = G_ema(batch["image"].to(self.device)).argmax(dim=1)
+            conf += confusion_matrix(pred, batch["mask"].to(self.device), num_classes)
+        conf = all_reduce_sum(conf).cpu()
+        scores = segmentation_scores(conf)
+        out = {"eval/miou": scores["miou"], "eval/pixel_accuracy": scores["pixel_accuracy"]}
+        for name, iou in zip(self.classes, scores["iou"]):
+            out[f"eval/iou/{name}"] = iou
+        # The floor to beat: the same targets, every pixel predicted as background (class 0).
+        all_background = torch.zeros_like(conf)
+        all_background[:, 0] = conf.sum(dim=1)
+        out["eval/miou_all_background"] = segmentation_scores(all_background)["miou"]
+        return out
+
+    # -- generate ----------------------------------------------------------------------------
+    def _features(self, images: Tensor) -> Tensor:
+        assert self.extractor is not None
+        return self.extractor(images.to(self.device)).float().cpu()
+
+    def _real_features(self) -> tuple[Moments, Tensor]:
+        """The real side, once per process: this rank's share of the split, gathered."""
+        if self.real is None:
+            self.extractor = make_extractor(self.cfg.eval.features, self.cfg.eval.inception_weights, self.device)
+            count = min(self.cfg.eval.samples, self.manifest.samples(self.split))
+            mine = share(count, self.rank, self.world_size)
+            batch_size = max(1, min(self.cfg.data.batch_size, mine))
+            loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
+                                  world_size=self.world_size, num_workers=0, epoch=0,
+                                  seed=self.cfg.trainer.seed, shuffle=False, with_masks=False)
+            feats, have = [], 0
+            for batch in loader:
+                if have >= mine:
+                    break
+                images = batch["image"][: mine - have]
+                feats.append(self._features(images))
+                have += images.shape[0]
+            local = torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)
+            real = gather_rows(local)
+            self.real = (Moments.of(real), real)
+            if self.rank == 0:
+                log.info("Evaluation: %d real %s images from split %r, %s features",
+                         real.shape[0], "held-out" if self.split != "train" else "training", self.split,
+                         self.extractor.name)
+        return self.real
+
+    def _generate(self, G_ema: nn.Module) -> dict[str, float]:
+        real_moments, real = self._real_features()
+        count = real.shape[0]  # as many fakes as reals: the distances are biased by the sample size
+        mine = share(count, self.rank, self.world_size)
+        gen = torch.Generator().manual_seed(derive_seed(self.cfg.trainer.seed, "eval-noise", self.rank))
+        feats = []
+        for start in range(0, mine, self.cfg.data.batch_size):
+            n = min(self.cfg.data.batch_size, mine - start)
+            z = torch.randn(n, self.cfg.model.z_dim, generator=gen).to(self.device)
+            feats.append(self._features(G_ema(z)))
+        fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim))
+        scores: dict[str, float] = {}
+        if self.rank == 0:
+            fd_tag, kd_tag = distance_tags(self.extractor)
+            try:
+                scores = {fd_tag: frechet_distance(Moments.of(fake), real_moments),
+                          kd_tag: kernel_distance(fake, real, subsets=50)}
+            except ValueError as e:  # a diverged EMA G: report it, do not end the run here
+                log.warning("Evaluation: %s", e)
+                scores = {fd_tag: float("nan"), kd_tag: float("nan")}
+        return broadcast_value(scores)

@@ -1,0 +1,146 @@
+"""What `gandist sample` and `gandist evaluate` do with a finished (or running) run's checkpoint."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import fsspec
+import numpy as np
+import torch
+from torch import nn
+
+from gandist.ckpt.export import resolve_checkpoint
+from gandist.ckpt.io import load_checkpoint, read_meta
+from gandist.config import Config, ConfigError, from_dict, upgrade, validate
+from gandist.seeding import derive_seed
+from gandist.train.visuals import colorize, grid, segment_triplets, to_unit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    G_ema: nn.Module
+    cfg: Config
+    classes: Optional[list[str]]
+    step: int
+    checkpoint: str
+
+
+def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = torch.device("cpu")) -> Loaded:
+    """EMA G of a checkpoint (or a run's latest) with its config; ``overrides`` may change
+    data.* and eval.* (the networks are the checkpoint's)."""
+    from gandist.train.state import build_networks
+
+    checkpoint = resolve_checkpoint(source)
+    payload = load_checkpoint(checkpoint, map_location=device)
+    cfg = apply_overrides(payload["config"], overrides)
+    classes = payload.get("classes")
+    G, _ = build_networks(cfg, len(classes or []))
+    G.load_state_dict(payload["state"]["G_ema"])
+    return Loaded(G.to(device).eval().requires_grad_(False), cfg, classes, read_meta(checkpoint)["step"], checkpoint)
+
+
+def apply_overrides(saved: dict[str, Any], overrides: Sequence[str]) -> Config:
+    """The checkpoint's config with data.* / eval.* key=value overrides, validated."""
+    from omegaconf import OmegaConf
+
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if "=" not in item or key.split(".")[0] not in ("data", "eval"):
+            raise ConfigError(f"override {item!r}: only data.KEY=VALUE and eval.KEY=VALUE apply here "
+                              "(the model and task come from the checkpoint)")
+    base = OmegaConf.merge(OmegaConf.structured(Config), upgrade(saved))
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as e:  # omegaconf's validation errors name the key
+        raise ConfigError(str(e).split("\n")[0]) from None
+    return validate(from_dict(OmegaConf.to_container(merged, resolve=True)))
+
+
+def save_png(image: torch.Tensor, out: str) -> None:
+    """A [3, H, W] image in [0, 1] to a PNG at a local path or fsspec URL."""
+    from PIL import Image
+
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    with fsspec.open(out, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+@torch.no_grad()
+def sample_generate(run: Loaded, n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(derive_seed(seed, "sample"))
+    z = torch.randn(n, run.cfg.model.z_dim, generator=gen)
+    device = next(run.G_ema.parameters()).device
+    images = torch.cat([run.G_ema(chunk.to(device)).cpu() for chunk in z.split(64)])
+    return grid(to_unit(images), nrow=max(1, int(round(n ** 0.5))))
+
+
+@torch.no_grad()
+def sample_segment(run: Loaded, n: int, data: str) -> torch.Tensor:
+    """input | target | prediction rows from a shard set (its held-out split when it has one),
+    or input | prediction rows from a folder of images."""
+    from gandist.data.manifest import Manifest
+    from gandist.data.stream import epoch_loader
+
+    fs, root = fsspec.core.url_to_fs(data)
+    device = next(run.G_ema.parameters()).device
+    if fs.exists(f"{root.rstrip('/')}/manifest.json"):
+        manifest = Manifest.load(data)
+        split = run.cfg.data.eval_split if run.cfg.data.eval_split in manifest.splits else "train"
+        count = min(n, manifest.samples(split))
+        batch = next(iter(epoch_loader(data, split=split, batch_size=count, num_workers=0, shuffle=False,
+                                       with_masks=manifest.has_masks)))
+        pred = run.G_ema(batch["image"].to(device)).argmax(dim=1).cpu()
+        if "mask" in batch:
+            return segment_triplets(batch["image"], batch["mask"], pred, run.classes)
+        images = batch["image"]
+    else:
+        images = read_folder(data, n, run.cfg.model.resolution)
+        pred = run.G_ema(images.to(device)).argmax(dim=1).cpu()
+    rows = torch.stack([to_unit(images), colorize(pred)], dim=1).flatten(0, 1)
+    body = grid(rows, nrow=2)
+    if run.classes:
+        from gandist.train.visuals import legend
+
+        body = torch.cat([legend(run.classes, body.shape[2]), body], dim=1)
+    return body
+
+
+def read_folder(url: str, n: int, size: int) -> torch.Tensor:
+    """The first ``n`` images (sorted by path) under a folder, resized as the shard writer does."""
+    from PIL import Image
+
+    from gandist.data.sources import IMAGE_EXTENSIONS, fit_square
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.isdir(root):
+        raise FileNotFoundError(f"--data {url} is neither a shard set (no manifest.json) nor a folder of images")
+    paths = sorted(p for p in fs.find(root) if p.lower().endswith(IMAGE_EXTENSIONS))[:n]
+    if not paths:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --data {url}")
+    tensors = []
+    for path in paths:
+        with fs.open(path, "rb") as f:
+            image = fit_square(Image.open(io.BytesIO(f.read())).convert("RGB"), size)
+        tensors.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 127.5 - 1)
+    return torch.stack(tensors)
+
+
+def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
+    """The training-time evaluation, in this one process, on ``run.cfg.data.url``."""
+    from gandist.data.manifest import Manifest
+    from gandist.train.evaluation import Evaluator
+    from gandist.train.loop import check_data_fits
+
+    manifest = Manifest.load(run.cfg.data.url)
+    classes = check_data_fits(run.cfg, manifest)
+    if run.cfg.task.name == "segment" and classes != run.classes:
+        raise ConfigError(f"data.url={run.cfg.data.url} has classes {classes} but the checkpoint was trained on "
+                          f"{run.classes}; evaluate on a shard set with the same classes")
+    return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema)

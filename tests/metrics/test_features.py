@@ -1,0 +1,41 @@
+"""The offline feature extractor: fixed, and its distances see what images differ in."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gandist.data.stream import epoch_loader
+from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
+from gandist.metrics.features import RandConvFeatures, distance_tags, make_extractor
+
+
+def test_randconv_is_the_same_network_every_time_and_honestly_named():
+    a, b = RandConvFeatures(), RandConvFeatures()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    torch.manual_seed(123)  # the global RNG plays no part in its weights
+    assert torch.equal(a(x), RandConvFeatures()(x)) and torch.equal(a(x), b(x))
+    assert a(x).shape == (3, RandConvFeatures.dim) and a(torch.zeros(2, 3, 64, 64)).shape == (2, 960)
+    assert distance_tags(a) == ("eval/fd_randconv", "eval/kd_randconv")
+
+
+def test_inception_needs_weights_named_by_the_user():
+    with pytest.raises(ValueError, match="eval.inception_weights"):
+        make_extractor("inception", None, torch.device("cpu"))
+
+
+def test_distance_of_real_images_to_themselves_is_zero_and_grows_with_added_noise(shapes_url):
+    batch = next(iter(epoch_loader(shapes_url, split="train", batch_size=64, num_workers=0, shuffle=False)))
+    images = batch["image"]
+    net = RandConvFeatures()
+    real = net(images)
+    assert frechet_distance(Moments.of(real), Moments.of(real)) == pytest.approx(0.0, abs=1e-6)
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(images.shape, generator=gen)
+    fds, kds = [], []
+    for sigma in (0.05, 0.2, 0.6):
+        noisy = net((images + sigma * noise).clamp(-1, 1))
+        fds.append(frechet_distance(Moments.of(real), Moments.of(noisy)))
+        kds.append(kernel_distance(real, noisy, subsets=10))
+    assert 0 < fds[0] < fds[1] < fds[2]
+    assert kds[0] < kds[1] < kds[2]
