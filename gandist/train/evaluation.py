@@ -144,13 +144,12 @@ class Evaluator:
     def _generate(self, G_ema: nn.Module) -> dict[str, float]:
         real_moments, real = self._real_features()
         count = real.shape[0]  # as many fakes as reals: the distances are biased by the sample size
-        mine = share(count, self.rank, self.world_size)
-        gen = torch.Generator().manual_seed(derive_seed(self.cfg.trainer.seed, "eval-noise", self.rank))
-        feats = []
-        for start in range(0, mine, self.cfg.data.batch_size):
-            n = min(self.cfg.data.batch_size, mine - start)
-            z = torch.randn(n, self.cfg.model.z_dim, generator=gen).to(self.device)
-            feats.append(self._features(G_ema(z)))
+        # One fixed noise set, sliced by rank: the same images whatever the number of workers.
+        gen = torch.Generator().manual_seed(derive_seed(self.cfg.trainer.seed, "eval-noise"))
+        z_all = torch.randn(count, self.cfg.model.z_dim, generator=gen)
+        first = sum(share(count, r, self.world_size) for r in range(self.rank))
+        z_mine = z_all[first:first + share(count, self.rank, self.world_size)]
+        feats = [self._features(G_ema(z.to(self.device))) for z in z_mine.split(self.cfg.data.batch_size)]
         fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim))
         scores: dict[str, float] = {}
         if self.rank == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import fsspec
 
@@ -13,6 +14,7 @@ from conftest import small_overrides
 from gandist.cli import absolutize, compose_config, main
 from gandist.ckpt import read_meta
 from gandist.ckpt.export import load_generator
+from gandist.dist.common import log_dir
 
 pytestmark = pytest.mark.slow
 
@@ -96,11 +98,18 @@ def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_ur
     for name in ("state.pt", "meta.json"):
         fsspec.filesystem("s3").put(str(marked / name), f"{latest[len('s3://'):]}/{name}")
 
+    # Rank 0's local logs are gone too (as on a new machine): they come back from the bucket.
+    shutil.rmtree(os.path.dirname(log_dir(cfg)))
     cfg.trainer.max_steps = 3
     assert run_ray(cfg).step == 3
-    fsspec.filesystem("s3").invalidate_cache()
+    s3 = fsspec.filesystem("s3")
+    s3.invalidate_cache()
     latest = find_latest_checkpoint(f"{storage}/s3run")
     assert read_meta(latest)["images_seen"] == 1000 + 2 * 8  # resumed from the bucket
+    s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb"), recursive=True)
+    scalars, _ = scalar_events(str(tmp_path / "tb"))
+    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3]  # both attempts' logs, in the bucket
+    assert s3.exists(f"{storage}/s3run/samples/samples_00000003.png")
     out = tmp_path / "g.pt"
     assert main(["export", f"{storage}/s3run", str(out)]) == 0
     assert load_generator(str(out))[1]["step"] == 3
