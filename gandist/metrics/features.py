@@ -52,16 +52,21 @@ class RandConvFeatures(nn.Module):
 
 
 def make_extractor(features: str, inception_weights: Optional[str], device: torch.device) -> nn.Module:
-    """The extractor named by ``eval.features``, on ``device``; it has ``name`` and ``dim``."""
-    if features == "randconv":
-        return RandConvFeatures().to(device)
-    if features == "inception":
-        if not inception_weights:
-            raise ValueError("eval.features=inception needs eval.inception_weights=PATH")
+    """The extractor named by ``eval.features``, on ``device``; it has ``name`` and ``dim``.
+
+    Building it leaves the global RNG untouched (torch's layer constructors draw initial
+    weights from it), so evaluating never changes what training does next.
+    """
+    if features not in ("randconv", "inception"):
+        raise ValueError(f"eval.features={features!r} is not one of randconv, inception")
+    if features == "inception" and not inception_weights:
+        raise ValueError("eval.features=inception needs eval.inception_weights=PATH")
+    with torch.random.fork_rng(devices=[]):
+        if features == "randconv":
+            return RandConvFeatures().to(device)
         from gandist.metrics.inception import load_fid_inception
 
         return load_fid_inception(inception_weights, device)
-    raise ValueError(f"eval.features={features!r} is not one of randconv, inception")
 
 
 def distance_tags(extractor: nn.Module) -> tuple[str, str]:
