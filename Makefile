@@ -35,6 +35,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/data.py --json bench/data.json
 	$(PY) bench/checkpoint.py --json bench/checkpoint.json
+	$(PY) bench/evaluation.py --json bench/evaluation.json
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_STORE)/demo
