@@ -1,4 +1,4 @@
-"""gandist command line: thin entry points over the package (train, shard, inspect, export, sample, evaluate)."""
+"""gandist command line: thin entry points over the package (train, submit, shard, inspect, export, sample, evaluate)."""
 
 from __future__ import annotations
 
@@ -244,6 +244,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from gandist.dist.submit import follow_up, submit, wait
+
+    overrides = list(args.overrides)
+    cfg = compose_config(overrides)  # a bad override fails here, not on the cluster
+    local = [f"{section}.{key}={getattr(getattr(cfg, section), key)}" for section, key in (("data", "url"), ("run", "storage"))
+             if "://" not in getattr(getattr(cfg, section), key)]
+    if local:
+        cfg = absolutize(cfg)
+        overrides += [f"data.url={cfg.data.url}", f"run.storage={cfg.run.storage}"]
+        print(f"note: {', '.join(local)} are local paths; the cluster's machines must see them at "
+              f"{cfg.data.url} and {cfg.run.storage} (use s3://... for a multi-machine cluster)")
+    runtime_env = args.runtime_env
+    if runtime_env is None:
+        default = Path(__file__).resolve().parent.parent / "launch" / "runtime_env.yaml"
+        runtime_env = str(default) if default.exists() else None
+    sub = submit(cfg, overrides, args.address, runtime_env)
+    print(f"Submitted run {cfg.run.name!r} to {args.address}: {sub.entrypoint}")
+    if sub.passed_env:
+        print(f"object-store settings passed to the job (values not shown): {', '.join(sub.passed_env)}")
+    print("\n".join(follow_up(sub, cfg)))
+    if not args.wait:
+        return 0
+    status = wait(args.address, sub.job_id)
+    print(f"job {sub.job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gandist",
@@ -309,6 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first unusable input file")
     p.add_argument("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)")
     p.set_defaults(func=cmd_shard)
+
+    p = sub.add_parser(
+        "submit", help="run `gandist train` as a job on a Ray cluster (ray job submit)",
+        description="Submit `gandist train KEY=VALUE...` as a Ray job to the cluster at --address, with "
+                    "launch/runtime_env.yaml (this checkout as the working directory) and the shell's "
+                    "AWS_* object-store settings as job environment variables (never printed). Prints "
+                    "the job id and the commands to follow, stop and resume it; submitting again with "
+                    "the same run.name resumes from its checkpoints.",
+        epilog="Example: gandist submit --address http://head:8265 task=segment "
+               "data.url=s3://bucket/shapes run.storage=s3://bucket/runs run.name=exp1 trainer.max_failures=3",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="gandist train overrides")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
+                   help="the cluster's job API, http://<head>:8265 (default $RAY_ADDRESS or local)")
+    p.add_argument("--runtime-env", default=None,
+                   help="runtime_env YAML (default launch/runtime_env.yaml of this checkout)")
+    p.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 only if it succeeded")
+    p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser(
         "inspect", help="summarise a shard set; --verify checks every shard's checksum",

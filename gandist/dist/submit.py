@@ -1,0 +1,107 @@
+"""`gandist submit`: run `gandist train` as a Ray job on an existing Ray cluster.
+
+The job's entrypoint is ``python -m gandist.cli train <overrides>``; its runtime environment
+is ``launch/runtime_env.yaml`` plus the submitting shell's object-store settings (AWS_*
+variables, passed as env_vars and never printed). Submitting again with the same
+``run.name`` resumes that run from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from gandist.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+SECRET_PREFIXES = ("AWS_",)
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+@dataclass
+class Submitted:
+    job_id: str
+    address: str
+    entrypoint: str
+    passed_env: list[str]  # names only
+
+
+def load_runtime_env(path: Optional[str], cfg: Config) -> dict[str, Any]:
+    """The runtime_env file (relative working_dir resolved against the file's repo root) with
+    the object-store variables of this shell added to env_vars."""
+    from gandist.dist.common import storage_env
+
+    runtime_env: dict[str, Any] = {}
+    if path:
+        with open(path) as f:
+            runtime_env = yaml.safe_load(f) or {}
+        if not isinstance(runtime_env, dict):
+            raise ConfigError(f"--runtime-env {path} must hold a mapping (working_dir, env_vars, ...)")
+        wd = runtime_env.get("working_dir")
+        if wd and "://" not in wd and not os.path.isabs(wd):
+            # launch/runtime_env.yaml says "." meaning the repository: resolve from its parent dir.
+            base = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+            runtime_env["working_dir"] = os.path.normpath(os.path.join(base, wd))
+    env = dict(runtime_env.get("env_vars") or {})
+    env.update(storage_env(cfg))
+    env.update({k: v for k, v in os.environ.items() if k.startswith("GANDIST_") and k != "GANDIST_CACHE_DIR"})
+    runtime_env["env_vars"] = env
+    return runtime_env
+
+
+def entrypoint(overrides: Sequence[str]) -> str:
+    return " ".join(["python", "-m", "gandist.cli", "train", *map(shlex.quote, overrides)])
+
+
+def submit(cfg: Config, overrides: Sequence[str], address: str, runtime_env_path: Optional[str]) -> Submitted:
+    """Submit the training job; returns its id. Fails fast when the cluster cannot be reached."""
+    from ray.job_submission import JobSubmissionClient
+
+    runtime_env = load_runtime_env(runtime_env_path, cfg)
+    try:
+        client = JobSubmissionClient(address)
+    except Exception as e:  # connection refused, wrong port: say which address and what to check
+        raise ConfigError(f"cannot reach a Ray cluster's job API at --address {address}: {e}. Check the "
+                          "dashboard address (http://<head>:8265) and that the cluster is up") from None
+    job_id = f"gandist-{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    command = entrypoint(overrides)
+    client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id,
+                      metadata={"gandist_run": cfg.run.name, "run_storage": cfg.run.storage})
+    passed = sorted(k for k in runtime_env["env_vars"] if k.startswith(SECRET_PREFIXES))
+    return Submitted(job_id, address, command, passed)
+
+
+def wait(address: str, job_id: str, timeout: Optional[float] = None, poll: float = 2.0) -> str:
+    """Block until the job ends; returns its final status (SUCCEEDED, FAILED, STOPPED)."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    began = time.monotonic()
+    while True:
+        status = str(client.get_job_status(job_id).value)
+        if status in TERMINAL:
+            return status
+        if timeout is not None and time.monotonic() - began > timeout:
+            raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def follow_up(sub: Submitted, cfg: Config) -> list[str]:
+    """What to run next, for the user."""
+    a = sub.address
+    return [
+        f"job id      : {sub.job_id}",
+        f"logs        : ray job logs --address {a} --follow {sub.job_id}",
+        f"status      : ray job status --address {a} {sub.job_id}",
+        f"stop        : ray job stop --address {a} {sub.job_id}",
+        "resume      : run the same gandist submit command again (same run.name); it continues "
+        f"from the latest checkpoint in {cfg.run.storage.rstrip('/')}/{cfg.run.name}",
+        f"TensorBoard : tensorboard --logdir {cfg.run.storage.rstrip('/')}/{cfg.run.name}/tensorboard",
+    ]
