@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import textwrap
@@ -12,7 +11,7 @@ from typing import Optional, Sequence
 
 from gandist import __version__
 from gandist.ckpt import CheckpointError
-from gandist.config import RENAMED, Config, ConfigError, from_dict, iter_fields, validate
+from gandist.config import Config, ConfigError, check_override_keys, from_dict, iter_fields, validate
 
 GROUPS = ("task", "model", "data", "trainer", "storage")
 EXAMPLE = ("gandist train task=segment data.url=runs/data/shapes trainer.num_workers=2 "
@@ -29,26 +28,6 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
-def check_override_keys(overrides: Sequence[str]) -> None:
-    """Name an unknown key (and the nearest valid ones) before Hydra's generic message."""
-    keys = [k for k, *_ in iter_fields()]
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value, e.g. trainer.max_steps=200")
-        key = item.split("=", 1)[0].lstrip("+~")
-        if "." not in key:
-            if key not in GROUPS:
-                raise ConfigError(f"unknown config group {key!r}; groups are {', '.join(GROUPS)} "
-                                  "(other settings are section.key=value, see gandist train --help)")
-            continue
-        if key in RENAMED:
-            raise ConfigError(f"config key {key!r} is now {RENAMED[key]!r}; write {RENAMED[key]}={item.split('=', 1)[1]}")
-        if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=3)
-            hint = f"; did you mean {' or '.join(close)}?" if close else "; see gandist train --help"
-            raise ConfigError(f"unknown config key {key!r}{hint}")
-
-
 def compose_config(overrides: Sequence[str]) -> Config:
     """Hydra composition of configs/ and the overrides, checked against the schema."""
     from hydra import compose, initialize_config_dir
@@ -56,7 +35,7 @@ def compose_config(overrides: Sequence[str]) -> Config:
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    check_override_keys(overrides)
+    check_override_keys(overrides, GROUPS)
     ConfigStore.instance().store(name="gandist_schema", node=Config)
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -245,22 +224,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from gandist.dist.submit import follow_up, submit, wait
+    from gandist.dist.submit import default_runtime_env, follow_up, submit, wait
 
+    cfg = compose_config(args.overrides)  # a bad override fails here, not on the cluster
     overrides = list(args.overrides)
-    cfg = compose_config(overrides)  # a bad override fails here, not on the cluster
-    local = [f"{section}.{key}={getattr(getattr(cfg, section), key)}" for section, key in (("data", "url"), ("run", "storage"))
-             if "://" not in getattr(getattr(cfg, section), key)]
-    if local:
+    local = [f"{k}={v}" for k, v in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage)) if "://" not in v]
+    if local:  # the job runs elsewhere: relative paths would resolve in its working directory
         cfg = absolutize(cfg)
         overrides += [f"data.url={cfg.data.url}", f"run.storage={cfg.run.storage}"]
         print(f"note: {', '.join(local)} are local paths; the cluster's machines must see them at "
               f"{cfg.data.url} and {cfg.run.storage} (use s3://... for a multi-machine cluster)")
-    runtime_env = args.runtime_env
-    if runtime_env is None:
-        default = Path(__file__).resolve().parent.parent / "launch" / "runtime_env.yaml"
-        runtime_env = str(default) if default.exists() else None
-    sub = submit(cfg, overrides, args.address, runtime_env)
+    sub = submit(cfg, overrides, args.address, args.runtime_env or default_runtime_env())
     print(f"Submitted run {cfg.run.name!r} to {args.address}: {sub.entrypoint}")
     if sub.passed_env:
         print(f"object-store settings passed to the job (values not shown): {', '.join(sub.passed_env)}")

@@ -9,10 +9,11 @@ types cannot express. Workers receive a plain dict and rebuild the dataclass wit
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 TASKS = ("generate", "segment")
 ARCH_FOR_TASK = {"generate": "dcgan", "segment": "pix2pix"}
@@ -198,6 +199,26 @@ def iter_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, str
             else:
                 type_name = hint.__name__
             yield key, type_name, f.default, f.metadata.get("help", "")
+
+
+def check_override_keys(overrides: Sequence[str], groups: Sequence[str]) -> None:
+    """Name an unknown key (and the nearest valid ones) before Hydra's generic message."""
+    keys = [k for k, *_ in iter_fields()]
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value, e.g. trainer.max_steps=200")
+        key = item.split("=", 1)[0].lstrip("+~")
+        if "." not in key:
+            if key not in groups:
+                raise ConfigError(f"unknown config group {key!r}; groups are {', '.join(groups)} "
+                                  "(other settings are section.key=value, see gandist train --help)")
+            continue
+        if key in RENAMED:
+            raise ConfigError(f"config key {key!r} is now {RENAMED[key]!r}; write {RENAMED[key]}={item.split('=', 1)[1]}")
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else "; see gandist train --help"
+            raise ConfigError(f"unknown config key {key!r}{hint}")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:

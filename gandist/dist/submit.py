@@ -13,6 +13,7 @@ import os
 import shlex
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import yaml
@@ -31,6 +32,12 @@ class Submitted:
     address: str
     entrypoint: str
     passed_env: list[str]  # names only
+
+
+def default_runtime_env() -> Optional[str]:
+    """launch/runtime_env.yaml of this checkout, if gandist runs from one."""
+    path = Path(__file__).resolve().parents[2] / "launch" / "runtime_env.yaml"
+    return str(path) if path.exists() else None
 
 
 def load_runtime_env(path: Optional[str], cfg: Config) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
 from gandist.metrics.features import distance_tags, make_extractor
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
-from gandist.train.stats import all_reduce_sum, distributed
+from gandist.train.stats import all_reduce_sum, distributed, gather_objects
 
 log = logging.getLogger("gandist.train")
 
@@ -35,11 +35,7 @@ def share(counts: int, rank: int, world_size: int) -> int:
 
 def gather_rows(t: Tensor) -> Tensor:
     """Every rank's [n_r, D] rows, concatenated in rank order, on every rank (CPU)."""
-    if not distributed():
-        return t.cpu()
-    parts: list[Optional[Tensor]] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, t.cpu())
-    return torch.cat(parts)  # type: ignore[arg-type]
+    return torch.cat(gather_objects(t.cpu()))
 
 
 def broadcast_value(value: dict[str, float]) -> dict[str, float]:

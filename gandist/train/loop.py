@@ -11,7 +11,6 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -32,7 +31,7 @@ from gandist.train.faults import drill_pending, maybe_kill, poisoned
 from gandist.train.phases import autocast, build_phases, run_step
 from gandist.train.schedule import apply_lr
 from gandist.train.state import TrainState, rng_state, set_rng_state
-from gandist.train.stats import Stats, check_identical_across_ranks, distributed
+from gandist.train.stats import Stats, check_identical_across_ranks, gather_objects
 from gandist.train.tasks import GenerateTask, SegmentTask, Task
 from gandist.train.visuals import grid, segment_triplets, to_unit
 
@@ -276,14 +275,6 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
 
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def gather_objects(obj: Any) -> list[Any]:
-    if not distributed():
-        return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -45,6 +46,15 @@ def all_reduce_sum(t: Tensor) -> Tensor:
     if distributed():
         dist.all_reduce(t)
     return t
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (picklable objects)."""
+    if not distributed():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def check_identical_across_ranks(*modules: torch.nn.Module) -> None:
