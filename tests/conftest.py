@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -167,11 +167,12 @@ class TensorBoardServer:
 
 
 @contextlib.contextmanager
-def tensorboard_server(logdir: str, wait_for_tag: str) -> Iterator[TensorBoardServer]:
-    """Start TensorBoard on ``logdir``; yield once it serves ``wait_for_tag``."""
+def tensorboard_server(logdir: str, wait_for_tag: str,
+                       flags: Sequence[str] = ("--reload_interval", "1")) -> Iterator[TensorBoardServer]:
+    """Start TensorBoard on ``logdir`` with ``flags``; yield once it serves ``wait_for_tag``."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
-                             "--port", str(port), "--reload_interval", "1"],
+                             "--port", str(port), *flags],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     server = TensorBoardServer(f"http://127.0.0.1:{port}")
     try:

