@@ -19,7 +19,7 @@ TASKS = ("generate", "segment")
 ARCH_FOR_TASK = {"generate": "dcgan", "segment": "pix2pix"}
 LOSSES = ("nonsat", "hinge", "lsgan")
 LAUNCHERS = ("ray", "torchrun", "local")
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "linear")
 FEATURES = ("randconv", "inception")
 
@@ -60,6 +60,8 @@ class DataConfig:
     eval_split: str = doc("heldout", "shard-set split used for evaluation")
     classes: Optional[list[str]] = doc(None, "segment: the classes the shard set must have, in order (null = any)")
     max_bad_fraction: float = doc(0.01, "corrupt samples a loader worker skips (fraction of its part) before failing")
+    pin_memory: Optional[bool] = doc(None, "batches in pinned host memory, copied to the GPU without blocking; "
+                                     "null = on GPU")
 
 
 @dataclass
@@ -83,7 +85,11 @@ class TrainerConfig:
     ema_rampup: float = doc(0.05, "EMA half-life is at most this fraction of images seen (0 = off)")
     seed: int = doc(0, "the one seed; every other seed is derived from it")
     max_failures: int = doc(0, "worker-group restarts Ray Train may make after a failure")
-    amp: str = doc("off", "mixed precision: off | bf16 (autocast) | fp16 (autocast + one grad scaler per network)")
+    amp: str = doc("auto", "mixed precision: auto (bf16 on GPUs that support it, else off) | off | bf16 (autocast) "
+                   "| fp16 (autocast + one grad scaler per network)")
+    channels_last: Optional[bool] = doc(None, "channels-last (NHWC) networks and batches; null = on GPU")
+    cudnn_benchmark: bool = doc(True, "GPU: let cuDNN time and pick the fastest convolution algorithms")
+    compile: bool = doc(False, "torch.compile G and D (faster steps after minutes of compiling at the start)")
     max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop after this many in a row")
     async_checkpoint: bool = doc(False, "ray: upload checkpoints in the background instead of waiting for the upload")
 

@@ -7,6 +7,7 @@ import logging
 import random
 import tempfile
 import time
+from dataclasses import asdict
 from typing import Any, Optional
 
 import numpy as np
@@ -23,6 +24,8 @@ from gandist.data.stream import epoch_loader
 from gandist.losses import gan_loss
 from gandist.monitor import make_monitor
 from gandist.seeding import derive_seed
+from gandist.train import accel
+from gandist.train.accel import to_device
 from gandist.train.context import Context
 from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import ema_beta, update_ema
@@ -72,6 +75,9 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                  "stays data.batch_size=%d, so the global batch is %d", ctx.world_size, t.num_workers,
                  cfg.data.batch_size, cfg.data.batch_size * ctx.world_size)
     adopt_data_layout(state, cfg, ctx)
+    gpu_path = accel.prepare(cfg, ctx.device, state.G, state.D, state.G_ema)
+    if ctx.is_chief and ctx.device.type == "cuda":
+        log.info("GPU path: %s", gpu_path.describe())
 
     G = wrap_ddp(state.G, ctx, broadcast_buffers=True)
     # D is always in train mode, so its BN running statistics are never used: not broadcasting
@@ -82,14 +88,14 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     state.D.requires_grad_(False)
 
     task = make_task(cfg, num_classes)
-    amp = autocast(ctx.device, t.amp)
+    amp = autocast(ctx.device, gpu_path.amp)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
     last_ckpt = resumed_from
     monitor = make_monitor(ctx.log_dir, purge_step=state.step + 1 if payload is not None else None,
                            sync_to=remote_log_root(ctx), sync_interval=cfg.run.log_sync_s)
-    monitor.hparams(cfg.to_dict(), headline_tags(cfg))
+    monitor.hparams({**cfg.to_dict(), "in_effect": asdict(gpu_path)}, headline_tags(cfg))
     preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
     stats = Stats(ctx.device)
     evaluator = Evaluator(cfg, manifest, ctx.rank, ctx.world_size, ctx.device, classes)
@@ -113,12 +119,12 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             world_size=ctx.world_size, num_workers=cfg.data.loader_workers, epoch=state.epoch,
             seed=t.seed, skip_batches=state.batch_in_epoch, shuffle_buffer=cfg.data.shuffle_buffer,
             with_masks=task.name == "segment", max_bad_fraction=cfg.data.max_bad_fraction,
-            history=[Segment(**seg) for seg in state.data_history], pin_memory=ctx.device.type == "cuda",
+            history=[Segment(**seg) for seg in state.data_history], pin_memory=accel.pin_memory(cfg, ctx.device),
         )
         wait_start = time.perf_counter()
         for batch in loader:
             waited = time.perf_counter() - wait_start
-            batch = to_device(batch, ctx.device)
+            batch = to_device(batch, ctx.device, gpu_path.channels_last)
             lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
             result = run_step(phases, task, G, batch, state.step, amp, ctx.rank, ctx.world_size,
                               poison=poisoned(cfg, ctx, state.step + 1))
@@ -273,10 +279,6 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
     return DDP(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
                     metrics: dict[str, float], resumed_from: Optional[int] = None,
                     asynchronous: bool = False) -> dict[str, float]:
@@ -320,7 +322,7 @@ def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
     count = min(8, manifest.samples(split))
     loader = epoch_loader(cfg.data.url, split=split, batch_size=count, rank=0, world_size=1,
                           num_workers=0, epoch=0, seed=cfg.trainer.seed, shuffle=False)
-    fixed = to_device(next(iter(loader)), ctx.device)
+    fixed = to_device(next(iter(loader)), ctx.device, accel.channels_last(cfg, ctx.device))
 
     @torch.no_grad()
     def triplets(G_ema: nn.Module) -> torch.Tensor:

@@ -1,0 +1,84 @@
+"""The GPU path's switches: what each resolves to per device, and that channels-last and
+torch.compile train the same numbers as the plain path (checked on CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import local_cfg
+from gandist.ckpt import load_checkpoint
+from gandist.cli import compose_config
+from gandist.config import ConfigError
+from gandist.dist.local import run_local
+from gandist.models import UNetGenerator
+from gandist.train import accel
+
+CPU, GPU = torch.device("cpu"), torch.device("cuda")
+
+
+def test_defaults_are_on_for_gpus_and_off_for_cpus(monkeypatch):
+    cfg = compose_config([])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert accel.amp_mode(cfg.trainer.amp, GPU) == "bf16"
+    assert accel.channels_last(cfg, GPU) and accel.pin_memory(cfg, GPU)
+    assert accel.amp_mode(cfg.trainer.amp, CPU) == "off"
+    assert not accel.channels_last(cfg, CPU) and not accel.pin_memory(cfg, CPU)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert accel.amp_mode("auto", GPU) == "off"  # pre-Ampere: no bf16, and fp16 only when asked
+    assert accel.amp_mode("fp16", GPU) == "fp16" and accel.amp_mode("bf16", CPU) == "bf16"
+    # Explicit settings win; pinned memory never applies without a GPU.
+    cfg = compose_config(["trainer.channels_last=true", "data.pin_memory=true"])
+    assert accel.channels_last(cfg, CPU) and not accel.pin_memory(cfg, CPU)
+    assert not accel.channels_last(compose_config(["trainer.channels_last=false"]), GPU)
+
+
+def test_bad_amp_value_names_the_choices():
+    with pytest.raises(ConfigError, match="trainer.amp='fp8' is not one of auto, off, bf16, fp16"):
+        compose_config(["trainer.amp=fp8"])
+
+
+def test_prepare_makes_networks_and_batches_channels_last():
+    cfg = compose_config(["trainer.channels_last=true"])
+    G = UNetGenerator(in_channels=3, out_channels=4, resolution=32, width=8, dropout=0.0)
+    path = accel.prepare(cfg, CPU, G)
+    assert path.channels_last and path.amp == "off" and not path.compile
+    convs = [m.weight for m in G.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    batch = accel.to_device({"image": torch.randn(2, 3, 32, 32), "mask": torch.zeros(2, 32, 32, dtype=torch.long),
+                             "key": ["a", "b"]}, CPU, nhwc=True)
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+    assert batch["mask"].shape == (2, 32, 32) and batch["key"] == ["a", "b"]
+
+
+def losses_of(shapes_url, tmp_path, name, *extra):
+    """The loss scalars of steps 1 and 2 of a short run, as TensorBoard has them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # No dropout: its random masks depend on the memory layout and on compiled kernels' RNG.
+    cfg = local_cfg(shapes_url, tmp_path, name, "trainer.max_steps=2", "trainer.ckpt_every=2", "model.dropout=0",
+                    *extra)
+    summary = run_local(cfg)
+    acc = EventAccumulator(summary.log_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return cfg, summary, {(tag, e.step): e.value for tag in acc.Tags()["scalars"] if tag.startswith("loss/")
+                          for e in acc.Scalars(tag)}
+
+
+@pytest.mark.parametrize("switch", ["trainer.channels_last=true", "trainer.compile=true"])
+def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_url, tmp_path, switch):
+    _, _, plain = losses_of(shapes_url, tmp_path, "plain")
+    cfg, summary, switched = losses_of(shapes_url, tmp_path, "switched", switch)
+    assert plain.keys() == switched.keys() and plain
+    for (tag, step), value in plain.items():
+        # Step 1 runs on identical weights; Adam's first update (about lr x the gradient's
+        # sign) magnifies rounding differences of the other layout into step 2.
+        tolerance = 1e-4 if step == 1 else 1e-2
+        assert math.isfinite(value) and switched[tag, step] == pytest.approx(value, rel=tolerance), (tag, step)
+    # The checkpoint has the plain module names and loads into a run without the switch.
+    state = load_checkpoint(summary.checkpoint)["state"]
+    assert not any("_orig_mod" in key for key in state["G"])
+    cfg.trainer.channels_last, cfg.trainer.compile, cfg.trainer.max_steps = False, False, 3
+    assert run_local(cfg).step == 3
