@@ -49,10 +49,10 @@ test: $(STAMP) $(KUSTOMIZE)
 k8s-check: $(STAMP) $(KUSTOMIZE)
 	$(PY) -m pytest -q tests/k8s -m "not slow"
 
+# Every benchmark (ours and a reference side by side), a table of ratios and targets, and
+# bench/results.json; about 10 minutes on 2 CPU cores. BENCHMARKS.md in bench/ records figures.
 bench: $(STAMP)
-	$(PY) bench/data.py --json bench/data.json
-	$(PY) bench/checkpoint.py --json bench/checkpoint.json
-	$(PY) bench/evaluation.py --json bench/evaluation.json
+	$(PY) bench/run.py
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_STORE)/demo

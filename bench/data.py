@@ -1,9 +1,8 @@
 """Data benchmark: streaming shards from an S3 API server versus the same tars on local disk.
 
 Both read the same shard set with the same loader-worker count, alternating within one run;
-the figure is the ratio of decoded samples per second (target: at least 0.8). It also
-reports the fraction of step time the demo run spent waiting for data (target: under 5%),
-read back from that run's TensorBoard events.
+the figure is the ratio of decoded samples per second (target: at least 0.8). The data
+wait of training (under 5% of step time) is measured by bench/distributed.py.
 
     .venv/bin/python bench/data.py [--samples 8192] [--rounds 3] [--workers 2]
 """
@@ -11,13 +10,13 @@ read back from that run's TensorBoard events.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 
+from common import Row, finish
 from s3server import start_s3_server
 
 from gandist.data import epoch_loader, write_shard_set
@@ -30,20 +29,6 @@ def samples_per_second(url: str, batch_size: int, workers: int) -> float:
     return count / (time.perf_counter() - began)
 
 
-def demo_data_wait(run_dir: str) -> float | None:
-    """Mean perf/data_wait_frac logged by a finished run, or None if there is no such run."""
-    log_dir = os.path.join(run_dir, "tensorboard")
-    if not os.path.isdir(log_dir):
-        return None
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(log_dir, size_guidance={"scalars": 0})
-    acc.Reload()
-    if "perf/data_wait_frac" not in acc.Tags()["scalars"]:
-        return None
-    return statistics.mean(e.value for e in acc.Scalars("perf/data_wait_frac"))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=8192,
@@ -51,7 +36,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for both readers")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--demo-run", default="runs/store/demo", help="run whose data wait is reported")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -74,23 +58,9 @@ def main() -> int:
         server.stop()
 
     local_rate, s3_rate = statistics.median(rates["local"]), statistics.median(rates["s3"])
-    ratio = s3_rate / local_rate
-    wait = demo_data_wait(args.demo_run)
-    rows = [("data: S3 vs local disk (decoded samples/s)", f"{s3_rate:.0f}", f"{local_rate:.0f}",
-             f"{ratio:.2f}", ">= 0.80"),
-            ("data: wait fraction of step time (demo)", "-" if wait is None else f"{wait:.3f}", "-",
-             "-" if wait is None else f"{wait:.3f}", "< 0.05")]
-    print(f"{'benchmark':<46} {'ours':>8} {'reference':>10} {'ratio':>7} {'target':>8}")
-    for row in rows:
-        print(f"{row[0]:<46} {row[1]:>8} {row[2]:>10} {row[3]:>7} {row[4]:>8}")
-    if wait is None:
-        print(f"(no data-wait figure: run `make demo` first, or give --demo-run; looked in {args.demo_run})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"s3_samples_per_s": rates["s3"], "local_samples_per_s": rates["local"],
-                       "ratio": ratio, "demo_data_wait_frac": wait, "workers": args.workers,
-                       "samples": args.samples}, f, indent=2)
-    return 0
+    rows = [Row("data: S3 vs local disk (decoded samples/s)", s3_rate, local_rate, s3_rate / local_rate, ">= 0.80")]
+    return finish(rows, args.json, s3_samples_per_s=rates["s3"], local_samples_per_s=rates["local"],
+                  workers=args.workers, samples=args.samples)
 
 
 if __name__ == "__main__":

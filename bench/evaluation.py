@@ -8,26 +8,20 @@ in the window; the final evaluation after the last window counts for neither). T
 evaluation on, at least 0.9 of the throughput without. Also prints the mean evaluation time
 and the run's FD(randconv) curve, the quality record of generation on the builtin data.
 
-    .venv/bin/python bench/evaluation.py [--steps 750] [--every 250] [--samples 1024]
+    .venv/bin/python bench/evaluation.py [--steps 750] [--every 250] [--samples 1024] [--resolution 64]
+
+(`make bench` runs it at --resolution 32 --steps 500, to keep the suite within 10 minutes.)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 
-
-def scalars(log_dir: str, tag: str) -> dict[int, float]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(log_dir, size_guidance={"scalars": 0})
-    acc.Reload()
-    return {e.step: e.value for e in acc.Scalars(tag)} if tag in acc.Tags()["scalars"] else {}
-
+from common import Row, finish, scalars
 
 def throughput(log_dir: str, batch_size: int) -> float:
     """Images per second of loop time over all log windows."""
@@ -43,6 +37,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=250, help="eval.every of the run with evaluation on")
     parser.add_argument("--samples", type=int, default=1024, help="eval.samples")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--resolution", type=int, default=64, choices=(32, 64))
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -55,11 +50,12 @@ def main() -> int:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "shapes")
-        write_shard_set("builtin:shapes", data, samples=4096, heldout=args.samples, shard_size=512)
+        write_shard_set("builtin:shapes", data, samples=4096, heldout=args.samples, shard_size=512,
+                        size=args.resolution)
         eval_time: list[float] = []
         for name, every in (("off", args.steps), ("on", args.every)):
             cfg = absolutize(compose_config([
-                "task=generate", f"data.url={data}", f"run.storage={tmp}/runs", f"run.name={name}",
+                "task=generate", f"model.resolution={args.resolution}", f"data.url={data}", f"run.storage={tmp}/runs", f"run.name={name}",
                 "dist.launcher=local", "trainer.num_workers=1", f"trainer.max_steps={args.steps}",
                 f"trainer.ckpt_every={args.steps}", "trainer.log_every=25", f"trainer.image_every={args.steps}",
                 f"data.batch_size={args.batch_size}", "data.loader_workers=1",
@@ -74,14 +70,9 @@ def main() -> int:
     print(f"eval.every={args.every}, eval.samples={args.samples}, {args.steps} steps of batch {args.batch_size}; "
           f"evaluation took {statistics.mean(eval_time):.2f} s on average ({len(eval_time)} in the measured windows)")
     print("quality: FD(randconv) of EMA G by step: " + ", ".join(f"{v:.1f} @ {k}" for k, v in sorted(curve.items())))
-    print(f"{'benchmark':<46} {'ours':>8} {'reference':>10} {'ratio':>7} {'target':>8}")
-    print(f"{'eval: images/s with evaluation vs without':<46} {figures['on']:>8.1f} {figures['off']:>10.1f} "
-          f"{ratio:>7.2f} {'>= 0.90':>8}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({**figures, "ratio": ratio, "eval_time_s": eval_time, "fd_randconv": curve, "every": args.every,
-                       "samples": args.samples}, f, indent=2)
-    return 0
+    rows = [Row("eval: images/s with evaluation vs without", figures["on"], figures["off"], ratio, ">= 0.90")]
+    return finish(rows, args.json, **figures, eval_time_s=eval_time, fd_randconv=curve, every=args.every,
+                  samples=args.samples, resolution=args.resolution)
 
 
 if __name__ == "__main__":

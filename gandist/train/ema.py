@@ -23,7 +23,7 @@ def ema_beta(batch_images: int, images_seen: int, halflife_kimg: float, rampup: 
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
     """ema = beta * ema + (1 - beta) * model for parameters; buffers (BN statistics) are copied."""
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    # One fused in-place pass over all parameters (no temporaries): ema += (1 - beta) * (p - ema).
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
         b_ema.copy_(b)
