@@ -42,14 +42,15 @@ def run_ray(args_: list[str]) -> str:
 
 
 def run_torchrun(args_: list[str], workers: int) -> str:
+    from gandist.cli import absolutize, compose_config
+    from gandist.dist.common import log_dir
+
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(workers),
            "-m", "gandist.cli", "train", *args_]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"torchrun failed:\n{done.stderr[-3000:]}")
-    storage = next(a.split("=", 1)[1] for a in args_ if a.startswith("run.storage="))
-    name = next(a.split("=", 1)[1] for a in args_ if a.startswith("run.name="))
-    return os.path.join(storage, name, "tensorboard")
+    return log_dir(absolutize(compose_config(args_)))
 
 
 def main() -> int:
@@ -80,8 +81,10 @@ def main() -> int:
         finally:
             ray.shutdown()
 
+    from gandist.cli import compose_config
+
     ray_t, torchrun_t, one_t = (statistics.median(step[k]) for k in ("ray2", "torchrun2", "ray1"))
-    batch = 16
+    batch = compose_config(DEMO).data.batch_size
     two_ips, one_ips = 2 * batch / ray_t, batch / one_t
     rows = [
         Row("ray: step time, Ray Train vs torchrun, overhead", ray_t, torchrun_t, ray_t / torchrun_t - 1, "<= 0.03", "s"),

@@ -23,6 +23,7 @@ import tempfile
 
 from common import Row, finish, scalars
 
+
 def throughput(log_dir: str, batch_size: int) -> float:
     """Images per second of loop time over all log windows."""
     step_time = scalars(log_dir, "perf/step_time_s")
@@ -55,7 +56,8 @@ def main() -> int:
         eval_time: list[float] = []
         for name, every in (("off", args.steps), ("on", args.every)):
             cfg = absolutize(compose_config([
-                "task=generate", f"model.resolution={args.resolution}", f"data.url={data}", f"run.storage={tmp}/runs", f"run.name={name}",
+                "task=generate", f"model.resolution={args.resolution}", f"data.url={data}",
+                f"run.storage={tmp}/runs", f"run.name={name}",
                 "dist.launcher=local", "trainer.num_workers=1", f"trainer.max_steps={args.steps}",
                 f"trainer.ckpt_every={args.steps}", "trainer.log_every=25", f"trainer.image_every={args.steps}",
                 f"data.batch_size={args.batch_size}", "data.loader_workers=1",

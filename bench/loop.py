@@ -53,6 +53,7 @@ def gandist_step_time(cfg, batches: list[dict]) -> float:
 
 def plain_step_time(cfg, batches: list[dict], num_classes: int, warmup: int) -> float:
     """The same training written out by hand: what a careful pix2pix script does per step."""
+    from gandist.train.ema import ema_beta
     from gandist.train.state import build_networks
 
     t = cfg.trainer
@@ -61,7 +62,6 @@ def plain_step_time(cfg, batches: list[dict], num_classes: int, warmup: int) -> 
     G_ema.load_state_dict(G.state_dict())
     opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
-    beta = 0.5 ** (cfg.data.batch_size / (t.ema_kimg * 1000))
     began = 0.0
     for step, batch in enumerate(itertools.islice(itertools.cycle(batches), t.max_steps)):
         if step == warmup:
@@ -81,6 +81,7 @@ def plain_step_time(cfg, batches: list[dict], num_classes: int, warmup: int) -> 
                   + cfg.task.l1_weight * (fake - real).abs().mean())
         loss_g.backward()
         opt_g.step()
+        beta = ema_beta(cfg.data.batch_size, (step + 1) * cfg.data.batch_size, t.ema_kimg, t.ema_rampup)
         with torch.no_grad():
             torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - beta)
     return (time.perf_counter() - began) / (t.max_steps - warmup)
@@ -100,7 +101,7 @@ def main() -> int:
     times: dict[str, list[float]] = {"gandist": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = demo_shards(tmp, samples=512)
-        batches = in_memory_batches(data, batch_size=16, count=16)
+        batches = in_memory_batches(data, batch_size=compose_config(DEMO).data.batch_size, count=16)
         num_classes = len(Manifest.load(data).classes)
         for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits both
             cfg = absolutize(compose_config(DEMO + [
