@@ -59,14 +59,19 @@ def scalars(log_dir: str, tag: str) -> dict[int, float]:
     return {e.step: e.value for e in acc.Scalars(tag)} if tag in acc.Tags()["scalars"] else {}
 
 
-def steady(log_dir: str, tag: str, skip_windows: int = 1) -> float:
-    """Median of a per-window scalar (e.g. perf/step_time_s) after the first windows, which
-    hold start-up (first batches, allocator warm-up, DDP's first bucket rebuild); the median
-    keeps one window slowed by something else on the machine from moving the figure."""
+def windows(log_dir: str, tag: str, skip_windows: int = 1) -> list[float]:
+    """A per-window scalar (e.g. perf/step_time_s) after the first windows, which hold
+    start-up (first batches, allocator warm-up, DDP's first bucket rebuild)."""
     values = [v for _, v in sorted(scalars(log_dir, tag).items())][skip_windows:]
     if not values:
         raise RuntimeError(f"no {tag} windows after the first {skip_windows} in {log_dir}: run more steps")
-    return statistics.median(values)
+    return values
+
+
+def steady(log_dir: str, tag: str, skip_windows: int = 1) -> float:
+    """Median of the windows after start-up: one window slowed by something else on the
+    machine does not move the figure."""
+    return statistics.median(windows(log_dir, tag, skip_windows))
 
 
 # The `make demo` model: pix2pix segmentation at 64x64, widths 32, batch 16 per worker.

@@ -4,11 +4,17 @@ Both train the demo model (pix2pix at 64x64, widths 32, batch 16) in this one pr
 the same batches held in memory, with the same networks, Adam settings, losses (non-saturating
 GAN + 100 x L1), order (D step, then G step, D frozen while G trains, as pix2pix does) and
 generator EMA. gandist's loop adds what it always does: divergence checks, gradient norms,
-window statistics, TensorBoard logging, the LR schedule. Rounds alternate the two; the figure
-is the ratio of steady-state steps per second (target: at least 0.97). Rounds alternate the
-order too (ours first, then the reference first), as later runs in a process run warmer.
+window statistics, TensorBoard logging, the LR schedule.
 
-    .venv/bin/python bench/loop.py [--steps 60] [--rounds 4]
+The two alternate step by step, so that whatever else the machine does hits both alike
+(rounds of whole runs drifted by 10% on a shared 2-core machine, more than the gap being
+measured): gandist's data source is replaced by the in-memory batches, and fetching each
+batch first runs one step of the hand-written loop on it and times it. gandist counts that
+as waiting for data, so its own time per step is its step time minus its data wait, per
+logging window. The figure is the ratio of steady-state steps per second, median of the
+windows after the first (target: at least 0.97).
+
+    .venv/bin/python bench/loop.py [--steps 60] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import DEMO, Row, demo_shards, finish, steady
+from common import DEMO, Row, demo_shards, finish, scalars
 
 
 def in_memory_batches(url: str, batch_size: int, count: int) -> list[dict]:
@@ -33,90 +39,110 @@ def in_memory_batches(url: str, batch_size: int, count: int) -> list[dict]:
     return [b for b, _ in zip(loader, range(count))]
 
 
-def gandist_step_time(cfg, batches: list[dict]) -> float:
-    """fit() under the one-process launcher, its training data replaced by ``batches``."""
-    import gandist.train.loop as loop
-    from gandist.dist.local import run_local
-
-    real_loader = loop.epoch_loader
-
-    def memory_loader(url, split="train", **kwargs):
-        return itertools.cycle(batches) if split == "train" else real_loader(url, split=split, **kwargs)
-
-    loop.epoch_loader = memory_loader
-    try:
-        summary = run_local(cfg)
-    finally:
-        loop.epoch_loader = real_loader
-    return steady(summary.log_dir, "perf/step_time_s")
-
-
-def plain_step_time(cfg, batches: list[dict], num_classes: int, warmup: int) -> float:
+class PlainLoop:
     """The same training written out by hand: what a careful pix2pix script does per step."""
-    from gandist.train.ema import ema_beta
-    from gandist.train.state import build_networks
 
-    t = cfg.trainer
-    G, D = build_networks(cfg, num_classes)
-    G_ema = build_networks(cfg, num_classes)[0]
-    G_ema.load_state_dict(G.state_dict())
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
-    began = 0.0
-    for step, batch in enumerate(itertools.islice(itertools.cycle(batches), t.max_steps)):
-        if step == warmup:
-            began = time.perf_counter()
+    def __init__(self, cfg, num_classes: int) -> None:
+        from gandist.train.state import build_networks
+
+        t = cfg.trainer
+        self.cfg, self.num_classes, self.images = cfg, num_classes, 0
+        self.G, self.D = build_networks(cfg, num_classes)
+        self.G_ema = build_networks(cfg, num_classes)[0]
+        self.G_ema.load_state_dict(self.G.state_dict())
+        adam = dict(betas=(t.beta1, t.beta2), fused=t.fused_adam)  # the same Adam implementation as gandist's
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, **adam)
+
+    def step(self, batch: dict) -> float:
+        """One D step and one G step and the EMA update; returns the seconds it took."""
+        from gandist.train.ema import ema_beta
+
+        began = time.perf_counter()
+        cfg, G, D = self.cfg, self.G, self.D
         image = batch["image"]
-        real = F.one_hot(batch["mask"], num_classes).permute(0, 3, 1, 2).to(image.dtype)
+        real = F.one_hot(batch["mask"], self.num_classes).permute(0, 3, 1, 2).to(image.dtype)
         fake = torch.softmax(G(image), dim=1)
         D.requires_grad_(True)
-        opt_d.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
         loss_d = (F.softplus(D(torch.cat([image, fake.detach() * 2 - 1], 1))).mean()
                   + F.softplus(-D(torch.cat([image, real * 2 - 1], 1))).mean())
         loss_d.backward()
-        opt_d.step()
+        self.opt_d.step()
         D.requires_grad_(False)
-        opt_g.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
         loss_g = (F.softplus(-D(torch.cat([image, fake * 2 - 1], 1))).mean()
                   + cfg.task.l1_weight * (fake - real).abs().mean())
         loss_g.backward()
-        opt_g.step()
-        beta = ema_beta(cfg.data.batch_size, (step + 1) * cfg.data.batch_size, t.ema_kimg, t.ema_rampup)
+        self.opt_g.step()
+        self.images += cfg.data.batch_size
+        t = cfg.trainer
+        beta = ema_beta(cfg.data.batch_size, self.images, t.ema_kimg, t.ema_rampup)
         with torch.no_grad():
-            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - beta)
-    return (time.perf_counter() - began) / (t.max_steps - warmup)
+            torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - beta)
+        return time.perf_counter() - began
+
+
+def interleaved_round(cfg, batches: list[dict], num_classes: int) -> tuple[list[float], list[float]]:
+    """One run of fit() whose batches come from memory, each fetch first running one plain
+    step; returns the per-window step times (gandist's own, the plain loop's)."""
+    import gandist.train.loop as loop
+    from gandist.dist.local import run_local
+
+    plain, plain_times = PlainLoop(cfg, num_classes), []
+    real_loader = loop.epoch_loader
+
+    def memory_loader(url, split="train", **kwargs):
+        if split != "train":
+            return real_loader(url, split=split, **kwargs)
+
+        def interleaved():
+            for batch in itertools.cycle(batches):
+                plain_times.append(plain.step(batch))
+                yield batch
+        return interleaved()
+
+    loop.epoch_loader = memory_loader
+    try:
+        log_dir = run_local(cfg).log_dir
+    finally:
+        loop.epoch_loader = real_loader
+    every = cfg.trainer.log_every
+    step_time, wait = scalars(log_dir, "perf/step_time_s"), scalars(log_dir, "perf/data_wait_frac")
+    ours = [step_time[s] * (1 - wait[s]) for s in sorted(step_time)]
+    reference = [statistics.mean(plain_times[s - every:s]) for s in sorted(step_time)]
+    return ours[1:], reference[1:]  # the first window is warm-up
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--log-every", type=int, default=10, help="the first window is warm-up, left out")
-    parser.add_argument("--rounds", type=int, default=4, help="even: each order (ours first, reference first) as often")
+    parser.add_argument("--rounds", type=int, default=3, help="runs, each with fresh networks")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
     from gandist.cli import absolutize, compose_config
     from gandist.data.manifest import Manifest
 
-    times: dict[str, list[float]] = {"gandist": [], "plain": []}
+    windows: dict[str, list[float]] = {"gandist": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = demo_shards(tmp, samples=512)
         batches = in_memory_batches(data, batch_size=compose_config(DEMO).data.batch_size, count=16)
         num_classes = len(Manifest.load(data).classes)
-        for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits both
+        for round_ in range(args.rounds):  # fresh networks each round
             cfg = absolutize(compose_config(DEMO + [
                 f"data.url={data}", f"run.storage={tmp}/runs", f"run.name=loop{round_}", "dist.launcher=local",
                 "trainer.num_workers=1", f"trainer.max_steps={args.steps}", f"trainer.log_every={args.log_every}",
                 *(f"{key}={args.steps}" for key in ("trainer.ckpt_every", "trainer.image_every", "eval.every"))]))
-            measure = {"gandist": lambda: gandist_step_time(cfg, batches),
-                       "plain": lambda: plain_step_time(cfg, batches, num_classes, warmup=args.log_every)}
-            for name in (("gandist", "plain") if round_ % 2 == 0 else ("plain", "gandist")):  # ABBA order
-                times[name].append(measure[name]())
-    ours, reference = (1 / statistics.median(times[k]) for k in ("gandist", "plain"))
-    print(f"{args.rounds} rounds of {args.steps} steps, the first {args.log_every} left out; torch threads: "
-          f"{torch.get_num_threads()}")
+            ours, reference = interleaved_round(cfg, batches, num_classes)
+            windows["gandist"] += ours
+            windows["plain"] += reference
+    ours, reference = (1 / statistics.median(windows[k]) for k in ("gandist", "plain"))
+    print(f"{args.rounds} rounds of {args.steps} steps, alternating step by step, windows of {args.log_every} "
+          f"steps after the first; torch threads: {torch.get_num_threads()}")
     rows = [Row("loop: gandist vs plain PyTorch (steps/s)", ours, reference, ours / reference, ">= 0.97")]
-    return finish(rows, args.json, step_time_s=times, steps=args.steps)
+    return finish(rows, args.json, window_step_time_s=windows, steps=args.steps)
 
 
 if __name__ == "__main__":

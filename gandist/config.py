@@ -89,6 +89,8 @@ class TrainerConfig:
                    "| fp16 (autocast + one grad scaler per network)")
     channels_last: Optional[bool] = doc(None, "channels-last (NHWC) networks and batches; null = on GPU")
     cudnn_benchmark: bool = doc(True, "GPU: let cuDNN time and pick the fastest convolution algorithms")
+    fused_adam: bool = doc(True, "Adam's update as one fused kernel per network (torch's fused=True, CPU and GPU); "
+                           "false = torch's default implementation")
     compile: bool = doc(False, "torch.compile G and D (faster steps after minutes of compiling at the start)")
     max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop after this many in a row")
     async_checkpoint: bool = doc(False, "ray: upload checkpoints in the background instead of waiting for the upload")

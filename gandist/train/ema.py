@@ -20,10 +20,19 @@ def ema_beta(batch_images: int, images_seen: int, halflife_kimg: float, rampup: 
     return 0.5 ** (batch_images / halflife)
 
 
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
-    """ema = beta * ema + (1 - beta) * model for parameters; buffers (BN statistics) are copied."""
-    # One fused in-place pass over all parameters (no temporaries): ema += (1 - beta) * (p - ema).
-    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+class EmaUpdater:
+    """ema = beta * ema + (1 - beta) * model for parameters; buffers (BN statistics) are copied.
+
+    The tensors are listed once: walking a U-Net's module tree costs more than the update.
+    """
+
+    def __init__(self, ema: nn.Module, model: nn.Module) -> None:
+        self.ema_params, self.params = list(ema.parameters()), [p.detach() for p in model.parameters()]
+        self.ema_buffers, self.buffers = list(ema.buffers()), list(model.buffers())
+
+    @torch.no_grad()
+    def __call__(self, beta: float) -> None:
+        # One fused in-place pass over all parameters (no temporaries): ema += (1 - beta) * (p - ema).
+        torch._foreach_lerp_(self.ema_params, self.params, 1.0 - beta)
+        for b_ema, b in zip(self.ema_buffers, self.buffers):
+            b_ema.copy_(b)

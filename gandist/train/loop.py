@@ -28,7 +28,7 @@ from gandist.train import accel
 from gandist.train.accel import to_device
 from gandist.train.context import Context
 from gandist.train.divergence import BadStepTracker
-from gandist.train.ema import ema_beta, update_ema
+from gandist.train.ema import EmaUpdater, ema_beta
 from gandist.train.evaluation import Evaluator
 from gandist.train.faults import drill_pending, maybe_kill, poisoned
 from gandist.train.phases import autocast, build_phases, run_step
@@ -91,6 +91,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     amp = autocast(ctx.device, gpu_path.amp)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp)
+    update_ema = EmaUpdater(state.G_ema, state.G)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
     last_ckpt = resumed_from
     monitor = make_monitor(ctx.log_dir, purge_step=state.step + 1 if payload is not None else None,
@@ -134,7 +135,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             stats.add({"perf/data_wait_s": torch.tensor(waited)})
             state.batch_in_epoch += 1
             state.images_seen += global_batch
-            update_ema(state.G_ema, state.G, ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
+            update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
             done = state.step >= t.max_steps
 
             if state.step % t.log_every == 0 or done:

@@ -14,7 +14,7 @@ if any rank saw a non-finite value, so the replicas never diverge from one anoth
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -49,6 +49,13 @@ class Phase:
     scaler: torch.amp.GradScaler
     backward: Callable[[StepVars], Stats]  # computes the losses and calls backward; "loss/<name>" is the total
     every: int = 1  # for lazy regularisation: run every k steps
+    # Listed once: walking a U-Net's module tree for them costs more than using them, every step.
+    params: list[Tensor] = field(init=False)
+    buffers: list[Tensor] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.params = list(self.module.parameters())
+        self.buffers = list(self.module.buffers())
 
 
 @dataclass
@@ -70,16 +77,16 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                  scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
                  amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[Phase]:
     def d_backward(v: StepVars) -> Stats:
-        fake = v.fake.detach()
-        with no_sync(D):  # accumulate locally; the synced backward below all-reduces the sum
-            with amp():
-                fake_logits = D(task.d_input(v.batch, fake))
-                loss_fake = gan.d_fake(fake_logits.float())
-            scaler_d.scale(loss_fake).backward()
+        # Two forwards, one backward (as pix2pix does). DDP prepares its reducer in forward
+        # and refuses a second prepared forward before a backward: the first runs under
+        # no_sync, and the one backward of the sum still all-reduces every gradient once.
+        with no_sync(D), amp():
+            fake_logits = D(task.d_input(v.batch, v.fake.detach()))
+            loss_fake = gan.d_fake(fake_logits.float())
         with amp():
             real_logits = D(task.d_input(v.batch, task.real(v.batch)))
             loss_real = gan.d_real(real_logits.float())
-        scaler_d.scale(loss_real).backward()
+        scaler_d.scale(loss_fake + loss_real).backward()
         return {
             "loss/D": (loss_fake + loss_real).detach(),
             "loss/D_real": loss_real.detach(),
@@ -103,9 +110,14 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
     return [Phase("D", D, opt_d, scaler_d, d_backward), Phase("G", G, opt_g, scaler_g, g_backward)]
 
 
-def grad_norm(module: nn.Module) -> Tensor:
-    """The L2 norm of all of a module's gradients (already synced by DDP)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+def set_requires_grad(params: list[Tensor], flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
+
+
+def grad_norm(params: list[Tensor]) -> Tensor:
+    """The L2 norm of all of a network's gradients (already synced by DDP)."""
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
@@ -128,25 +140,26 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch, step: 
     divergence would.
     """
     # Forwards update BatchNorm statistics; a skipped step puts them back (they are small).
-    buffers = [b for m in {id(ph.module): ph.module for ph in phases}.values() for b in m.buffers()]
+    buffers = [b for ph in {id(ph.module): ph for ph in phases}.values() for b in ph.buffers]
     saved = [b.detach().clone() for b in buffers]
-    G.requires_grad_(True)
+    g_params = next(ph.params for ph in phases if ph.module is G)
+    set_requires_grad(g_params, True)
     with amp():
         fake = task.fake(G, task.g_input(batch))
     if poison:
         fake = fake * float("nan")
-    G.requires_grad_(False)  # the graph is built; phases switch their own module back on
+    set_requires_grad(g_params, False)  # the graph is built; phases switch their own module back on
     v = StepVars(batch=batch, fake=fake)
     stats: Stats = {}
     skipped: dict[str, list[int]] = {}
     for ph in phases:
         if step % ph.every:
             continue
-        ph.module.requires_grad_(True)
+        set_requires_grad(ph.params, True)
         ph.opt.zero_grad(set_to_none=True)
         stats.update(ph.backward(v))
         ph.scaler.unscale_(ph.opt)
-        norm = grad_norm(ph.module).to(fake.device)
+        norm = grad_norm(ph.params).to(fake.device)
         # fp16 gradient overflow is the grad scaler's to handle (it skips and lowers the
         # scale); a non-finite loss, or non-finite gradients without a scaler, is divergence.
         bad = ~torch.isfinite(stats[f"loss/{ph.name}"])
@@ -159,7 +172,7 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch, step: 
         else:
             ph.scaler.step(ph.opt)
         ph.scaler.update()
-        ph.module.requires_grad_(False)
+        set_requires_grad(ph.params, False)
         stats[f"grad/{ph.name}_norm"] = norm
     if skipped:
         with torch.no_grad():

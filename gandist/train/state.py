@@ -73,8 +73,8 @@ class TrainState:
             G=G,
             D=D,
             G_ema=G_ema,
-            opt_g=torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas),
-            opt_d=torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas),
+            opt_g=torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas, fused=t.fused_adam),
+            opt_d=torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas, fused=t.fused_adam),
             scaler_g=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
             scaler_d=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
         )
@@ -100,8 +100,10 @@ class TrainState:
         self.G.load_state_dict(sd["G"])
         self.D.load_state_dict(sd["D"])
         self.G_ema.load_state_dict(sd["G_ema"])
-        self.opt_g.load_state_dict(sd["opt_g"])
-        self.opt_d.load_state_dict(sd["opt_d"])
+        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+            opt.load_state_dict(sd[key])
+            for group in opt.param_groups:  # the implementation is this run's choice, not the checkpoint's
+                group["fused"], group["foreach"] = opt.defaults["fused"], opt.defaults["foreach"]
         # A run may switch fp16 on or off on resume: a scaler starts fresh when the saved one was off.
         for name, scaler in (("scaler_g", self.scaler_g), ("scaler_d", self.scaler_d)):
             if sd.get(name) and scaler.is_enabled():

@@ -67,7 +67,7 @@ def losses_of(shapes_url, tmp_path, name, *extra):
                           for e in acc.Scalars(tag)}
 
 
-@pytest.mark.parametrize("switch", ["trainer.channels_last=true", "trainer.compile=true"])
+@pytest.mark.parametrize("switch", ["trainer.channels_last=true", "trainer.compile=true", "trainer.fused_adam=false"])
 def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_url, tmp_path, switch):
     _, _, plain = losses_of(shapes_url, tmp_path, "plain")
     cfg, summary, switched = losses_of(shapes_url, tmp_path, "switched", switch)
@@ -80,5 +80,20 @@ def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_u
     # The checkpoint has the plain module names and loads into a run without the switch.
     state = load_checkpoint(summary.checkpoint)["state"]
     assert not any("_orig_mod" in key for key in state["G"])
-    cfg.trainer.channels_last, cfg.trainer.compile, cfg.trainer.max_steps = False, False, 3
+    cfg.trainer.channels_last, cfg.trainer.compile, cfg.trainer.fused_adam, cfg.trainer.max_steps = False, False, True, 3
     assert run_local(cfg).step == 3
+
+
+def test_fused_adam_is_the_runs_choice_not_the_checkpoints(shapes_url, tmp_path):
+    from gandist.train.state import TrainState
+
+    def state(fused: bool) -> TrainState:
+        cfg = local_cfg(shapes_url, tmp_path, "fused", f"trainer.fused_adam={str(fused).lower()}")
+        return TrainState.fresh(cfg, 4, CPU)
+
+    saved = state(False).state_dict()
+    for fused in (True, False):
+        resumed = state(fused)
+        resumed.load_state_dict(saved)
+        for opt in (resumed.opt_g, resumed.opt_d):
+            assert [g["fused"] for g in opt.param_groups] == [fused]

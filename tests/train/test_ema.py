@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from gandist.train.ema import ema_beta, update_ema
+from gandist.train.ema import EmaUpdater, ema_beta
 
 
 def test_half_life_is_in_images_not_steps():
@@ -25,6 +25,11 @@ def test_update_moves_parameters_and_copies_buffers():
         model.weight.fill_(1.0)
         ema.weight.fill_(0.0)
         model.running_mean.fill_(5.0)
-    update_ema(ema, model, beta=0.75)
+    update = EmaUpdater(ema, model)
+    update(beta=0.75)
     assert torch.allclose(ema.weight, torch.full((3,), 0.25))
     assert torch.equal(ema.running_mean, model.running_mean)
+    with torch.no_grad():  # the lists it took are the modules' own tensors: later values are seen
+        model.weight.fill_(2.0)
+    update(beta=0.5)
+    assert torch.allclose(ema.weight, torch.full((3,), 1.125))
