@@ -127,6 +127,9 @@ class DistConfig:
     launcher: str = doc("ray", "ray (Ray Train workers) | torchrun (one process per rank) | local (one process)")
     ray_address: Optional[str] = doc(None, "Ray cluster to join; null = RAY_ADDRESS, else a new local cluster")
     backend: str = doc("auto", "collective backend: auto (nccl on GPU, gloo on CPU) | gloo | nccl")
+    socket_ifname: Optional[str] = doc(None, "network interface every worker's collectives bind to (sets "
+                                       "GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME), e.g. eth0; needed across "
+                                       "nodes whose hostname resolves to 127.0.0.1; null = gloo/NCCL choose")
 
 
 @dataclass

@@ -54,6 +54,39 @@ def storage_env(cfg: Config) -> dict[str, str]:
     return env
 
 
+def collective_env(cfg: Config) -> dict[str, str]:
+    """dist.socket_ifname as the variables gloo and NCCL read, for every worker process."""
+    if not cfg.dist.socket_ifname:
+        return {}
+    return {"GLOO_SOCKET_IFNAME": cfg.dist.socket_ifname, "NCCL_SOCKET_IFNAME": cfg.dist.socket_ifname}
+
+
+def explain_connect_failure(error: BaseException, cfg: Config) -> Optional[str]:
+    """A hint when workers on different nodes could not connect their collectives."""
+    text = str(error)
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        text += str(cause)
+        cause = cause.__cause__ or cause.__context__
+    # Only failures while the process group is set up: later ones (a worker died) are not this.
+    if not any(mark in text for mark in ("connectFullMesh", "_setup_torch_process_group", "init_process_group")):
+        return None
+    return connect_failure_hint(cfg, text)
+
+
+def connect_failure_hint(cfg: Config, text: str) -> str:
+    """What to do when setting up the process group failed with ``text``."""
+    if cfg.dist.socket_ifname:
+        return (f"the workers could not connect their collectives over dist.socket_ifname="
+                f"{cfg.dist.socket_ifname}: check that every node has that interface and that the nodes reach "
+                "each other on it (see the worker errors above)")
+    loopback = " (they tried 127.0.0.1)" if "127.0.0.1" in text else ""
+    return ("the workers could not connect their collectives to each other" + loopback + ". Without "
+            "dist.socket_ifname gloo binds to the address this node's hostname resolves to, often 127.0.0.1, which "
+            "other nodes cannot reach: set dist.socket_ifname to the interface the nodes share, e.g. "
+            "dist.socket_ifname=eth0")
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """gandist's loggers print to stderr (forwarded to the driver under Ray)."""
     logger = logging.getLogger("gandist")

@@ -12,7 +12,16 @@ import torch.distributed as dist
 
 from gandist.ckpt import CHECKPOINT_PREFIX, checkpoint_name, find_latest_checkpoint, load_checkpoint
 from gandist.config import Config, ConfigError
-from gandist.dist.common import RunSummary, is_local, local_path, log_dir, run_dir, storage_env
+from gandist.dist.common import (
+    RunSummary,
+    collective_env,
+    connect_failure_hint,
+    is_local,
+    local_path,
+    log_dir,
+    run_dir,
+    storage_env,
+)
 from gandist.train import Context, fit
 
 log = logging.getLogger(__name__)
@@ -76,7 +85,11 @@ def run_local(cfg: Config) -> RunSummary:
             raise ConfigError("dist.launcher=torchrun must run under torchrun, e.g. "
                               "torchrun --nproc_per_node 2 -m gandist.cli train dist.launcher=torchrun ...")
         backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
-        dist.init_process_group(backend)
+        os.environ.update(collective_env(cfg))
+        try:
+            dist.init_process_group(backend)
+        except Exception as e:
+            raise ConfigError(connect_failure_hint(cfg, str(e))) from e
         world_size, rank = dist.get_world_size(), dist.get_rank()
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")

@@ -20,10 +20,12 @@ from ray.train import Checkpoint, CheckpointConfig, CheckpointUploadMode, Failur
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from gandist.ckpt import checkpoint_name, checkpoint_step, find_latest_checkpoint, load_checkpoint, read_meta
-from gandist.config import Config, from_dict
+from gandist.config import Config, ConfigError, from_dict
 from gandist.dist.common import (
     RunSummary,
+    collective_env,
     configure_logging,
+    explain_connect_failure,
     is_local,
     local_path,
     log_dir,
@@ -160,10 +162,16 @@ def run_ray(cfg: Config) -> RunSummary:
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
             # Credentials travel in the workers' environment, never in the config or logs.
-            worker_runtime_env={"env_vars": {**storage_env(cfg), **gandist_env()}},
+            worker_runtime_env={"env_vars": {**storage_env(cfg), **gandist_env(), **collective_env(cfg)}},
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as e:
+        hint = explain_connect_failure(e, cfg)
+        if hint is None:
+            raise
+        raise ConfigError(hint) from e
     metrics = dict(result.metrics or {})
     checkpoint = result.checkpoint.path if result.checkpoint is not None else None
     if checkpoint and cfg.run.storage.startswith("s3://") and "://" not in checkpoint:
