@@ -73,19 +73,21 @@ make_node() {  # namespace, veth pair (host end on the bridge, node end renamed 
   ip netns exec "$name" ip addr add "$(node_ip "$k")/24" dev eth0
   ip netns exec "$name" ip link set eth0 up
   ip netns exec "$name" ip link set lo up
-  mkdir -p "$DIR/node$k"
+  mkdir -p "$DIR/n$k"
 }
 
 start_ray() {  # head for node 0, a worker joining the head otherwise
   local k=$1 name; name=$(ns "$1")
-  local common=(--node-ip-address "$(node_ip "$k")" --num-cpus "$NODE_CPUS" --disable-usage-stats)
+  # Each node its own temp dir (sessions, logs, sockets), as separate machines would have.
+  local common=(--node-ip-address "$(node_ip "$k")" --num-cpus "$NODE_CPUS" --disable-usage-stats
+                --temp-dir "$DIR/n$k")
   if [ "$k" -eq 0 ]; then
-    ip netns exec "$name" "$RAY" start --head --port "$HEAD_PORT" "${common[@]}" --temp-dir "$DIR/ray" \
+    ip netns exec "$name" "$RAY" start --head --port "$HEAD_PORT" "${common[@]}" \
       --include-dashboard true --dashboard-host 0.0.0.0 --dashboard-port "$DASHBOARD_PORT" \
-      >"$DIR/node$k/ray-start.log" 2>&1 || { cat "$DIR/node$k/ray-start.log" >&2; die "ray head did not start"; }
+      >"$DIR/n$k/ray-start.log" 2>&1 || { cat "$DIR/n$k/ray-start.log" >&2; die "ray head did not start"; }
   else
     ip netns exec "$name" "$RAY" start --address "$(head_address)" "${common[@]}" \
-      >"$DIR/node$k/ray-start.log" 2>&1 || { cat "$DIR/node$k/ray-start.log" >&2; die "node $k did not join"; }
+      >"$DIR/n$k/ray-start.log" 2>&1 || { cat "$DIR/n$k/ray-start.log" >&2; die "node $k did not join"; }
   fi
 }
 
@@ -96,7 +98,7 @@ alive_nodes() {  # how many nodes the head's GCS counts as alive
 wait_for_nodes() {  # until the cluster has $1 alive nodes, or 120 s
   local want=$1 waited=0
   while [ "$(alive_nodes)" -lt "$want" ]; do
-    [ $waited -ge 120 ] && die "only $(alive_nodes) of $want nodes alive after 120 s; see $DIR/node*/ray-start.log"
+    [ $waited -ge 120 ] && die "only $(alive_nodes) of $want nodes alive after 120 s; see $DIR/n*/ray-start.log"
     sleep 1; waited=$((waited + 1))
   done
 }
@@ -139,10 +141,8 @@ case "$cmd" in
   add)
     k=${2:?usage: local_cluster.sh add K}; check_index "$k"; check_root
     ip link show "$BRIDGE" >/dev/null 2>&1 || die "no cluster is up (no bridge $BRIDGE); run 'up N' first"
-    before=$(alive_nodes)
     make_node "$k"
-    start_ray "$k"
-    wait_for_nodes $((before + 1))
+    start_ray "$k"  # returns once the node's raylet has registered with the head
     echo "node $k up at $(node_ip "$k")"
     ;;
   kill)

@@ -42,6 +42,7 @@ class LocalCluster:
         self.env = {**os.environ, **self.settings}
         self.head_address = f"{node_ip(0)}:6379"
         self.dashboard = f"http://{node_ip(0)}:8265"
+        self.nodes: set[int] = set()  # the indices of the nodes that are up
 
     def script(self, *args: str, timeout: float = 180) -> str:
         done = subprocess.run([SCRIPT, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -52,12 +53,15 @@ class LocalCluster:
 
     def up(self, nodes: int) -> None:
         self.script("up", str(nodes))
+        self.nodes = set(range(nodes))
 
     def add(self, k: int) -> None:
         self.script("add", str(k))
+        self.nodes.add(k)
 
     def kill(self, k: int) -> None:
         self.script("kill", str(k))
+        self.nodes.discard(k)
 
     def down(self) -> None:
         self.script("down")
@@ -73,6 +77,10 @@ class LocalCluster:
 
 
 def worker_ips(driver_output: str) -> dict[int, str]:
-    """Rank -> node address, from the table Ray Train's controller prints when the worker
-    group starts ("- (ip=198.18.0.2, pid=123) world_rank=0, ..."); the last group wins."""
-    return {int(rank): ip for ip, rank in re.findall(r"\(ip=([\d.]+), pid=\d+\) world_rank=(\d+)", driver_output)}
+    """Rank -> node address of the last worker group Ray Train started, from the table its
+    controller prints ("Started training worker group of size N:", then a line per rank,
+    "- (ip=198.18.0.2, pid=123) world_rank=0, ...")."""
+    groups = driver_output.split("Started training worker group of size")
+    size = int(re.match(r"\s*(\d+)", groups[-1]).group(1)) if len(groups) > 1 else 0
+    ranks = re.findall(r"\(ip=([\d.]+), pid=\d+\) world_rank=(\d+)", groups[-1])
+    return {int(rank): ip for ip, rank in ranks[:size]}

@@ -5,6 +5,7 @@ with the reason where network namespaces cannot be made."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,15 +65,12 @@ def cluster_data(cluster) -> str:
     """The tiny shapes set in a bucket of the S3 server every node reaches."""
     from gandist.data.shards import write_shard_set
 
-    saved = {k: os.environ.get(k) for k in cluster.s3_env}
-    os.environ.update(cluster.s3_env)
-    try:
+    def write() -> None:
         fsspec.filesystem("s3", skip_instance_cache=True).mkdir("multinode")
-        url = "s3://multinode/shapes32"
         write_shard_set("builtin:shapes", url, samples=64, heldout=16, shard_size=24, size=32, seed=0)
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+    url = "s3://multinode/shapes32"
+    with_env(cluster.s3_env, write)
     return url
 
 
@@ -115,19 +113,27 @@ def train_argv(data: str, name: str, *extra: str) -> list[str]:
 
 
 def driver_env(cluster: LocalCluster) -> dict[str, str]:
-    return {**os.environ, **cluster.s3_env, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"}
+    # Notice a dead worker within a second; an elastic restart that still counts a lost node's
+    # CPUs gives up waiting for them after 10 s instead of Ray's 60.
+    return {**os.environ, **cluster.s3_env, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "1",
+            "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "10", "PYTHONUNBUFFERED": "1"}
+
+
+def with_env(env: dict[str, str], action):
+    """``action()`` with ``env`` set in this process (the S3 server's variables)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return action()
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def final_state(name: str, env: dict[str, str], step: int) -> dict:
     from gandist.ckpt import load_checkpoint
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return load_checkpoint(f"s3://multinode/runs/{name}/checkpoint_{step:08d}")
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    return with_env(env, lambda: load_checkpoint(f"s3://multinode/runs/{name}/checkpoint_{step:08d}"))
 
 
 @needs_netns
@@ -146,3 +152,67 @@ def test_two_nodes_train_bitwise_the_same_as_one_node(cluster, cluster_data):
     for net in ("G", "D", "G_ema"):
         for key, tensor in a["state"][net].items():
             assert torch.equal(tensor, b["state"][net][key]), f"{net}.{key} differs"
+
+
+@needs_netns
+@pytest.mark.slow
+def test_without_socket_ifname_the_error_names_the_setting(cluster, cluster_data):
+    driver = Driver(cluster.command(0, train_argv(cluster_data, "no-ifname", "trainer.max_steps=2",
+                                                  f"dist.ray_address={cluster.head_address}")), driver_env(cluster))
+    driver.proc.wait(timeout=300)
+    driver.reader.join(timeout=10)
+    assert driver.proc.returncode == 2, driver.output[-3000:]
+    assert "(they tried 127.0.0.1)" in driver.output and "dist.socket_ifname=eth0" in driver.output
+
+
+def run_losing_a_node(cluster: LocalCluster, data: str, name: str, replace: bool, *extra: str) -> tuple[str, dict]:
+    """Train 2 workers on 2 nodes; after the step-10 checkpoint kill the worker node, then
+    (``replace``) start a new node. Returns the driver's output and the timings."""
+    lost = max(cluster.nodes - {0})
+    driver = Driver(cluster.command(0, train_argv(
+        data, name, "trainer.max_steps=24", "trainer.ckpt_every=5", "trainer.max_failures=3", "eval.every=100",
+        "trainer.image_every=100", f"dist.ray_address={cluster.head_address}", "dist.socket_ifname=eth0",
+        *extra)), driver_env(cluster))
+    deadline = time.monotonic() + 240
+    while not any("Checkpoint at step 10" in line for _, line in driver.lines):
+        assert driver.proc.poll() is None and time.monotonic() < deadline, driver.output[-4000:]
+        time.sleep(0.2)
+    last_step = max(int(m) for m in re.findall(r"step (\d+)/24", driver.output))
+    killed = time.monotonic()
+    cluster.kill(lost)
+    if replace:
+        cluster.add(max(cluster.nodes | {lost}) + 1)
+    out = driver.wait(timeout=300)
+    timings = {"lost_node": lost, "last_step_before_kill": last_step}
+    restarted = [t for t, line in driver.lines if t > killed and "Attempting to start training worker group" in line]
+    if restarted:
+        timings["detected_s"] = restarted[0] - killed
+    resumed = [t for t, line in driver.lines if t > killed and "Resumed from checkpoint at step" in line]
+    if resumed:
+        timings["training_again_s"] = resumed[0] - killed
+    return out, timings
+
+
+@needs_netns
+@pytest.mark.slow
+def test_lost_node_is_replaced_and_training_resumes_from_the_bucket(cluster, cluster_data):
+    from gandist.ckpt import read_meta
+
+    out, timings = run_losing_a_node(cluster, cluster_data, "node-loss", replace=True)
+    replacement = node_ip(max(cluster.nodes))
+    assert replacement in worker_ips(out).values(), out[-4000:]  # the restarted group uses the new node
+    resumed = [int(s) for s in re.findall(r"Resumed from checkpoint at step (\d+)", out)]
+    assert resumed and resumed[-1] >= 10, out[-4000:]
+    timings["steps_replayed"] = timings["last_step_before_kill"] - resumed[-1]
+    with_env(cluster.s3_env, lambda: read_meta("s3://multinode/runs/node-loss/checkpoint_00000024"))
+    print(f"node loss: {timings}")
+
+
+@needs_netns
+@pytest.mark.slow
+def test_elastic_run_goes_on_with_the_node_that_is_left(cluster, cluster_data):
+    out, timings = run_losing_a_node(cluster, cluster_data, "elastic", False, "trainer.min_workers=1")
+    assert "Training on 1 workers (elastic, up to trainer.num_workers=2)" in out, out[-4000:]
+    assert list(worker_ips(out).values()) == [node_ip(0)], out[-4000:]
+    assert "step 24/24" in out
+    print(f"elastic node loss: {timings}")
