@@ -34,6 +34,8 @@ export RAY_health_check_period_ms=${RAY_health_check_period_ms:-1000}
 export RAY_health_check_timeout_ms=${RAY_health_check_timeout_ms:-1000}
 export RAY_health_check_failure_threshold=${RAY_health_check_failure_threshold:-3}
 export RAY_USAGE_STATS_ENABLED=0
+# Jobs run `python` from the node's PATH: the environment Ray runs in, as in a node's image.
+PATH="$(dirname "$RAY"):$PATH"
 # The nodes are reachable only from this machine (a private bridge): no token to hand around.
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 

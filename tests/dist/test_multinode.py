@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import fsspec
 import pytest
@@ -216,3 +217,30 @@ def test_elastic_run_goes_on_with_the_node_that_is_left(cluster, cluster_data):
     assert list(worker_ips(out).values()) == [node_ip(0)], out[-4000:]
     assert "step 24/24" in out
     print(f"elastic node loss: {timings}")
+
+
+@needs_netns
+@pytest.mark.slow
+def test_gandist_submit_to_the_head_runs_the_job_on_both_nodes(cluster, cluster_data):
+    from ray.job_submission import JobSubmissionClient
+
+    while len(cluster.nodes) < 2:  # the loss tests above took nodes away: add one back
+        cluster.add(max(cluster.nodes) + 1)
+    deadline = time.monotonic() + 60
+    while True:  # the job API answers a little after `ray start` returns
+        try:
+            urllib.request.urlopen(f"{cluster.dashboard}/api/version", timeout=5).read()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the head's job API did not come up"
+            time.sleep(1)
+    env = {**driver_env(cluster), "RAY_AUTH_MODE": "disabled"}
+    submitted = subprocess.run([GANDIST, "submit", "--address", cluster.dashboard, "--wait",
+                                *train_argv(cluster_data, "submitted", "trainer.max_steps=4")[2:],
+                                "dist.socket_ifname=eth0"],
+                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    job = re.search(r"^job id\s+: (\S+)$", submitted.stdout, flags=re.M).group(1)
+    logs = JobSubmissionClient(cluster.dashboard).get_job_logs(job)
+    assert submitted.returncode == 0 and "SUCCEEDED" in submitted.stdout, logs[-5000:]
+    assert sorted(worker_ips(logs).values()) == sorted(node_ip(k) for k in cluster.nodes), logs[-3000:]
+    assert "Run 'submitted' finished at step 4" in logs
