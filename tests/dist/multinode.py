@@ -43,6 +43,7 @@ class LocalCluster:
         self.head_address = f"{node_ip(0)}:6379"
         self.dashboard = f"http://{node_ip(0)}:8265"
         self.nodes: set[int] = set()  # the indices of the nodes that are up
+        self.used: set[int] = set()  # every index given out (a killed node keeps its namespace)
 
     def script(self, *args: str, timeout: float = 180) -> str:
         done = subprocess.run([SCRIPT, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -54,10 +55,15 @@ class LocalCluster:
     def up(self, nodes: int) -> None:
         self.script("up", str(nodes))
         self.nodes = set(range(nodes))
+        self.used = set(self.nodes)
+
+    def fresh_index(self) -> int:
+        return max(self.used) + 1
 
     def add(self, k: int) -> None:
         self.script("add", str(k))
         self.nodes.add(k)
+        self.used.add(k)
 
     def kill(self, k: int) -> None:
         self.script("kill", str(k))

@@ -182,7 +182,7 @@ def run_losing_a_node(cluster: LocalCluster, data: str, name: str, replace: bool
     killed = time.monotonic()
     cluster.kill(lost)
     if replace:
-        cluster.add(max(cluster.nodes | {lost}) + 1)
+        cluster.add(cluster.fresh_index())
     out = driver.wait(timeout=300)
     timings = {"lost_node": lost, "last_step_before_kill": last_step}
     restarted = [t for t, line in driver.lines if t > killed and "Attempting to start training worker group" in line]
@@ -225,7 +225,7 @@ def test_gandist_submit_to_the_head_runs_the_job_on_both_nodes(cluster, cluster_
     from ray.job_submission import JobSubmissionClient
 
     while len(cluster.nodes) < 2:  # the loss tests above took nodes away: add one back
-        cluster.add(max(cluster.nodes) + 1)
+        cluster.add(cluster.fresh_index())
     deadline = time.monotonic() + 60
     while True:  # the job API answers a little after `ray start` returns
         try:
