@@ -18,17 +18,27 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+@contextlib.contextmanager
+def environ(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in this process (and so in the processes it starts), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="session", autouse=True)
 def gandist_cache(tmp_path_factory):
     """Runs with remote storage keep their local TensorBoard copy here, not in ~/.cache."""
     path = str(tmp_path_factory.mktemp("gandist-cache"))
-    saved = os.environ.get("GANDIST_CACHE_DIR")
-    os.environ["GANDIST_CACHE_DIR"] = path
-    yield path
-    if saved is None:
-        os.environ.pop("GANDIST_CACHE_DIR", None)
-    else:
-        os.environ["GANDIST_CACHE_DIR"] = saved
+    with environ({"GANDIST_CACHE_DIR": path}):
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -107,15 +117,21 @@ def s3_server():
     server.start()
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env["AWS_ENDPOINT_URL"]
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environ(env):
+        yield env["AWS_ENDPOINT_URL"]
     server.stop()
+
+
+def wait_for_job_api(address: str, timeout: float = 60) -> None:
+    """The Ray job API at ``address`` answers a little after `ray start` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{address}/api/version", timeout=5).read()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"the Ray job API at {address} did not come up in {timeout:.0f} s"
+            time.sleep(1)
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import fsspec
 import pytest
 import torch
 
-from conftest import free_port, small_overrides
+from conftest import environ, free_port, small_overrides, wait_for_job_api
 from multinode import HOST_IP, ROOT, SCRIPT, LocalCluster, node_ip, unavailable, worker_ips
 
 GANDIST = os.path.join(os.path.dirname(sys.executable), "gandist")
@@ -66,12 +65,10 @@ def cluster_data(cluster) -> str:
     """The tiny shapes set in a bucket of the S3 server every node reaches."""
     from gandist.data.shards import write_shard_set
 
-    def write() -> None:
+    url = "s3://multinode/shapes32"
+    with environ(cluster.s3_env):
         fsspec.filesystem("s3", skip_instance_cache=True).mkdir("multinode")
         write_shard_set("builtin:shapes", url, samples=64, heldout=16, shard_size=24, size=32, seed=0)
-
-    url = "s3://multinode/shapes32"
-    with_env(cluster.s3_env, write)
     return url
 
 
@@ -120,21 +117,11 @@ def driver_env(cluster: LocalCluster) -> dict[str, str]:
             "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "10", "PYTHONUNBUFFERED": "1"}
 
 
-def with_env(env: dict[str, str], action):
-    """``action()`` with ``env`` set in this process (the S3 server's variables)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return action()
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
 def final_state(name: str, env: dict[str, str], step: int) -> dict:
     from gandist.ckpt import load_checkpoint
 
-    return with_env(env, lambda: load_checkpoint(f"s3://multinode/runs/{name}/checkpoint_{step:08d}"))
+    with environ(env):
+        return load_checkpoint(f"s3://multinode/runs/{name}/checkpoint_{step:08d}")
 
 
 @needs_netns
@@ -205,7 +192,8 @@ def test_lost_node_is_replaced_and_training_resumes_from_the_bucket(cluster, clu
     resumed = [int(s) for s in re.findall(r"Resumed from checkpoint at step (\d+)", out)]
     assert resumed and resumed[-1] >= 10, out[-4000:]
     timings["steps_replayed"] = timings["last_step_before_kill"] - resumed[-1]
-    with_env(cluster.s3_env, lambda: read_meta("s3://multinode/runs/node-loss/checkpoint_00000024"))
+    with environ(cluster.s3_env):
+        read_meta("s3://multinode/runs/node-loss/checkpoint_00000024")
     print(f"node loss: {timings}")
 
 
@@ -226,14 +214,7 @@ def test_gandist_submit_to_the_head_runs_the_job_on_both_nodes(cluster, cluster_
 
     while len(cluster.nodes) < 2:  # the loss tests above took nodes away: add one back
         cluster.add(cluster.fresh_index())
-    deadline = time.monotonic() + 60
-    while True:  # the job API answers a little after `ray start` returns
-        try:
-            urllib.request.urlopen(f"{cluster.dashboard}/api/version", timeout=5).read()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "the head's job API did not come up"
-            time.sleep(1)
+    wait_for_job_api(cluster.dashboard)
     env = {**driver_env(cluster), "RAY_AUTH_MODE": "disabled"}
     submitted = subprocess.run([GANDIST, "submit", "--address", cluster.dashboard, "--wait",
                                 *train_argv(cluster_data, "submitted", "trainer.max_steps=4")[2:],

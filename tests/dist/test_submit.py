@@ -10,11 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
-from conftest import free_port, small_overrides
+from conftest import free_port, small_overrides, wait_for_job_api
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.cli import main
 
@@ -42,14 +41,7 @@ def head():
     address = f"http://127.0.0.1:{dashboard}"
     try:
         assert started.returncode == 0, started.stderr[-3000:]
-        deadline = time.monotonic() + 60
-        while True:  # the job API answers a little after `ray start` returns
-            try:
-                urllib.request.urlopen(f"{address}/api/version", timeout=5).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the Ray dashboard's job API did not come up"
-                time.sleep(1)
+        wait_for_job_api(address)
         yield address, env
     finally:
         # `ray stop` ends this machine's Ray processes; the in-process test clusters of other
