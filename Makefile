@@ -17,7 +17,7 @@ KUSTOMIZE := .tools/kustomize
 DEMO_DATA := runs/data/shapes
 DEMO_STORE := runs/store
 
-.PHONY: demo test bench k8s-check clean-demo
+.PHONY: demo test test-fast tensorboard bench k8s-check clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,15 @@ demo: $(STAMP) $(DEMO_DATA)/manifest.json
 	  run.storage=$(DEMO_STORE) model.g_width=32 model.d_width=32 data.batch_size=16 data.loader_workers=1
 
 test: $(STAMP) $(KUSTOMIZE)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+# The inner loop: every test that starts no cluster or server (not marked slow), under 2 minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# TensorBoard on every run under the demo's storage (http://localhost:6006).
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir $(DEMO_STORE)
 
 # Build every k8s/ overlay and validate it against the stored KubeRay and Kubernetes schemas.
 k8s-check: $(STAMP) $(KUSTOMIZE)

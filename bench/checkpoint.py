@@ -21,8 +21,7 @@ import statistics
 import sys
 import tempfile
 
-from common import DEMO, Row, demo_shards, finish, scalars, steady
-from s3server import start_s3_server
+from common import DEMO, Row, demo_shards, finish, scalars, start_s3_server, steady
 
 
 def main() -> int:
@@ -37,8 +36,8 @@ def main() -> int:
     import fsspec
     import ray
 
-    from gandist.cli import absolutize, compose_config
-    from gandist.dist.ray_launcher import run_ray
+    from gandist.config import absolutize, compose_config
+    from gandist.launchers.ray_launcher import run_ray
 
     stalls: dict[str, list[float]] = {}
     step_time: dict[str, float] = {}
@@ -51,7 +50,7 @@ def main() -> int:
             for mode in ("sync", "async"):
                 cfg = absolutize(compose_config(DEMO + [
                     f"data.url={data}", "run.storage=s3://bench-ckpt/runs", f"run.name=bench-ckpt-{mode}",
-                    "data.loader_workers=1", "dist.launcher=ray", "trainer.num_workers=2",
+                    "data.loader_workers=1", "launcher.name=ray", "trainer.num_workers=2",
                     f"trainer.max_steps={args.steps}", f"trainer.ckpt_every={args.every}", "trainer.log_every=10",
                     f"trainer.image_every={args.steps}", f"eval.every={args.steps}",
                     f"trainer.async_checkpoint={mode == 'async'}", "trainer.keep_checkpoints=2"]))
@@ -62,7 +61,7 @@ def main() -> int:
                 size_mb = fsspec.filesystem("s3").size(f"{summary.checkpoint}/state.pt") / 2**20
     finally:
         ray.shutdown()
-        server.stop()
+        server.close()
 
     sync, asyn = statistics.mean(stalls["sync"]), statistics.mean(stalls["async"])
     interval = args.demo_every * step_time["async"]

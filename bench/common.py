@@ -3,12 +3,18 @@ scalars of a finished run, the demo shard set, and the JSON file each one writes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import os
 import statistics
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
+
+# One S3 API server starter for the tests and the benchmarks: tests/helpers.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from helpers import environ, s3_api_server  # noqa: E402
 
 OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
 
@@ -85,3 +91,11 @@ def demo_shards(root: str, samples: int = 1024) -> str:
     url = os.path.join(root, "shapes")
     write_shard_set("builtin:shapes", url, samples=samples, heldout=64, shard_size=256)
     return url
+
+
+def start_s3_server() -> contextlib.ExitStack:
+    """A local S3 API server with this process (and the processes it starts) pointed at it
+    through the AWS_* variables; ``.close()`` stops it and restores the variables."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(environ(stack.enter_context(s3_api_server(key="bench", secret="bench"))))
+    return stack

@@ -16,8 +16,7 @@ import sys
 import tempfile
 import time
 
-from common import Row, finish
-from s3server import start_s3_server
+from common import Row, finish, start_s3_server
 
 from gandist.data import epoch_loader, write_shard_set
 
@@ -55,7 +54,7 @@ def main() -> int:
                 for name, url in (("local", local), ("s3", remote)):
                     rates[name].append(samples_per_second(url, args.batch_size, args.workers))
     finally:
-        server.stop()
+        server.close()
 
     local_rate, s3_rate = statistics.median(rates["local"]), statistics.median(rates["s3"])
     rows = [Row("data: S3 vs local disk (decoded samples/s)", s3_rate, local_rate, s3_rate / local_rate, ">= 0.80")]

@@ -33,22 +33,22 @@ from common import DEMO, Row, demo_shards, finish, steady, windows
 
 
 def overrides(data: str, storage: str, name: str, launcher: str, workers: int, steps: int, log_every: int) -> list[str]:
-    return DEMO + [f"data.url={data}", f"run.storage={storage}", f"run.name={name}", f"dist.launcher={launcher}",
+    return DEMO + [f"data.url={data}", f"run.storage={storage}", f"run.name={name}", f"launcher.name={launcher}",
                    f"trainer.num_workers={workers}", f"trainer.max_steps={steps}", f"trainer.log_every={log_every}",
                    "data.loader_workers=1",
                    *(f"{key}={steps}" for key in ("trainer.ckpt_every", "trainer.image_every", "eval.every"))]
 
 
 def run_ray(args_: list[str]) -> str:
-    from gandist.cli import absolutize, compose_config
-    from gandist.dist.ray_launcher import run_ray as launch
+    from gandist.config import absolutize, compose_config
+    from gandist.launchers.ray_launcher import run_ray as launch
 
     return launch(absolutize(compose_config(args_))).log_dir
 
 
 def run_torchrun(args_: list[str], workers: int) -> str:
-    from gandist.cli import absolutize, compose_config
-    from gandist.dist.common import log_dir
+    from gandist.config import absolutize, compose_config
+    from gandist.launchers.common import log_dir
 
     # One thread per worker, as Ray gives a 1-CPU worker (torchrun sets it only for 2 or more).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -88,7 +88,7 @@ def main() -> int:
         finally:
             ray.shutdown()
 
-    from gandist.cli import compose_config
+    from gandist.config import compose_config
 
     ray_t, torchrun_t, one_t, torchrun_one_t = (statistics.median(step[k])
                                                 for k in ("ray2", "torchrun2", "ray1", "torchrun1"))

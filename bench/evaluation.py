@@ -42,10 +42,10 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
-    from gandist.cli import absolutize, compose_config
+    from gandist.config import absolutize, compose_config
     from gandist.data import write_shard_set
-    from gandist.dist.common import configure_logging
-    from gandist.dist.local import run_local
+    from gandist.launchers.common import configure_logging
+    from gandist.launchers.local import run_local
 
     configure_logging()
     figures: dict[str, float] = {}
@@ -58,7 +58,7 @@ def main() -> int:
             cfg = absolutize(compose_config([
                 "task=generate", f"model.resolution={args.resolution}", f"data.url={data}",
                 f"run.storage={tmp}/runs", f"run.name={name}",
-                "dist.launcher=local", "trainer.num_workers=1", f"trainer.max_steps={args.steps}",
+                "launcher.name=local", "trainer.num_workers=1", f"trainer.max_steps={args.steps}",
                 f"trainer.ckpt_every={args.steps}", "trainer.log_every=25", f"trainer.image_every={args.steps}",
                 f"data.batch_size={args.batch_size}", "data.loader_workers=1",
                 f"eval.every={every}", f"eval.samples={args.samples}"]))

@@ -43,7 +43,7 @@ class PlainLoop:
     """The same training written out by hand: what a careful pix2pix script does per step."""
 
     def __init__(self, cfg, num_classes: int) -> None:
-        from gandist.train.state import build_networks
+        from gandist.models.factory import build_networks
 
         t = cfg.trainer
         self.cfg, self.num_classes, self.images = cfg, num_classes, 0
@@ -87,26 +87,21 @@ def interleaved_round(cfg, batches: list[dict], num_classes: int) -> tuple[list[
     """One run of fit() whose batches come from memory, each fetch first running one plain
     step; returns the per-window step times (gandist's own, the plain loop's)."""
     import gandist.train.loop as loop
-    from gandist.dist.local import run_local
+    from gandist.launchers.local import run_local
 
     plain, plain_times = PlainLoop(cfg, num_classes), []
-    real_loader = loop.epoch_loader
+    real_loader = loop.train_loader
 
-    def memory_loader(url, split="train", **kwargs):
-        if split != "train":
-            return real_loader(url, split=split, **kwargs)
+    def memory_loader(data, **kwargs):
+        for batch in itertools.cycle(batches):
+            plain_times.append(plain.step(batch))
+            yield batch
 
-        def interleaved():
-            for batch in itertools.cycle(batches):
-                plain_times.append(plain.step(batch))
-                yield batch
-        return interleaved()
-
-    loop.epoch_loader = memory_loader
+    loop.train_loader = memory_loader  # the training batches only; evaluation reads shards as usual
     try:
         log_dir = run_local(cfg).log_dir
     finally:
-        loop.epoch_loader = real_loader
+        loop.train_loader = real_loader
     every = cfg.trainer.log_every
     step_time, wait = scalars(log_dir, "perf/step_time_s"), scalars(log_dir, "perf/data_wait_frac")
     ours = [step_time[s] * (1 - wait[s]) for s in sorted(step_time)]
@@ -122,7 +117,7 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
-    from gandist.cli import absolutize, compose_config
+    from gandist.config import absolutize, compose_config
     from gandist.data.manifest import Manifest
 
     windows: dict[str, list[float]] = {"gandist": [], "plain": []}
@@ -132,7 +127,7 @@ def main() -> int:
         num_classes = len(Manifest.load(data).classes)
         for round_ in range(args.rounds):  # fresh networks each round
             cfg = absolutize(compose_config(DEMO + [
-                f"data.url={data}", f"run.storage={tmp}/runs", f"run.name=loop{round_}", "dist.launcher=local",
+                f"data.url={data}", f"run.storage={tmp}/runs", f"run.name=loop{round_}", "launcher.name=local",
                 "trainer.num_workers=1", f"trainer.max_steps={args.steps}", f"trainer.log_every={args.log_every}",
                 *(f"{key}={args.steps}" for key in ("trainer.ckpt_every", "trainer.image_every", "eval.every"))]))
             ours, reference = interleaved_round(cfg, batches, num_classes)

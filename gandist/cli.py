@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import textwrap
-from pathlib import Path
 from typing import Optional, Sequence
 
 from gandist import __version__
 from gandist.ckpt import CheckpointError
-from gandist.config import Config, ConfigError, check_override_keys, from_dict, iter_fields, validate
+from gandist.config import GROUPS, Config, ConfigError, absolutize, compose_config, group_options, iter_fields
+from gandist.urls import is_local
 
-GROUPS = ("task", "model", "data", "trainer", "storage")
 EXAMPLE = ("gandist train task=segment data.url=runs/data/shapes trainer.num_workers=2 "
            "trainer.max_steps=200 trainer.ckpt_every=50 run.name=demo run.storage=runs/store")
-
-
-def config_dir() -> Path:
-    """The Hydra config tree: $GANDIST_CONFIG_DIR, else configs/ beside the package."""
-    env = os.environ.get("GANDIST_CONFIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "configs"
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-
-
-def compose_config(overrides: Sequence[str]) -> Config:
-    """Hydra composition of configs/ and the overrides, checked against the schema."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-
-    check_override_keys(overrides, GROUPS)
-    ConfigStore.instance().store(name="gandist_schema", node=Config)
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            composed = compose("config", overrides=list(overrides))
-    except HydraException as e:
-        reasons = [str(e)] + ([str(e.__cause__)] if e.__cause__ else [])
-        message = "\n".join(r.split("\nConfig search path")[0].strip() for r in reasons)
-        raise ConfigError(message) from None
-    cfg = from_dict(OmegaConf.to_container(composed, resolve=True))
-    return validate(cfg)
-
-
-def absolutize(cfg: Config) -> Config:
-    """Local relative paths become absolute: workers do not share the driver's working dir."""
-    for section, key in (("data", "url"), ("run", "storage")):
-        value = getattr(getattr(cfg, section), key)
-        if "://" not in value:
-            setattr(getattr(cfg, section), key, os.path.abspath(value))
-    return cfg
 
 
 def train_help() -> str:
@@ -75,9 +36,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
     from gandist.data.manifest import Manifest
-    from gandist.dist import launch
-    from gandist.dist.common import configure_logging, storage_env
-    from gandist.train.loop import check_data_fits
+    from gandist.launchers import launch
+    from gandist.data.checks import check_data_fits
+    from gandist.launchers.common import configure_logging, storage_env
 
     cfg = absolutize(compose_config(args.overrides))
     if args.dry_run:
@@ -95,43 +56,76 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def print_summary(cfg: Config, summary) -> None:
-    m = summary.metrics
+    from gandist.tags import SUMMARY, label
+
     print(f"\nRun {cfg.run.name!r} finished at step {summary.step}.")
-    print(f"  run directory : {summary.run_dir}")
-    print(f"  checkpoint    : {summary.checkpoint or '(none)'}")
-    print(f"  samples       : {os.path.join(os.path.dirname(summary.log_dir), 'samples')}")
-    print(f"  TensorBoard   : tensorboard --logdir {summary.log_dir}")
-    if "eval/miou" in m:
-        print(f"  held-out mIoU : {m['eval/miou']:.3f} (pixel accuracy {m['eval/pixel_accuracy']:.3f}; "
-              f"predicting background everywhere scores mIoU {m['eval/miou_all_background']:.3f})")
-    for key, label in (("eval/fid", "FID"), ("eval/fd_randconv", "FD(randconv)")):
-        if key in m:
-            kd = m.get(key.replace("fid", "kid").replace("fd_", "kd_"), float("nan"))
-            print(f"  {label:<14}: {m[key]:.4g} (kernel distance {kd:.4g})")
-    print(f"  export        : gandist export {summary.run_dir} generator.pt")
-    print(f"  sample        : gandist sample {summary.run_dir} --out grid.png")
+    rows = [("run directory", summary.run_dir), ("checkpoint", summary.checkpoint or "(none)"),
+            ("samples", os.path.join(os.path.dirname(summary.log_dir), "samples"))]
+    rows += [(label(tag), f"{summary.metrics[tag]:.4g}") for tag in SUMMARY if tag in summary.metrics]
+    bin_dir = command_prefix()
+    rows += [("TensorBoard", f"{bin_dir}tensorboard --logdir {summary.log_dir}"),
+             ("export", f"{bin_dir}gandist export {summary.run_dir} {summary.run_dir}/generator.pt"),
+             ("sample", f"{bin_dir}gandist sample {summary.run_dir} --out {summary.run_dir}/grid.png")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}} : {value}")
 
 
-def _progress(what: str):
-    """A one-line progress display on stderr, for long work."""
+def command_prefix() -> str:
+    """How to call gandist's own commands from the user's shell: bare when this environment's
+    bin/ is on PATH, else its path (e.g. .venv/bin/, which `make demo` does not activate)."""
+    import shutil
 
-    def show(done: int, total: int) -> None:
+    bin_dir = os.path.dirname(sys.executable)
+    found = shutil.which("gandist")
+    if found and os.path.samefile(os.path.dirname(found), bin_dir):
+        return ""
+    relative = os.path.relpath(bin_dir)
+    return (bin_dir if relative.startswith("..") else relative) + os.sep
+
+
+class ProgressLine(logging.Handler):
+    """A one-line progress display on stderr, for long work. While it is shown, gandist's log
+    messages (a skipped input file, say) end the line first instead of landing inside it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(logging.INFO)
+        self.what, self.open, self.speaks = what, False, True
+
+    def __call__(self, done: int, total: int) -> None:
         end = "\n" if done >= total else ""
-        print(f"\r{what}: {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
+        print(f"\r{self.what}: {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
+        self.open = done < total
 
-    return show
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.open:
+            print(file=sys.stderr)
+            self.open = False
+        if self.speaks:
+            print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "ProgressLine":
+        logger = logging.getLogger("gandist")
+        self.speaks = not logger.handlers  # else the handlers there print the message, after this one
+        logger.handlers.insert(0, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("gandist").removeHandler(self)
+        if self.open:
+            print(file=sys.stderr)
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
     from gandist.data.shards import write_shard_set
-
     from gandist.data.sources import parse_classes
 
-    manifest = write_shard_set(args.source, args.dest, samples=args.samples, heldout=args.heldout,
-                               shard_size=args.shard_size, size=args.size, seed=args.seed,
-                               layout=args.layout, classes=parse_classes(args.classes),
-                               direction=args.direction, strict=args.strict, workers=args.workers,
-                               progress=_progress("writing samples"))
+    with ProgressLine("writing samples") as progress:
+        manifest = write_shard_set(args.source, args.dest, samples=args.samples, heldout=args.heldout,
+                                   shard_size=args.shard_size, size=args.size, seed=args.seed,
+                                   layout=args.layout, classes=parse_classes(args.classes),
+                                   direction=args.direction, strict=args.strict, workers=args.workers,
+                                   progress=progress)
     dest = args.dest.rstrip("/")
     for split, info in manifest.splits.items():
         size = sum(s["bytes"] for s in info["shards"])
@@ -152,7 +146,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print("\n".join(summary(manifest)))
     if not args.verify:
         return 0
-    problems = verify(manifest, progress=_progress("verifying shards"))
+    with ProgressLine("verifying shards") as progress:
+        problems = verify(manifest, progress=progress)
     for line in problems:
         print(f"BAD {line}")
     shards = sum(len(info["shards"]) for info in manifest.splits.values())
@@ -161,7 +156,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gandist.ckpt.export import export_generator
+    from gandist.inference.export import export_generator
 
     meta = export_generator(args.source, args.out)
     print(f"Exported the EMA generator of step {meta['step']} ({meta['task']}, {meta['arch']}) "
@@ -178,7 +173,7 @@ def _device(name: str):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gandist.train.inference import load_run, sample_generate, sample_segment, save_png
+    from gandist.inference.saved_run import load_run, sample_generate, sample_segment, save_png
 
     run = load_run(args.source, device=_device(args.device))
     if run.cfg.task.name == "generate":
@@ -196,11 +191,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
     import math
+    import posixpath
 
     import fsspec
 
-    from gandist.dist.common import configure_logging
-    from gandist.train.inference import evaluate_run, load_run
+    from gandist.inference.saved_run import evaluate_run, load_run
+    from gandist.launchers.common import configure_logging
 
     configure_logging()
     device = _device(args.device)
@@ -213,8 +209,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"Evaluation of {run.checkpoint} (step {run.step}, {run.cfg.task.name}) on {run.cfg.data.url}:")
     for key, value in scores.items():
         print(f"  {key:<32} {'nan' if math.isnan(value) else f'{value:.4f}'}")
-    out = args.json or f"eval_{run.cfg.run.name}_step{run.step}.json"
-    record = {"checkpoint": run.checkpoint, "step": run.step, "task": run.cfg.task.name,
+    # Beside the checkpoints it scores: <run dir>/eval_<run>_step<N>.json, not the working directory.
+    out = args.json or f"{posixpath.dirname(run.checkpoint.rstrip('/'))}/eval_{run.cfg.run.name}_step{run.step}.json"
+    record = {"checkpoint": run.checkpoint, "step": run.step, "task": run.cfg.task.name.value,
               "data_url": run.cfg.data.url, "eval": run.cfg.to_dict()["eval"],
               "scores": {k: (None if math.isnan(v) else v) for k, v in scores.items()}}
     with fsspec.open(out, "w") as f:
@@ -224,11 +221,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from gandist.dist.submit import default_runtime_env, follow_up, submit, wait
+    from gandist.launchers.submit import default_runtime_env, follow_up, submit, wait
 
     cfg = compose_config(args.overrides)  # a bad override fails here, not on the cluster
     overrides = list(args.overrides)
-    local = [f"{k}={v}" for k, v in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage)) if "://" not in v]
+    local = [f"{k}={v}" for k, v in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage))
+             if is_local(v)]
     if local:  # the job runs elsewhere: relative paths would resolve in its working directory
         cfg = absolutize(cfg)
         overrides += [f"data.url={cfg.data.url}", f"run.storage={cfg.run.storage}"]
@@ -376,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="data.* and eval.* overrides")
-    p.add_argument("--json", default=None, help="where to write the scores (default eval_<run>_step<N>.json)")
+    p.add_argument("--json", default=None, help="where to write the scores (default: "
+                   "<run dir>/eval_<run>_step<N>.json, beside the checkpoint)")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
     p.set_defaults(func=cmd_evaluate)
     return parser

@@ -8,9 +8,11 @@ thread copies them (and the PNG sample grids) to ``<run dir>/tensorboard`` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -119,6 +121,22 @@ class LogSync:
         self.push()
 
 
+def wait_for_a_later_second(log_dir: str) -> None:
+    """TensorBoard reads a directory's event files in name order, and a name is
+    events.out.tfevents.<10-digit second>.<host>.<pid>.<counter>: a file made in the same
+    second as an earlier one of this process can sort before it (counter 10 < 9), and a
+    resumed run's purge would then apply to the wrong history. So a new file waits, at
+    most a second, until its second is later than every existing file's."""
+    latest = 0
+    with contextlib.suppress(OSError):
+        for name in os.listdir(log_dir):
+            parts = name.split(".")
+            if name.startswith("events.out.tfevents.") and len(parts) > 3 and parts[3].isdigit():
+                latest = max(latest, int(parts[3]))
+    while time.time() < latest + 1:
+        time.sleep(0.05)
+
+
 class TensorBoardMonitor(NullMonitor):
     def __init__(self, log_dir: str, purge_step: Optional[int] = None, sync_to: Optional[str] = None,
                  sync_interval: float = 30.0) -> None:
@@ -136,6 +154,7 @@ class TensorBoardMonitor(NullMonitor):
                 log.info("Fetched %d log files of this run from %s", fetched, sync_to)
         # purge_step drops events a previous attempt wrote past the resumed step, so the step
         # axis continues without duplicated or rewound points.
+        wait_for_a_later_second(log_dir)
         self.writer = SummaryWriter(log_dir, purge_step=purge_step)
         if self.sync is not None:
             self.sync.start()

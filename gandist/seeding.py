@@ -1,4 +1,5 @@
-"""The one function that derives every seed in gandist from the run's seed.
+"""Seeds and random-number state: the one function that derives every seed in gandist from
+the run's seed, seeding a process, and saving/restoring every RNG a process uses.
 
 Per-rank, per-loader-worker and per-epoch seeds all come from ``derive_seed(seed, *parts)``,
 so the same config gives the same numbers, and no two streams share a seed by accident
@@ -8,9 +9,38 @@ so the same config gives the same numbers, and no two streams share a seed by ac
 from __future__ import annotations
 
 import hashlib
+import random
+from typing import Any
+
+import numpy as np
+import torch
 
 
 def derive_seed(seed: int, *parts: object) -> int:
     """A 63-bit seed from ``seed`` and a path of labels, e.g. ``derive_seed(0, "data", epoch, rank)``."""
     text = "/".join([str(int(seed)), *(str(p) for p in parts)])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def seed_process(seed: int) -> None:
+    """Seed python's, numpy's and torch's global generators from one derived seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states (python, numpy, torch CPU and CUDA)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -47,7 +48,7 @@ def test_bad_override_exits_2_naming_it(capsys):
 
 def test_missing_data_is_reported_by_url(tmp_path, capsys):
     missing = tmp_path / "nothing-here"
-    code = main(["train", f"data.url={missing}", f"run.storage={tmp_path}", "dist.launcher=local",
+    code = main(["train", f"data.url={missing}", f"run.storage={tmp_path}", "launcher.name=local",
                  "trainer.num_workers=1"])
     assert code == 2
     assert str(missing) in capsys.readouterr().err
@@ -55,25 +56,32 @@ def test_missing_data_is_reported_by_url(tmp_path, capsys):
 
 def test_shard_set_with_other_classes_is_refused(shapes_url, tmp_path, capsys):
     code = main(["train", "task=segment", f"data.url={shapes_url}", "data.classes=[background,cat]",
-                 "model.resolution=32", f"run.storage={tmp_path}", "dist.launcher=local",
+                 "model.resolution=32", f"run.storage={tmp_path}", "launcher.name=local",
                  "trainer.num_workers=1"])
     assert code == 2
     err = capsys.readouterr().err
     assert "data.classes=['background', 'cat']" in err and "'circle'" in err
 
 
-def test_renamed_key_names_its_new_place(capsys):
-    assert main(["train", "trainer.eval_every=5"]) == 2
-    assert "is now 'eval.every'; write eval.every=5" in capsys.readouterr().err
+@pytest.mark.parametrize("old, new, shown", [
+    ("trainer.eval_every=5", "eval.every=5", "every: 5"),
+    ("dist.launcher=local", "launcher.name=local", "name: local"),
+    ("dist.socket_ifname=eth0", "launcher.socket_ifname=eth0", "socket_ifname: eth0"),
+])
+def test_renamed_key_still_works_with_a_note_naming_its_new_place(old, new, shown, capsys):
+    assert main(["train", "--dry-run", old, "trainer.num_workers=1"]) == 0
+    out, err = capsys.readouterr()
+    assert f"is now {new.split('=')[0]} (write {new})" in err
+    assert shown in out
 
 
 def trained_run(shapes_url, tmp_path, task: str) -> str:
-    from conftest import small_overrides
-    from gandist.cli import absolutize, compose_config
-    from gandist.dist.local import run_local
+    from helpers import small_overrides
+    from gandist.config import absolutize, compose_config
+    from gandist.launchers.local import run_local
 
     cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), task, task=task) + [
-        "dist.launcher=local", "trainer.num_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2",
+        "launcher.name=local", "trainer.num_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2",
         "eval.samples=16"]))
     run_local(cfg)
     return str(tmp_path / task)
@@ -127,8 +135,8 @@ def test_evaluate_matches_the_training_time_scores(shapes_url, tmp_path):
     acc = EventAccumulator(f"{run}/tensorboard", size_guidance={"scalars": 0})
     acc.Reload()
     logged = acc.Scalars("eval/miou")[-1]
-    out = tmp_path / "e.json"
-    assert main(["evaluate", run, "--json", str(out)]) == 0
+    assert main(["evaluate", run]) == 0  # no --json: the scores go beside the checkpoints
+    out = tmp_path / "segment" / "eval_segment_step2.json"
     assert json.loads(out.read_text())["scores"]["eval/miou"] == pytest.approx(logged.value, rel=1e-6)
 
 
@@ -136,3 +144,54 @@ def test_evaluate_refuses_overrides_of_the_model(shapes_url, tmp_path, capsys):
     run = trained_run(shapes_url, tmp_path, "generate")
     assert main(["evaluate", run, "model.g_width=4"]) == 2
     assert "only data.KEY=VALUE and eval.KEY=VALUE" in capsys.readouterr().err
+
+
+def test_export_loads_with_weights_only(shapes_url, tmp_path):
+    import torch
+
+    from gandist.inference.export import load_generator
+
+    run = trained_run(shapes_url, tmp_path, "segment")
+    out = tmp_path / "g.pt"
+    assert main(["export", run, str(out)]) == 0
+    exported = torch.load(out, weights_only=True)  # plain values and tensors only: no pickled code runs
+    assert exported["step"] == 2 and exported["config"]["task"]["name"] == "segment"
+    G, _ = load_generator(str(out))
+    assert G(torch.zeros(1, 3, 32, 32)).shape == (1, len(exported["classes"]), 32, 32)
+
+
+def test_printed_commands_run_as_printed_without_an_activated_venv(tmp_path, monkeypatch, capsys):
+    """After `make demo` the venv is not active: the summary spells out where the commands are."""
+    import shlex
+
+    from gandist.cli import print_summary
+    from gandist.config import Config
+    from gandist.launchers import RunSummary
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # gandist's bin/ not on it
+    summary = RunSummary(run_dir=str(tmp_path / "r"), log_dir=str(tmp_path / "r" / "tensorboard"), step=4,
+                         checkpoint=None, metrics={"eval/miou": 0.5, "eval/pixel_accuracy": 0.9})
+    print_summary(Config(), summary)
+    out = capsys.readouterr().out
+    assert "held-out mIoU" in out and "0.5" in out
+    rows = dict(line.split(" : ", 1) for line in out.splitlines() if " : " in line)
+    commands = {name.strip(): value for name, value in rows.items() if name.strip() in ("TensorBoard", "export", "sample")}
+    assert len(commands) == 3, out
+    for command in commands.values():
+        program = shlex.split(command)[0]
+        assert os.access(program, os.X_OK), f"{program} (printed as {command!r}) is not a program that runs"
+
+
+def test_shard_ends_its_progress_line_before_a_skipped_file_is_named(tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "images"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (i * 60, 0, 0)).save(src / f"ok{i}.png")
+    (src / "bad.png").write_bytes(b"not a png")
+    assert main(["shard", str(src), str(tmp_path / "out"), "--size", "16", "--heldout", "0"]) == 0
+    err = capsys.readouterr().err
+    lines = err.replace("\r", "\n").splitlines()
+    skipped = [line for line in lines if "bad.png" in line]
+    assert skipped and all("writing samples" not in line for line in skipped), err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gandist.cli import GROUPS, compose_config, group_options
+from gandist.config import GROUPS, compose_config, group_options
 from gandist.config import Config, ConfigError, from_dict, iter_fields, validate
 
 
@@ -74,3 +74,47 @@ def test_every_field_is_documented():
 
 def test_validate_accepts_defaults():
     assert validate(Config()) == Config()
+
+
+@pytest.mark.parametrize("section, key, value, needle", [
+    ("trainer", "max_steps", "many", "trainer.max_steps='many' is not a valid int"),
+    ("task", "loss", "wasserstein", "task.loss='wasserstein' is not one of nonsat, hinge, lsgan"),
+    ("launcher", "name", "slurm", "launcher.name='slurm' is not one of ray, torchrun, local"),
+])
+def test_a_rebuilt_config_is_type_checked_not_only_key_checked(section, key, value, needle):
+    """What a Ray worker or a checkpoint hands back goes through the same schema as the CLI."""
+    data = compose_config([]).to_dict()
+    data[section][key] = value
+    with pytest.raises(ConfigError) as info:
+        from_dict(data)
+    assert needle in str(info.value)
+
+
+def test_choices_are_enums_that_read_and_write_as_plain_strings():
+    from gandist.config import LauncherName, TaskName
+
+    cfg = compose_config(["task=segment", "launcher.name=torchrun"])
+    assert cfg.task.name is TaskName.segment and cfg.launcher.name is LauncherName.torchrun
+    assert cfg.task.name == "segment" and f"{cfg.launcher.name}" == "torchrun"
+    assert cfg.to_dict()["task"]["name"] == "segment" and type(cfg.to_dict()["task"]["name"]) is str
+
+
+def test_an_old_checkpoint_config_with_dist_keys_loads_under_launcher():
+    data = compose_config([]).to_dict()
+    data["dist"] = {"launcher": "torchrun", "socket_ifname": "eth0", "backend": "gloo", "ray_address": None}
+    del data["launcher"]
+    data["trainer"]["eval_every"] = 7
+    del data["eval"]["every"]
+    cfg = from_dict(data)
+    assert (cfg.launcher.name, cfg.launcher.socket_ifname, cfg.launcher.backend) == ("torchrun", "eth0", "gloo")
+    assert cfg.eval.every == 7
+
+
+def test_each_section_is_checked():
+    from gandist.config.checks import CHECKS
+
+    assert len(CHECKS) >= 8
+    cfg = Config()
+    cfg.data.max_bad_fraction = 2.0
+    with pytest.raises(ConfigError, match=r"data\.max_bad_fraction=2\.0 must be in \[0, 1\]"):
+        validate(cfg)

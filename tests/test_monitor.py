@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import fsspec
+import pytest
 import torch
 
-from conftest import local_cfg, run_logged, tensorboard_server
-from gandist.dist.local import run_local
+from helpers import local_cfg, run_logged, tensorboard_server
+from gandist.launchers.local import run_local
 from gandist.monitor import TensorBoardMonitor, flatten
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -30,6 +31,7 @@ def is_documented(tag: str, documented: list[str]) -> bool:
     return any(re.fullmatch(re.escape(d).replace(re.escape("<class>"), "[^/]+"), tag) for d in documented)
 
 
+@pytest.mark.slow  # starts a TensorBoard server
 def test_tensorboard_serves_documented_scalars_images_hparams_and_no_rewound_steps(shapes_url, tmp_path):
     cfg = local_cfg(shapes_url, tmp_path, "tb", "trainer.max_steps=4", "trainer.ckpt_every=2",
                     "eval.every=2", "trainer.image_every=2")

@@ -1,7 +1,7 @@
 """What a checkpoint holds and how it is written and read back.
 
 Persistence itself belongs to the launcher (Ray Train's report/get_checkpoint, or the local
-writer in ``gandist.dist.local``): this package only fills and reads a checkpoint directory.
+writer in ``gandist.launchers.local``): this package only fills and reads a checkpoint directory.
 """
 
 from gandist.ckpt.io import (
@@ -12,6 +12,7 @@ from gandist.ckpt.io import (
     find_latest_checkpoint,
     load_checkpoint,
     read_meta,
+    resolve_checkpoint,
     write_checkpoint,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "find_latest_checkpoint",
     "load_checkpoint",
     "read_meta",
+    "resolve_checkpoint",
     "write_checkpoint",
 ]

@@ -119,3 +119,12 @@ def find_latest_checkpoint(run_url: str) -> Optional[str]:
             return entry if protocol in ("file", "local") else f"{protocol}://{entry}"
         log.warning("Skipping %s: an interrupted checkpoint write (incomplete meta.json/state.pt)", entry)
     return None
+
+
+def resolve_checkpoint(source: str) -> str:
+    """A checkpoint directory itself, or the latest complete checkpoint of a run directory."""
+    latest = find_latest_checkpoint(source)
+    if latest is not None:
+        return latest
+    read_meta(source)  # raises with a clear message when it is not a checkpoint either
+    return source

@@ -31,6 +31,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
+from gandist.config import DataConfig
 from gandist.data.manifest import Manifest, ShardSetError
 from gandist.data.plan import (
     Segment,
@@ -278,3 +279,12 @@ def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int =
     generator = torch.Generator().manual_seed(derive_seed(seed, "loader", split, epoch, rank))
     return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
                       generator=generator)
+
+
+def train_loader(data: DataConfig, *, rank: int, world_size: int, epoch: int, seed: int, skip_batches: int,
+                 history: Sequence[Segment], with_masks: bool, pin_memory: bool) -> DataLoader:
+    """The training split's loader for one epoch of one rank, as the data section configures it."""
+    return epoch_loader(data.url, split="train", batch_size=data.batch_size, rank=rank, world_size=world_size,
+                        num_workers=data.loader_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
+                        shuffle_buffer=data.shuffle_buffer, with_masks=with_masks,
+                        max_bad_fraction=data.max_bad_fraction, history=history, pin_memory=pin_memory)

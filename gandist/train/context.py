@@ -1,7 +1,7 @@
 """What the loop needs from whoever launched it: rank, device, and where state persists.
 
 The same ``fit`` runs under Ray Train, under torchrun and in one plain process; each
-launcher in ``gandist.dist`` provides a subclass.
+launcher in ``gandist.launchers`` provides a subclass.
 """
 
 from __future__ import annotations

@@ -28,6 +28,11 @@ class BadStepTracker:
         self.since_log = 0  # skipped steps since the last scalar log
         self.total = 0
 
+    def pop_since_log(self) -> int:
+        """Skipped steps since the last call (one call per scalar log)."""
+        count, self.since_log = self.since_log, 0
+        return count
+
     def record(self, step: int, result: StepResult, last_checkpoint: Optional[int]) -> bool:
         """Account for ``step`` (1-based, just taken); True if it was skipped. Raises after
         ``max_bad_steps`` skipped steps in a row."""

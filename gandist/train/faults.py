@@ -13,12 +13,16 @@ import json
 import logging
 import os
 import signal
+from typing import TYPE_CHECKING, Callable, Optional
 
 import fsspec
 import torch.distributed as dist
 
 from gandist.config import Config
 from gandist.train.context import Context
+
+if TYPE_CHECKING:
+    from gandist.train.state import TrainState
 
 log = logging.getLogger(__name__)
 MARKER = "fault_drill_done.json"
@@ -48,7 +52,20 @@ def maybe_kill(cfg: Config, ctx: Context, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def poisoned(cfg: Config, ctx: Context, step: int) -> bool:
-    """Whether the divergence drill makes this rank's step ``step`` (1-based) non-finite."""
+def install(cfg: Config, ctx: Context, state: "TrainState") -> Optional[Callable[[int], None]]:
+    """Set up the drills that ``faults.*`` asks for; return the hook the loop calls after each
+    step, or None when no drill is configured (the loop then carries no drill code at all).
+
+    The divergence drill is a forward hook on this rank's G that turns its output NaN for
+    steps faults.nan_at_step .. +nan_steps-1 (1-based), as a real divergence would.
+    """
     f = cfg.faults
-    return f.nan_rank == ctx.rank and f.nan_at_step <= step < f.nan_at_step + f.nan_steps
+    if f.nan_rank is not None and f.nan_rank == ctx.rank:
+        def poison(module, inputs, output):
+            step = state.step + 1  # the step being taken
+            return output * float("nan") if f.nan_at_step <= step < f.nan_at_step + f.nan_steps else None
+
+        state.G.register_forward_hook(poison)
+    if not drill_pending(cfg, ctx):
+        return None
+    return lambda step: maybe_kill(cfg, ctx, step)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.losses import GANLoss
-from gandist.train.stats import all_reduce_sum
+from gandist.collectives import all_reduce_sum
 from gandist.train.tasks import Batch, Task
 
 Stats = dict[str, Tensor]
@@ -48,7 +48,6 @@ class Phase:
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     backward: Callable[[StepVars], Stats]  # computes the losses and calls backward; "loss/<name>" is the total
-    every: int = 1  # for lazy regularisation: run every k steps
     # Listed once: walking a U-Net's module tree for them costs more than using them, every step.
     params: list[Tensor] = field(init=False)
     buffers: list[Tensor] = field(init=False)
@@ -131,14 +130,10 @@ def agree_on_bad(bad: Tensor, rank: int, world_size: int) -> list[int]:
     return [r for r, flag in enumerate(flags.tolist()) if flag]
 
 
-def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch, step: int,
+def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
              amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-             rank: int = 0, world_size: int = 1, poison: bool = False) -> StepResult:
-    """One GAN step: G forward once, then each due phase in order.
-
-    ``poison`` (the divergence drill) makes this rank's generator output NaN, as a real
-    divergence would.
-    """
+             rank: int = 0, world_size: int = 1) -> StepResult:
+    """One GAN step: G forward once, then each phase in order."""
     # Forwards update BatchNorm statistics; a skipped step puts them back (they are small).
     buffers = [b for ph in {id(ph.module): ph for ph in phases}.values() for b in ph.buffers]
     saved = [b.detach().clone() for b in buffers]
@@ -146,15 +141,11 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch, step: 
     set_requires_grad(g_params, True)
     with amp():
         fake = task.fake(G, task.g_input(batch))
-    if poison:
-        fake = fake * float("nan")
     set_requires_grad(g_params, False)  # the graph is built; phases switch their own module back on
     v = StepVars(batch=batch, fake=fake)
     stats: Stats = {}
     skipped: dict[str, list[int]] = {}
     for ph in phases:
-        if step % ph.every:
-            continue
         set_requires_grad(ph.params, True)
         ph.opt.zero_grad(set_to_none=True)
         stats.update(ph.backward(v))

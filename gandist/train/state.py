@@ -3,47 +3,14 @@
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from gandist.config import Config
-from gandist.models import DCGANDiscriminator, DCGANGenerator, PatchDiscriminator, UNetGenerator
-from gandist.seeding import derive_seed
-
-
-def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]:
-    """Generator and discriminator for the configured architecture (same init on every rank)."""
-    m = cfg.model
-    torch.manual_seed(derive_seed(cfg.trainer.seed, "init"))
-    if m.arch == "dcgan":
-        G: nn.Module = DCGANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width)
-        D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
-    else:
-        G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
-                          width=m.g_width, dropout=m.dropout)
-        D = PatchDiscriminator(in_channels=3 + num_classes, width=m.d_width, n_layers=m.d_layers)
-    return G, D
-
-
-def rng_state() -> dict[str, Any]:
-    """This process's RNG states (python, numpy, torch CPU and CUDA)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+from gandist.models.factory import build_networks
 
 
 @dataclass
@@ -78,6 +45,16 @@ class TrainState:
             scaler_g=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
             scaler_d=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
         )
+
+    def advance(self, images: int) -> None:
+        """Count one more step's batch in the data cursor and the images seen."""
+        self.batch_in_epoch += 1
+        self.images_seen += images
+
+    def next_epoch(self) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.data_history = []
 
     def state_dict(self) -> dict[str, Any]:
         return {

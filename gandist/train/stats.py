@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-
-def distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from gandist.collectives import all_reduce_mean_
 
 
 class Stats:
@@ -32,41 +28,7 @@ class Stats:
         keys = sorted(self.sums)  # same keys on every rank: the same code recorded them
         if not keys:
             return {}
-        means = torch.stack([self.sums[k] / self.counts[k] for k in keys])
-        if distributed():
-            dist.all_reduce(means)
-            means /= dist.get_world_size()
+        means = all_reduce_mean_(torch.stack([self.sums[k] / self.counts[k] for k in keys]))
         self.sums.clear()
         self.counts.clear()
         return dict(zip(keys, means.tolist()))
-
-
-def all_reduce_sum(t: Tensor) -> Tensor:
-    """Sum a tensor over ranks (in place), a no-op in one process."""
-    if distributed():
-        dist.all_reduce(t)
-    return t
-
-
-def gather_objects(obj: Any) -> list[Any]:
-    """Every rank's ``obj``, in rank order, on every rank (picklable objects)."""
-    if not distributed():
-        return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def check_identical_across_ranks(*modules: torch.nn.Module) -> None:
-    """Raise if any parameter or buffer differs from rank 0's (checked after setup)."""
-    if not distributed():
-        return
-    for module in modules:
-        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-            other = t.detach().clone()
-            dist.broadcast(other, src=0)
-            if not torch.equal(other, t.detach()):
-                raise RuntimeError(
-                    f"rank {dist.get_rank()} holds a different {type(module).__name__}.{name} than rank 0 "
-                    "after setup; every rank must start from the same weights"
-                )

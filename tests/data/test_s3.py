@@ -44,7 +44,7 @@ def test_missing_shard_and_wrong_credentials_fail_at_start_naming_the_url(bucket
     with pytest.raises(ShardSetError, match=f"1 shard.*missing: {url}/train-000001.tar"):
         Manifest.load(url).check_shards("train")
     code = main(["train", "task=segment", f"data.url={url}", f"run.storage={tmp_path}", "model.resolution=16",
-                 "dist.launcher=local", "trainer.num_workers=1"])
+                 "launcher.name=local", "trainer.num_workers=1"])
     assert code == 2 and f"{url}/train-000001.tar" in capsys.readouterr().err
 
     # An endpoint that answers nothing: the error names the manifest URL and what to check.
@@ -74,7 +74,7 @@ def test_wrong_credentials_fail_naming_the_url(bucket, s3_server, tmp_path, caps
         with pytest.raises(ShardSetError, match=f"cannot read {url}/manifest.json.*AWS_ACCESS_KEY_ID"):
             Manifest.load(url)
         code = main(["train", "task=segment", f"data.url={url}", f"run.storage={tmp_path}",
-                     "model.resolution=16", "dist.launcher=local", "trainer.num_workers=1"])
+                     "model.resolution=16", "launcher.name=local", "trainer.num_workers=1"])
         assert code == 2 and f"cannot read {url}/manifest.json" in capsys.readouterr().err
     finally:
         require_auth("inf")

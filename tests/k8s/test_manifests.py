@@ -17,7 +17,7 @@ import ray
 import yaml
 from packaging.requirements import Requirement
 
-from conftest import tensorboard_server
+from helpers import tensorboard_server
 from k8s_manifests import K8S, REPO, build, find, kustomize_command, overlays, problems
 
 pytestmark = pytest.mark.skipif(kustomize_command() is None,
@@ -168,7 +168,8 @@ def entrypoint_calls(entrypoint: str, tmp_path, data_exists: bool) -> list[list[
 
 @pytest.mark.parametrize("overlay", overlays())
 def test_entrypoint_is_a_valid_gandist_run_that_tensorboard_reads(built, overlay, tmp_path):
-    from gandist.cli import build_parser, compose_config
+    from gandist.cli import build_parser
+    from gandist.config import compose_config
 
     docs = built[overlay]
     entrypoint = find(docs, "RayJob")["spec"]["entrypoint"]
@@ -210,6 +211,7 @@ def test_image_pins_what_gandist_needs():
     [base] = re.findall(r"^ARG CUDA_IMAGE=(\S+)$", dockerfile, re.M)
     assert base.startswith("nvidia/cuda:") and not base.endswith(":latest")
     assert "-c /tmp/constraints.txt" in dockerfile
+    assert "pip wheel" in dockerfile and " -e " not in dockerfile  # the wheel, not an editable checkout
 
 
 @pytest.mark.slow

@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from conftest import local_cfg
+from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
-from gandist.cli import compose_config
+from gandist.config import compose_config
 from gandist.config import ConfigError
-from gandist.dist.local import run_local
+from gandist.launchers.local import run_local
 from gandist.models import UNetGenerator
 from gandist.train import accel
 

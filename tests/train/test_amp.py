@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from conftest import local_cfg
+from helpers import local_cfg
 from gandist.ckpt import load_checkpoint, read_meta, write_checkpoint
-from gandist.dist.local import run_local
+from gandist.launchers.local import run_local
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

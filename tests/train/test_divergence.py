@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import local_cfg, run_logged
+from helpers import local_cfg, run_logged
 from gandist.ckpt import find_latest_checkpoint, load_checkpoint, read_meta
-from gandist.dist.local import run_local
+from gandist.launchers.local import run_local
 from gandist.train.divergence import DivergenceError
 
 

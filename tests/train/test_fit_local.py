@@ -6,11 +6,11 @@ import os
 
 import torch
 
-from conftest import local_cfg, run_logged, small_overrides
-from gandist.cli import absolutize, compose_config
+from helpers import local_cfg, run_logged, small_overrides
+from gandist.config import absolutize, compose_config
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.data.stream import epoch_loader
-from gandist.dist.local import run_local
+from gandist.launchers.local import run_local
 from gandist.train.state import TrainState
 from gandist.train.tasks import SegmentTask
 
@@ -62,7 +62,7 @@ def test_generate_task_trains_and_writes_sample_grids(shapes_url, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "gen", task="generate") + [
-        "dist.launcher=local", "trainer.num_workers=1", "trainer.max_steps=3", "trainer.ckpt_every=3"]))
+        "launcher.name=local", "trainer.num_workers=1", "trainer.max_steps=3", "trainer.ckpt_every=3"]))
     assert cfg.model.arch == "dcgan"
     summary = run_local(cfg)
     assert summary.step == 3 and "eval/miou" not in summary.metrics

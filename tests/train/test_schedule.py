@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import local_cfg
+from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
 from gandist.config import TrainerConfig
-from gandist.dist.local import run_local
+from gandist.launchers.local import run_local
 from gandist.train.schedule import lr_factor
 
 

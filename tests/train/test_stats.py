@@ -7,7 +7,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gandist.train.stats import Stats, check_identical_across_ranks
+from gandist.collectives import check_identical_across_ranks
+from gandist.train.stats import Stats
 
 
 def _worker(rank: int, init_file: str, results: dict) -> None:

@@ -10,11 +10,12 @@ import fsspec
 import pytest
 import torch
 
-from conftest import small_overrides
-from gandist.cli import absolutize, compose_config, main
+from helpers import small_overrides
+from gandist.cli import main
+from gandist.config import absolutize, compose_config
 from gandist.ckpt import read_meta
-from gandist.ckpt.export import load_generator
-from gandist.dist.common import log_dir
+from gandist.inference.export import load_generator
+from gandist.launchers.common import log_dir
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
 
 def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, s3_shapes_url, tmp_path):
     """Both workers stream their shards from the S3 API server."""
-    from gandist.dist.ray_launcher import run_ray
+    from gandist.launchers.ray_launcher import run_ray
 
     overrides = small_overrides(s3_shapes_url, str(tmp_path), "ray2") + [
         "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2"]
@@ -79,7 +80,7 @@ def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, s3_sha
 def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_url, bucket, tmp_path):
     """run.storage=s3://...: Ray Train writes checkpoints into the S3 API server and resumes from them."""
     from gandist.ckpt import find_latest_checkpoint, load_checkpoint, write_checkpoint
-    from gandist.dist.ray_launcher import run_ray
+    from gandist.launchers.ray_launcher import run_ray
 
     storage = f"{bucket}/runs"
     cfg = absolutize(compose_config(small_overrides(s3_shapes_url, storage, "s3run") + [
@@ -121,7 +122,7 @@ def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(
     API server: Ray restarts the workers, they replay steps 4-5 from the step-3 checkpoint in
     the bucket, and the weights end exactly as without the fault."""
     from gandist.ckpt import load_checkpoint
-    from gandist.dist.ray_launcher import run_ray
+    from gandist.launchers.ray_launcher import run_ray
 
     def config(storage: str, name: str, *extra: str):
         return absolutize(compose_config(small_overrides(shapes_url, storage, name) + [
@@ -149,7 +150,7 @@ def test_resume_with_fewer_workers(ray_cluster, shapes_url, tmp_path):
     """2 workers, then the same run name with 1: the step and optimizers carry over, and the
     rest of the epoch is split for the one worker."""
     from gandist.ckpt import load_checkpoint
-    from gandist.dist.ray_launcher import run_ray
+    from gandist.launchers.ray_launcher import run_ray
 
     cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "elastic") + [
         "trainer.num_workers=2", "trainer.max_steps=2", "trainer.ckpt_every=2"]))
@@ -166,7 +167,7 @@ def test_elastic_workers_take_what_the_cluster_has(ray_cluster, shapes_url, tmp_
     """trainer.min_workers=1 trainer.num_workers=3 on a 2-CPU cluster: Ray Train starts the
     workers that fit, and training runs with that world size."""
     from gandist.ckpt import load_checkpoint
-    from gandist.dist.ray_launcher import run_ray
+    from gandist.launchers.ray_launcher import run_ray
 
     cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "stretch") + [
         "trainer.num_workers=3", "trainer.min_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2"]))
@@ -189,18 +190,20 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
 
     cmd = [sys.executable, "-m", "gandist.cli", "train", *small_overrides(shapes_url, str(tmp_path), "driver"),
            "trainer.num_workers=2", "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10",
-           "trainer.image_every=100", "eval.every=100", f"dist.ray_address={ray.get_runtime_context().gcs_address}"]
+           "trainer.image_every=100", "eval.every=100", f"launcher.ray_address={ray.get_runtime_context().gcs_address}"]
     run_dir = str(tmp_path / "driver")
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = open(tmp_path / "first.log", "w+")  # a file, not a pipe nobody reads while we wait
+    first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
         while find_latest_checkpoint(run_dir) is None:
-            assert first.poll() is None, f"the driver ended before it was killed:\n{first.stdout.read()[-3000:]}"
+            assert first.poll() is None, f"the driver ended before it was killed:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
             assert time.time() < deadline, "no checkpoint within 120 s"
             time.sleep(0.05)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+        log.close()
     killed_at = read_meta(find_latest_checkpoint(run_dir))["step"]
     assert killed_at < 20
 

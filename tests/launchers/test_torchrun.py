@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import small_overrides
+from helpers import small_overrides
 from gandist.ckpt import find_latest_checkpoint, read_meta
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ def test_two_process_torchrun_run_skips_a_nan_step_and_evaluates_across_ranks(sh
     """Rank 1's step 2 turns NaN: both ranks agree to skip it and the run still finishes. The
     final evaluation, split over the two ranks, equals a one-process `gandist evaluate`."""
     overrides = small_overrides(shapes_url, str(tmp_path), "tr", task="generate") + [
-        "dist.launcher=torchrun", "trainer.num_workers=2", "trainer.max_steps=3", "trainer.ckpt_every=3",
+        "launcher.name=torchrun", "trainer.num_workers=2", "trainer.max_steps=3", "trainer.ckpt_every=3",
         "faults.nan_rank=1", "faults.nan_at_step=2"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "gandist.cli", "train", *overrides]

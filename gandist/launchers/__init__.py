@@ -1,5 +1,5 @@
 """Launchers: the only package that imports ray. Each builds a Context and calls fit()."""
 
-from gandist.dist.common import RunSummary, launch
+from gandist.launchers.common import RunSummary, launch
 
 __all__ = ["RunSummary", "launch"]

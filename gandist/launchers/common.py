@@ -9,15 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from gandist.config import Config
-
-
-def is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
-def local_path(url: str) -> str:
-    return url[len("file://"):] if url.startswith("file://") else url
+from gandist.config import Config, LauncherName
+from gandist.urls import is_local, local_path
 
 
 def run_dir(cfg: Config) -> str:
@@ -55,10 +48,10 @@ def storage_env(cfg: Config) -> dict[str, str]:
 
 
 def collective_env(cfg: Config) -> dict[str, str]:
-    """dist.socket_ifname as the variables gloo and NCCL read, for every worker process."""
-    if not cfg.dist.socket_ifname:
+    """launcher.socket_ifname as the variables gloo and NCCL read, for every worker process."""
+    if not cfg.launcher.socket_ifname:
         return {}
-    return {"GLOO_SOCKET_IFNAME": cfg.dist.socket_ifname, "NCCL_SOCKET_IFNAME": cfg.dist.socket_ifname}
+    return {"GLOO_SOCKET_IFNAME": cfg.launcher.socket_ifname, "NCCL_SOCKET_IFNAME": cfg.launcher.socket_ifname}
 
 
 def explain_connect_failure(error: BaseException, cfg: Config) -> Optional[str]:
@@ -76,25 +69,39 @@ def explain_connect_failure(error: BaseException, cfg: Config) -> Optional[str]:
 
 def connect_failure_hint(cfg: Config, text: str) -> str:
     """What to do when setting up the process group failed with ``text``."""
-    if cfg.dist.socket_ifname:
-        return (f"the workers could not connect their collectives over dist.socket_ifname="
-                f"{cfg.dist.socket_ifname}: check that every node has that interface and that the nodes reach "
+    if cfg.launcher.socket_ifname:
+        return (f"the workers could not connect their collectives over launcher.socket_ifname="
+                f"{cfg.launcher.socket_ifname}: check that every node has that interface and that the nodes reach "
                 "each other on it (see the worker errors above)")
     loopback = " (they tried 127.0.0.1)" if "127.0.0.1" in text else ""
     return ("the workers could not connect their collectives to each other" + loopback + ". Without "
-            "dist.socket_ifname gloo binds to the address this node's hostname resolves to, often 127.0.0.1, which "
-            "other nodes cannot reach: set dist.socket_ifname to the interface the nodes share, e.g. "
-            "dist.socket_ifname=eth0")
+            "launcher.socket_ifname gloo binds to the address this node's hostname resolves to, often 127.0.0.1, which "
+            "other nodes cannot reach: set launcher.socket_ifname to the interface the nodes share, e.g. "
+            "launcher.socket_ifname=eth0")
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each message (it may be replaced after
+    the handler is made, e.g. by a test's capture), never to a stream closed since."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 def configure_logging(level: int = logging.INFO) -> None:
     """gandist's loggers print to stderr (forwarded to the driver under Ray)."""
     logger = logging.getLogger("gandist")
-    if not any(getattr(h, "_gandist", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._gandist = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        logger.addHandler(StderrHandler())
     logger.setLevel(level)
     logger.propagate = False
 
@@ -113,10 +120,10 @@ class RunSummary:
 
 def launch(cfg: Config) -> RunSummary:
     """Train with the configured launcher and return where everything is."""
-    if cfg.dist.launcher == "ray":
-        from gandist.dist.ray_launcher import run_ray
+    if cfg.launcher.name == LauncherName.ray:
+        from gandist.launchers.ray_launcher import run_ray
 
         return run_ray(cfg)
-    from gandist.dist.local import run_local
+    from gandist.launchers.local import run_local
 
     return run_local(cfg)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import free_port, small_overrides, wait_for_job_api
+from helpers import free_port, processes_mentioning, small_overrides, stop_processes, wait_for_job_api
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.cli import main
 
@@ -44,9 +44,9 @@ def head():
         wait_for_job_api(address)
         yield address, env
     finally:
-        # `ray stop` ends this machine's Ray processes; the in-process test clusters of other
-        # modules are shut down by then.
-        ray_cli("stop", "--force", env=env)
+        # Only this cluster's processes (their command lines name its temp dir) and what they
+        # started: never `ray stop`, which would end every Ray process on the machine.
+        stop_processes(processes_mentioning(temp))
         shutil.rmtree(temp, ignore_errors=True)
 
 

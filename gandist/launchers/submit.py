@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from gandist.config import Config, ConfigError
+from gandist.urls import absolute
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def default_runtime_env() -> Optional[str]:
 def load_runtime_env(path: Optional[str], cfg: Config) -> dict[str, Any]:
     """The runtime_env file (relative working_dir resolved against the file's repo root) with
     the object-store variables of this shell added to env_vars."""
-    from gandist.dist.common import storage_env
+    from gandist.launchers.common import storage_env
 
     runtime_env: dict[str, Any] = {}
     if path:
@@ -52,7 +53,7 @@ def load_runtime_env(path: Optional[str], cfg: Config) -> dict[str, Any]:
         if not isinstance(runtime_env, dict):
             raise ConfigError(f"--runtime-env {path} must hold a mapping (working_dir, env_vars, ...)")
         wd = runtime_env.get("working_dir")
-        if wd and "://" not in wd and not os.path.isabs(wd):
+        if wd and absolute(wd) != wd:  # a relative local path
             # launch/runtime_env.yaml says "." meaning the repository: resolve from its parent dir.
             base = os.path.dirname(os.path.dirname(os.path.abspath(path)))
             runtime_env["working_dir"] = os.path.normpath(os.path.join(base, wd))

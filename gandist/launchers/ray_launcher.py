@@ -21,18 +21,17 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from gandist.ckpt import checkpoint_name, checkpoint_step, find_latest_checkpoint, load_checkpoint, read_meta
 from gandist.config import Config, ConfigError, from_dict
-from gandist.dist.common import (
+from gandist.launchers.common import (
     RunSummary,
     collective_env,
     configure_logging,
     explain_connect_failure,
-    is_local,
-    local_path,
     log_dir,
     run_dir,
     storage_env,
 )
 from gandist.train import Context, fit
+from gandist.urls import is_local, local_path
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def init_ray(cfg: Config) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    address = cfg.dist.ray_address or os.environ.get("RAY_ADDRESS")
+    address = cfg.launcher.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
         return
@@ -148,7 +147,7 @@ def run_ray(cfg: Config) -> RunSummary:
     use_gpu = cfg.trainer.use_gpu
     if use_gpu is None:
         use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-    backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
+    backend = cfg.launcher.backend.value if cfg.launcher.backend != "auto" else ("nccl" if use_gpu else "gloo")
     storage, storage_fs = ray_storage(cfg)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -174,7 +173,7 @@ def run_ray(cfg: Config) -> RunSummary:
         raise ConfigError(hint) from e
     metrics = dict(result.metrics or {})
     checkpoint = result.checkpoint.path if result.checkpoint is not None else None
-    if checkpoint and cfg.run.storage.startswith("s3://") and "://" not in checkpoint:
+    if checkpoint and cfg.run.storage.startswith("s3://") and is_local(checkpoint):
         checkpoint = f"s3://{checkpoint}"  # Ray gives paths within its pyarrow filesystem
     return RunSummary(run_dir=run_dir(cfg), log_dir=log_dir(cfg), step=int(metrics.get("step", 0)),
                       checkpoint=checkpoint, metrics=metrics)

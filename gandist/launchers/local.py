@@ -12,17 +12,16 @@ import torch.distributed as dist
 
 from gandist.ckpt import CHECKPOINT_PREFIX, checkpoint_name, find_latest_checkpoint, load_checkpoint
 from gandist.config import Config, ConfigError
-from gandist.dist.common import (
+from gandist.launchers.common import (
     RunSummary,
     collective_env,
     connect_failure_hint,
-    is_local,
-    local_path,
     log_dir,
     run_dir,
     storage_env,
 )
 from gandist.train import Context, fit
+from gandist.urls import is_local, local_path
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +70,20 @@ class LocalContext(Context):
 
 
 def run_local(cfg: Config) -> RunSummary:
-    """dist.launcher=local (one process) or torchrun (env:// rendezvous set by torchrun)."""
+    """launcher.name=local (one process) or torchrun (env:// rendezvous set by torchrun)."""
     if not is_local(cfg.run.storage):
         raise ConfigError(
-            f"run.storage={cfg.run.storage} is remote; dist.launcher={cfg.dist.launcher} keeps "
-            "checkpoints on a local or shared file system. Use dist.launcher=ray for cloud storage."
+            f"run.storage={cfg.run.storage} is remote; launcher.name={cfg.launcher.name} keeps "
+            "checkpoints on a local or shared file system. Use launcher.name=ray for cloud storage."
         )
     os.environ.update(storage_env(cfg))  # also when called without the CLI
     world_size, rank, local_rank = 1, 0, 0
     use_gpu = cfg.trainer.use_gpu if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
-    if cfg.dist.launcher == "torchrun":
+    if cfg.launcher.name == "torchrun":
         if "RANK" not in os.environ:
-            raise ConfigError("dist.launcher=torchrun must run under torchrun, e.g. "
-                              "torchrun --nproc_per_node 2 -m gandist.cli train dist.launcher=torchrun ...")
-        backend = cfg.dist.backend if cfg.dist.backend != "auto" else ("nccl" if use_gpu else "gloo")
+            raise ConfigError("launcher.name=torchrun must run under torchrun, e.g. "
+                              "torchrun --nproc_per_node 2 -m gandist.cli train launcher.name=torchrun ...")
+        backend = cfg.launcher.backend.value if cfg.launcher.backend != "auto" else ("nccl" if use_gpu else "gloo")
         os.environ.update(collective_env(cfg))
         try:
             dist.init_process_group(backend)

@@ -1,5 +1,5 @@
 """Training across Ray nodes that have their own addresses: launch/local_cluster.sh makes
-each node a network namespace on this machine (tests/dist/multinode.py). Needs root; skipped
+each node a network namespace on this machine (tests/launchers/multinode.py). Needs root; skipped
 with the reason where network namespaces cannot be made."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import fsspec
 import pytest
 import torch
 
-from conftest import environ, free_port, small_overrides, wait_for_job_api
+from helpers import environ, s3_api_server, small_overrides, wait_for_job_api
 from multinode import HOST_IP, ROOT, SCRIPT, LocalCluster, node_ip, unavailable, worker_ips
 
 GANDIST = os.path.join(os.path.dirname(sys.executable), "gandist")
@@ -40,21 +40,13 @@ needs_netns = pytest.mark.skipif(REASON is not None, reason=f"multi-node tests: 
 @pytest.fixture(scope="module")
 def cluster():
     """Two Ray nodes (198.18.0.1 head, 198.18.0.2) and an S3 API server on the bridge address."""
-    from moto.server import ThreadedMotoServer
-
     directory = tempfile.mkdtemp(prefix="gdc-", dir="/tmp")  # short: Ray's socket paths live under it
     local = LocalCluster(directory)
     try:
         local.up(2)
-        port = free_port()
-        server = ThreadedMotoServer(ip_address=HOST_IP, port=port, verbose=False)
-        server.start()
-        local.s3_env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{HOST_IP}:{port}"}
-        try:
+        with s3_api_server(host=HOST_IP) as env:
+            local.s3_env = env
             yield local
-        finally:
-            server.stop()
     finally:
         local.down()
         shutil.rmtree(directory, ignore_errors=True)
@@ -130,8 +122,8 @@ def test_two_nodes_train_bitwise_the_same_as_one_node(cluster, cluster_data):
     env = driver_env(cluster)
     steps = ["trainer.max_steps=4", "trainer.ckpt_every=4"]
     two = Driver(cluster.command(0, train_argv(cluster_data, "two-nodes", *steps,
-                                               f"dist.ray_address={cluster.head_address}",
-                                               "dist.socket_ifname=eth0")), env).wait(timeout=300)
+                                               f"launcher.ray_address={cluster.head_address}",
+                                               "launcher.socket_ifname=eth0")), env).wait(timeout=300)
     # Both ranks ran, on different nodes (Ray Train's controller lists each rank's node).
     assert sorted(worker_ips(two).values()) == [node_ip(0), node_ip(1)], two[-3000:]
     # The same config on one node: a fresh local Ray cluster of this machine, 2 workers.
@@ -146,11 +138,11 @@ def test_two_nodes_train_bitwise_the_same_as_one_node(cluster, cluster_data):
 @pytest.mark.slow
 def test_without_socket_ifname_the_error_names_the_setting(cluster, cluster_data):
     driver = Driver(cluster.command(0, train_argv(cluster_data, "no-ifname", "trainer.max_steps=2",
-                                                  f"dist.ray_address={cluster.head_address}")), driver_env(cluster))
+                                                  f"launcher.ray_address={cluster.head_address}")), driver_env(cluster))
     driver.proc.wait(timeout=300)
     driver.reader.join(timeout=10)
     assert driver.proc.returncode == 2, driver.output[-3000:]
-    assert "(they tried 127.0.0.1)" in driver.output and "dist.socket_ifname=eth0" in driver.output
+    assert "(they tried 127.0.0.1)" in driver.output and "launcher.socket_ifname=eth0" in driver.output
 
 
 def run_losing_a_node(cluster: LocalCluster, data: str, name: str, replace: bool, *extra: str) -> tuple[str, dict]:
@@ -159,7 +151,7 @@ def run_losing_a_node(cluster: LocalCluster, data: str, name: str, replace: bool
     lost = max(cluster.nodes - {0})
     driver = Driver(cluster.command(0, train_argv(
         data, name, "trainer.max_steps=24", "trainer.ckpt_every=5", "trainer.max_failures=3", "eval.every=100",
-        "trainer.image_every=100", f"dist.ray_address={cluster.head_address}", "dist.socket_ifname=eth0",
+        "trainer.image_every=100", f"launcher.ray_address={cluster.head_address}", "launcher.socket_ifname=eth0",
         *extra)), driver_env(cluster))
     deadline = time.monotonic() + 240
     while not any("Checkpoint at step 10" in line for _, line in driver.lines):
@@ -218,7 +210,7 @@ def test_gandist_submit_to_the_head_runs_the_job_on_both_nodes(cluster, cluster_
     env = {**driver_env(cluster), "RAY_AUTH_MODE": "disabled"}
     submitted = subprocess.run([GANDIST, "submit", "--address", cluster.dashboard, "--wait",
                                 *train_argv(cluster_data, "submitted", "trainer.max_steps=4")[2:],
-                                "dist.socket_ifname=eth0"],
+                                "launcher.socket_ifname=eth0"],
                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
     job = re.search(r"^job id\s+: (\S+)$", submitted.stdout, flags=re.M).group(1)
     logs = JobSubmissionClient(cluster.dashboard).get_job_logs(job)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from conftest import local_cfg
+from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
-from gandist.dist.local import run_local
-from gandist.train.evaluation import share
+from gandist.launchers.local import run_local
+from gandist.inference.evaluator import share
 
 
 def test_share_splits_every_item_once():

@@ -23,7 +23,7 @@ from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
 from gandist.metrics.features import distance_tags, make_extractor
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
-from gandist.train.stats import all_reduce_sum, distributed, gather_objects
+from gandist.collectives import all_reduce_sum, distributed, gather_objects
 
 log = logging.getLogger("gandist.train")
 

@@ -1,4 +1,7 @@
-"""Export the EMA generator of a checkpoint, with what is needed to rebuild it."""
+"""Export the EMA generator of a checkpoint, with what is needed to rebuild it.
+
+An export holds only tensors and plain values (the config as a dict of strings and numbers),
+so it loads with ``torch.load(..., weights_only=True)``: opening one runs no pickled code."""
 
 from __future__ import annotations
 
@@ -9,16 +12,9 @@ import fsspec
 import torch
 from torch import nn
 
-from gandist.ckpt.io import CheckpointError, find_latest_checkpoint, load_checkpoint, read_meta
-
-
-def resolve_checkpoint(source: str) -> str:
-    """A checkpoint directory itself, or the latest complete checkpoint of a run directory."""
-    latest = find_latest_checkpoint(source)
-    if latest is not None:
-        return latest
-    read_meta(source)  # raises with a clear message when it is not a checkpoint either
-    return source
+from gandist.ckpt import CheckpointError, load_checkpoint, read_meta, resolve_checkpoint
+from gandist.config import from_dict
+from gandist.models.factory import build_networks
 
 
 def export_generator(source: str, out: str) -> dict[str, Any]:
@@ -28,7 +24,7 @@ def export_generator(source: str, out: str) -> dict[str, Any]:
     payload = load_checkpoint(checkpoint)
     exported = {
         "generator": payload["state"]["G_ema"],
-        "config": payload["config"],
+        "config": from_dict(payload["config"]).to_dict(),  # renamed keys moved, plain values
         "classes": payload.get("classes"),
         "step": meta["step"],
         "gandist_version": payload.get("gandist_version"),
@@ -42,11 +38,8 @@ def export_generator(source: str, out: str) -> dict[str, Any]:
 
 def load_generator(path: str, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild an exported generator (in eval mode) and return it with the export's contents."""
-    from gandist.config import from_dict
-    from gandist.train.state import build_networks
-
     with fsspec.open(path, "rb") as f:
-        exported = torch.load(io.BytesIO(f.read()), map_location=map_location, weights_only=False)
+        exported = torch.load(io.BytesIO(f.read()), map_location=map_location, weights_only=True)
     if "generator" not in exported:
         raise CheckpointError(f"{path} is not a gandist export (no 'generator'); make one with gandist export")
     cfg = from_dict(exported["config"])

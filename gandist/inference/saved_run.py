@@ -5,18 +5,18 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import fsspec
 import numpy as np
 import torch
 from torch import nn
 
-from gandist.ckpt.export import resolve_checkpoint
-from gandist.ckpt.io import load_checkpoint, read_meta
-from gandist.config import Config, ConfigError, from_dict, upgrade, validate
+from gandist.ckpt import load_checkpoint, read_meta, resolve_checkpoint
+from gandist.config import Config, ConfigError, TaskName, compose_saved
+from gandist.inference.grids import colorize, grid, legend, segment_triplets, to_unit
+from gandist.models.factory import build_networks
 from gandist.seeding import derive_seed
-from gandist.train.visuals import colorize, grid, segment_triplets, to_unit
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +33,13 @@ class Loaded:
 def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = torch.device("cpu")) -> Loaded:
     """EMA G of a checkpoint (or a run's latest) with its config; ``overrides`` may change
     data.* and eval.* (the networks are the checkpoint's)."""
-    from gandist.train.state import build_networks
-
     checkpoint = resolve_checkpoint(source)
     payload = load_checkpoint(checkpoint, map_location=device)
-    cfg = apply_overrides(payload["config"], overrides)
+    cfg = compose_saved(payload["config"], overrides)
     classes = payload.get("classes")
     G, _ = build_networks(cfg, len(classes or []))
     G.load_state_dict(payload["state"]["G_ema"])
     return Loaded(G.to(device).eval().requires_grad_(False), cfg, classes, read_meta(checkpoint)["step"], checkpoint)
-
-
-def apply_overrides(saved: dict[str, Any], overrides: Sequence[str]) -> Config:
-    """The checkpoint's config with data.* / eval.* key=value overrides, validated."""
-    from omegaconf import OmegaConf
-
-    for item in overrides:
-        key = item.split("=", 1)[0]
-        if "=" not in item or key.split(".")[0] not in ("data", "eval"):
-            raise ConfigError(f"override {item!r}: only data.KEY=VALUE and eval.KEY=VALUE apply here "
-                              "(the model and task come from the checkpoint)")
-    base = OmegaConf.merge(OmegaConf.structured(Config), upgrade(saved))
-    try:
-        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
-    except Exception as e:  # omegaconf's validation errors name the key
-        raise ConfigError(str(e).split("\n")[0]) from None
-    return validate(from_dict(OmegaConf.to_container(merged, resolve=True)))
 
 
 def save_png(image: torch.Tensor, out: str) -> None:
@@ -106,8 +87,6 @@ def sample_segment(run: Loaded, n: int, data: str) -> torch.Tensor:
     rows = torch.stack([to_unit(images), colorize(pred)], dim=1).flatten(0, 1)
     body = grid(rows, nrow=2)
     if run.classes:
-        from gandist.train.visuals import legend
-
         body = torch.cat([legend(run.classes, body.shape[2]), body], dim=1)
     return body
 
@@ -135,12 +114,12 @@ def read_folder(url: str, n: int, size: int) -> torch.Tensor:
 def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
     """The training-time evaluation, in this one process, on ``run.cfg.data.url``."""
     from gandist.data.manifest import Manifest
-    from gandist.train.evaluation import Evaluator
-    from gandist.train.loop import check_data_fits
+    from gandist.data.checks import check_data_fits
+    from gandist.inference.evaluator import Evaluator
 
     manifest = Manifest.load(run.cfg.data.url)
     classes = check_data_fits(run.cfg, manifest)
-    if run.cfg.task.name == "segment" and classes != run.classes:
+    if run.cfg.task.name == TaskName.segment and classes != run.classes:
         raise ConfigError(f"data.url={run.cfg.data.url} has classes {classes} but the checkpoint was trained on "
                           f"{run.classes}; evaluate on a shard set with the same classes")
     return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema)

@@ -1,0 +1,43 @@
+"""gandist's configuration: the schema (``schema``), the checks types cannot express
+(``checks``) and how a Config is built from YAML, overrides or a plain dict (``compose``).
+
+Only the CLI, this package and ``launchers/`` touch Hydra objects; workers receive
+``cfg.to_dict()`` and rebuild it with ``from_dict``.
+"""
+
+from gandist.config.checks import ARCH_FOR_TASK, ConfigError, validate
+from gandist.config.compose import (
+    GROUPS,
+    RENAMED,
+    absolutize,
+    compose_config,
+    compose_saved,
+    config_dir,
+    from_dict,
+    group_options,
+    iter_fields,
+    upgrade,
+)
+from gandist.config.schema import (
+    AmpMode,
+    Arch,
+    Backend,
+    Config,
+    DataConfig,
+    EvalConfig,
+    Features,
+    LauncherConfig,
+    LauncherName,
+    LossName,
+    LrSchedule,
+    ModelConfig,
+    TaskName,
+    TrainerConfig,
+)
+
+__all__ = [
+    "ARCH_FOR_TASK", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DataConfig", "EvalConfig",
+    "Features", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule", "ModelConfig",
+    "RENAMED", "TaskName", "TrainerConfig", "absolutize", "compose_config", "compose_saved", "config_dir",
+    "from_dict", "group_options", "iter_fields", "upgrade", "validate",
+]

@@ -1,0 +1,122 @@
+"""What types cannot express: ranges, and rules between keys. One check per section, then the
+rules that span sections; each error names the value and says how to fix it.
+
+Choice fields need no check here: they are enums, rejected when the config is built.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from gandist.config.schema import Arch, Config, Features, LauncherName, TaskName
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names it and says how to fix it."""
+
+
+ARCH_FOR_TASK = {TaskName.generate: Arch.dcgan, TaskName.segment: Arch.pix2pix}
+
+
+def _positive(section: object, prefix: str, *names: str, allow_zero: bool = False) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ConfigError(f"{prefix}.{name}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def _fraction(key: str, value: float, closed: bool = False) -> None:
+    """``value`` in [0, 1) (or [0, 1] when ``closed``)."""
+    if not (0 <= value <= 1 if closed else 0 <= value < 1):
+        raise ConfigError(f"{key}={value} must be in [0, {'1]' if closed else '1)'}")
+
+
+def check_task(cfg: Config) -> None:
+    _positive(cfg.task, "task", "l1_weight", allow_zero=True)
+
+
+def check_model(cfg: Config) -> None:
+    m = cfg.model
+    _positive(m, "model", "z_dim", "g_width", "d_width", "d_layers")
+    _fraction("model.dropout", m.dropout)
+    if m.arch == Arch.dcgan and m.resolution not in (32, 64):
+        raise ConfigError(f"model.resolution={m.resolution}: dcgan supports 32 or 64")
+    if m.arch == Arch.pix2pix and (m.resolution < 16 or m.resolution & (m.resolution - 1)):
+        raise ConfigError(f"model.resolution={m.resolution}: pix2pix needs a power of two >= 16")
+
+
+def check_data(cfg: Config) -> None:
+    _positive(cfg.data, "data", "batch_size")
+    _positive(cfg.data, "data", "loader_workers", "shuffle_buffer", allow_zero=True)
+    _fraction("data.max_bad_fraction", cfg.data.max_bad_fraction, closed=True)
+
+
+def check_trainer(cfg: Config) -> None:
+    t = cfg.trainer
+    _positive(t, "trainer", "num_workers", "max_steps", "ckpt_every", "keep_checkpoints", "log_every",
+              "image_every", "lr_g", "lr_d", "max_bad_steps")
+    _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", allow_zero=True)
+    _fraction("trainer.lr_decay_start", t.lr_decay_start)
+    _fraction("trainer.beta1", t.beta1)
+    _fraction("trainer.beta2", t.beta2)
+    if t.min_workers is not None and not 1 <= t.min_workers <= t.num_workers:
+        raise ConfigError(f"trainer.min_workers={t.min_workers} must be between 1 and "
+                          f"trainer.num_workers={t.num_workers} (or null for a fixed worker count)")
+
+
+def check_eval(cfg: Config) -> None:
+    _positive(cfg.eval, "eval", "every", "samples")
+    _positive(cfg.eval, "eval", "batches", allow_zero=True)
+    if cfg.eval.features == Features.inception and not cfg.eval.inception_weights:
+        raise ConfigError("eval.features=inception needs eval.inception_weights=PATH to the FID Inception weights "
+                          "(pt_inception-2015-12-05-6726825d.pth, copied to the machine; gandist downloads "
+                          "nothing), or use eval.features=randconv")
+
+
+def check_run(cfg: Config) -> None:
+    _positive(cfg.run, "run", "log_sync_s")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cfg.run.name):
+        raise ConfigError(
+            f"run.name={cfg.run.name!r} must start with a letter or digit and use only letters, "
+            "digits, '_', '.', '-' (it names a directory)"
+        )
+
+
+def check_faults(cfg: Config) -> None:
+    f, workers = cfg.faults, cfg.trainer.num_workers
+    for key, rank in (("faults.kill_rank", f.kill_rank), ("faults.nan_rank", f.nan_rank)):
+        if rank is not None and not 0 <= rank < workers:
+            raise ConfigError(f"{key}={rank} is not a rank of trainer.num_workers={workers} workers "
+                              f"(0..{workers - 1})")
+    if f.kill_rank is not None and f.at_step < 1:
+        raise ConfigError(f"faults.at_step={f.at_step} must be a step >= 1 for the fault drill")
+    if f.nan_rank is not None and (f.nan_at_step < 1 or f.nan_steps < 1):
+        raise ConfigError(f"faults.nan_at_step={f.nan_at_step} and faults.nan_steps={f.nan_steps} "
+                          "must both be >= 1 for the divergence drill")
+
+
+def check_across_sections(cfg: Config) -> None:
+    want = ARCH_FOR_TASK[cfg.task.name]
+    if cfg.model.arch != want:
+        other = TaskName.generate if want == Arch.pix2pix else TaskName.segment
+        raise ConfigError(f"model.arch={cfg.model.arch.value!r} does not fit task.name={cfg.task.name.value!r}; "
+                          f"use model={want} (or task={other})")
+    launcher, t = cfg.launcher.name, cfg.trainer
+    if t.min_workers is not None and launcher != LauncherName.ray:
+        raise ConfigError(f"trainer.min_workers={t.min_workers} needs launcher.name=ray (elastic training "
+                          f"is Ray Train's); set trainer.min_workers=null for launcher.name={launcher}")
+    if launcher == LauncherName.local and t.num_workers != 1:
+        raise ConfigError(f"launcher.name=local runs one process, but trainer.num_workers={t.num_workers}; "
+                          "set trainer.num_workers=1 or use launcher.name=ray")
+
+
+CHECKS: list[Callable[[Config], None]] = [check_task, check_model, check_data, check_trainer, check_eval,
+                                          check_run, check_faults, check_across_sections]
+
+
+def validate(cfg: Config) -> Config:
+    """Run every section's check, then the rules between sections; return ``cfg`` unchanged."""
+    for check in CHECKS:
+        check(cfg)
+    return cfg

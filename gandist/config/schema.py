@@ -1,0 +1,202 @@
+"""The configuration schema: dataclasses whose fields each carry a default and a one-line doc.
+
+Choice fields are ``str`` enums, so OmegaConf's structured merge rejects a value that is not
+one of them (naming the key) wherever a config is built: composed by the CLI, rebuilt on a
+worker, or read back from a checkpoint. ``gandist.config.checks`` holds what types cannot say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class Choice(str, enum.Enum):
+    """A config value from a fixed set; compares, hashes and prints as its plain string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class TaskName(Choice):
+    generate = "generate"
+    segment = "segment"
+
+
+class LossName(Choice):
+    nonsat = "nonsat"
+    hinge = "hinge"
+    lsgan = "lsgan"
+
+
+class Arch(Choice):
+    dcgan = "dcgan"
+    pix2pix = "pix2pix"
+
+
+class LrSchedule(Choice):
+    constant = "constant"
+    linear = "linear"
+
+
+class AmpMode(Choice):
+    auto = "auto"
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Features(Choice):
+    randconv = "randconv"
+    inception = "inception"
+
+
+class LauncherName(Choice):
+    ray = "ray"
+    torchrun = "torchrun"
+    local = "local"
+
+
+class Backend(Choice):
+    auto = "auto"
+    gloo = "gloo"
+    nccl = "nccl"
+
+
+def doc(default: Any, help: str) -> Any:
+    """A dataclass field with a default and its one-line documentation."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TaskConfig:
+    name: TaskName = doc(TaskName.generate, "what to train: generate (noise to image) | segment (image to mask, pix2pix)")
+    loss: LossName = doc(LossName.nonsat, "adversarial loss: nonsat (non-saturating) | hinge | lsgan (least squares)")
+    l1_weight: float = doc(100.0, "segment: weight of the L1 loss between predicted and true masks")
+
+
+@dataclass
+class ModelConfig:
+    arch: Arch = doc(Arch.dcgan, "network pair: dcgan (generate) | pix2pix (U-Net G + PatchGAN D, segment)")
+    resolution: int = doc(64, "image side in pixels; must equal the shard set's image_size")
+    z_dim: int = doc(128, "generate: length of the noise vector")
+    g_width: int = doc(64, "generator base channel count")
+    d_width: int = doc(64, "discriminator base channel count")
+    dropout: float = doc(0.5, "pix2pix: dropout in the three innermost U-Net decoder blocks")
+    d_layers: int = doc(3, "pix2pix: PatchGAN stride-2 layers (3 gives the 70x70 PatchGAN)")
+
+
+@dataclass
+class DataConfig:
+    url: str = doc("runs/data/shapes", "shard set written by `gandist shard` (local path or fsspec URL)")
+    batch_size: int = doc(32, "samples per worker per step (global batch = this x trainer.num_workers)")
+    loader_workers: int = doc(2, "DataLoader processes per training worker (0 reads in the training process)")
+    shuffle_buffer: int = doc(256, "samples held by each loader worker's shuffle buffer")
+    eval_split: str = doc("heldout", "shard-set split used for evaluation")
+    classes: Optional[list[str]] = doc(None, "segment: the classes the shard set must have, in order (null = any)")
+    max_bad_fraction: float = doc(0.01, "corrupt samples a loader worker skips (fraction of its part) before failing")
+    pin_memory: Optional[bool] = doc(None, "batches in pinned host memory, copied to the GPU without blocking; "
+                                     "null = on GPU")
+
+
+@dataclass
+class TrainerConfig:
+    num_workers: int = doc(2, "DDP training workers (processes); one per GPU on GPU nodes")
+    min_workers: Optional[int] = doc(None, "ray: elastic, start with as few as this many workers when no more "
+                                     "fit, up to trainer.num_workers; null = exactly trainer.num_workers")
+    use_gpu: Optional[bool] = doc(None, "train on GPUs; null = use them when the cluster has any")
+    max_steps: int = doc(2000, "optimisation steps to train for (one step = D update + G update)")
+    ckpt_every: int = doc(500, "steps between checkpoints (a checkpoint is also written at the end)")
+    keep_checkpoints: int = doc(3, "how many recent checkpoints to keep")
+    log_every: int = doc(20, "steps between scalar logs (losses, throughput)")
+    image_every: int = doc(250, "steps between image grids in TensorBoard")
+    lr_g: float = doc(2e-4, "generator Adam learning rate")
+    lr_d: float = doc(2e-4, "discriminator Adam learning rate")
+    lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to 0 at max_steps)")
+    lr_decay_start: float = doc(0.5, "linear schedule: fraction of trainer.max_steps after which the decay begins")
+    beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
+    beta2: float = doc(0.999, "Adam beta2")
+    ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images")
+    ema_rampup: float = doc(0.05, "EMA half-life is at most this fraction of images seen (0 = off)")
+    seed: int = doc(0, "the one seed; every other seed is derived from it")
+    max_failures: int = doc(0, "worker-group restarts Ray Train may make after a failure")
+    amp: AmpMode = doc(AmpMode.auto, "mixed precision: auto (bf16 on GPUs that support it, else off) | off | bf16 (autocast) "
+                   "| fp16 (autocast + one grad scaler per network)")
+    channels_last: Optional[bool] = doc(None, "channels-last (NHWC) networks and batches; null = on GPU")
+    cudnn_benchmark: bool = doc(True, "GPU: let cuDNN time and pick the fastest convolution algorithms")
+    fused_adam: bool = doc(True, "Adam's update as one fused kernel per network (torch's fused=True, CPU and GPU); "
+                           "false = torch's default implementation")
+    compile: bool = doc(False, "torch.compile G and D (faster steps after minutes of compiling at the start)")
+    max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop after this many in a row")
+    async_checkpoint: bool = doc(False, "ray: upload checkpoints in the background instead of waiting for the upload")
+
+
+@dataclass
+class EvalConfig:
+    every: int = doc(250, "steps between evaluations of EMA G (also at the end), split across all workers")
+    batches: int = doc(16, "segment: held-out batches evaluated per worker (0 = the whole split)")
+    samples: int = doc(1024, "generate: images generated per evaluation, compared with as many real held-out images")
+    features: Features = doc(Features.randconv, "generate: feature extractor for the distances: randconv (offline, fixed random "
+                        "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "
+                        "eval.inception_weights)")
+    inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (the standard "
+                                           "FID Inception weights; never downloaded)")
+
+
+@dataclass
+class StorageConfig:
+    endpoint_url: Optional[str] = doc(None, "S3-compatible endpoint (e.g. MinIO); null = AWS or local files")
+    profile: Optional[str] = doc(None, "AWS credentials profile (~/.aws/credentials); null = AWS_* variables")
+
+
+@dataclass
+class RunConfig:
+    name: str = doc("gandist", "run name; running again with the same name resumes from its checkpoints")
+    storage: str = doc("runs/store", "where runs live: <storage>/<name> holds checkpoints and TensorBoard logs")
+    log_sync_s: float = doc(30.0, "remote run.storage: seconds between background uploads of TensorBoard logs "
+                            "and sample grids (also uploaded at the end)")
+
+
+@dataclass
+class LauncherConfig:
+    name: LauncherName = doc(LauncherName.ray, "ray (Ray Train workers) | torchrun (one process per rank) | local (one process)")
+    ray_address: Optional[str] = doc(None, "Ray cluster to join; null = RAY_ADDRESS, else a new local cluster")
+    backend: Backend = doc(Backend.auto, "collective backend: auto (nccl on GPU, gloo on CPU) | gloo | nccl")
+    socket_ifname: Optional[str] = doc(None, "network interface every worker's collectives bind to (sets "
+                                       "GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME), e.g. eth0; needed across "
+                                       "nodes whose hostname resolves to 127.0.0.1; null = gloo/NCCL choose")
+
+
+@dataclass
+class FaultsConfig:
+    kill_rank: Optional[int] = doc(None, "fault drill: this rank SIGKILLs its own process (once per run); null = off")
+    at_step: int = doc(0, "fault drill: the step after which trainer rank faults.kill_rank dies")
+    nan_rank: Optional[int] = doc(None, "divergence drill: this rank's losses become NaN; null = off")
+    nan_at_step: int = doc(0, "divergence drill: the first step (1-based) with NaN losses on faults.nan_rank")
+    nan_steps: int = doc(1, "divergence drill: how many steps in a row have NaN losses")
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+
+    def to_dict(self) -> dict:
+        """Plain values only (choices as strings): for YAML, checkpoints, HPARAMS and Ray workers."""
+        return dataclasses.asdict(self, dict_factory=_plain)
+
+
+def _plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: v.value if isinstance(v, Choice) else v for k, v in items}

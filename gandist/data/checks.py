@@ -1,0 +1,32 @@
+"""Whether a shard set can train a config: refused before any worker starts, with the fix."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from gandist.config import Config, ConfigError, TaskName
+from gandist.data.manifest import Manifest
+
+
+def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
+    """Refuse a shard set that cannot train this config; return its classes (segment)."""
+    url = cfg.data.url
+    if manifest.image_size != cfg.model.resolution:
+        raise ConfigError(
+            f"data.url={url} holds {manifest.image_size}x{manifest.image_size} images but "
+            f"model.resolution={cfg.model.resolution}; set model.resolution={manifest.image_size} "
+            f"or write the shards again with --size {cfg.model.resolution}"
+        )
+    if cfg.task.name == TaskName.segment:
+        if not manifest.has_masks or not manifest.classes:
+            raise ConfigError(
+                f"task=segment needs masks, but the shard set at data.url={url} has none "
+                f"(it was written from {manifest.source}); shard a source with masks, or use task=generate"
+            )
+        if cfg.data.classes is not None and list(cfg.data.classes) != list(manifest.classes):
+            raise ConfigError(
+                f"data.classes={list(cfg.data.classes)} but the shard set at data.url={url} has classes "
+                f"{list(manifest.classes)}; fix data.classes, or point data.url at the right shard set"
+            )
+        return list(manifest.classes)
+    return None

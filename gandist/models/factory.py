@@ -1,0 +1,26 @@
+"""Builds the generator and discriminator a config names: the one place that maps
+``model.arch`` to networks (training, sampling, export and evaluation all come here)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gandist.config import Arch, Config
+from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gandist.models.pix2pix import PatchDiscriminator, UNetGenerator
+from gandist.seeding import derive_seed
+
+
+def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    """Generator and discriminator for the configured architecture (same init on every rank)."""
+    m = cfg.model
+    torch.manual_seed(derive_seed(cfg.trainer.seed, "init"))
+    if m.arch == Arch.dcgan:
+        G: nn.Module = DCGANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width)
+        D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
+    else:
+        G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
+                          width=m.g_width, dropout=m.dropout)
+        D = PatchDiscriminator(in_channels=3 + num_classes, width=m.d_width, n_layers=m.d_layers)
+    return G, D

@@ -1,0 +1,222 @@
+"""Helpers the tests (and bench/) share: small configs, real servers started and stopped by
+whoever asked for them, and the environment set and restored around them.
+
+Fixtures live in conftest.py and use these; test modules import from here, never from conftest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any, Iterator, Sequence
+
+
+@contextlib.contextmanager
+def environ(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in this process (and so in the processes it starts), restored afterwards.
+
+    s3fs keeps one filesystem per set of arguments, made with the AWS_* variables of its
+    time: when those change (both ways), the cached ones go, so no later test reaches a
+    server that is gone."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    forget_object_stores(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        forget_object_stores(env)
+
+
+def forget_object_stores(env: dict[str, str]) -> None:
+    if any(key.startswith("AWS_") for key in env):
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def s3_api_server(host: str = "127.0.0.1", key: str = "testing", secret: str = "testing") -> Iterator[dict[str, str]]:
+    """A real S3 API server (moto in server mode) on ``host``; yields the AWS_* variables that
+    reach it (the caller decides where to set them). Stopped afterwards."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    port = free_port(host)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    try:
+        yield {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    finally:
+        server.stop()
+
+
+def small_overrides(data_url: str, storage: str, name: str, task: str = "segment") -> list[str]:
+    """Overrides for a run small enough for a unit test on 2 cores."""
+    return [
+        f"task={task}", f"data.url={data_url}", f"run.storage={storage}", f"run.name={name}",
+        "model.resolution=32", "model.g_width=8", "model.d_width=8", "model.z_dim=16",
+        "data.batch_size=8", "data.loader_workers=0",
+        "trainer.log_every=1", "trainer.image_every=2", "eval.every=2", "eval.batches=1",
+    ]
+
+
+def local_cfg(data_url: str, storage, name: str, *extra: str):
+    """A small one-process (launcher.name=local) config, composed as the CLI would."""
+    from gandist.config import absolutize, compose_config
+
+    overrides = small_overrides(data_url, str(storage), name) + [
+        "launcher.name=local", "trainer.num_workers=1", *extra]
+    return absolutize(compose_config(overrides))
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run_logged(cfg):
+    """run_local, and the messages the training loop logged meanwhile."""
+    from gandist.launchers.local import run_local
+
+    collect, logger = Collect(), logging.getLogger("gandist.train")
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        return run_local(cfg), collect.messages
+    finally:
+        logger.removeHandler(collect)
+
+
+def wait_for_job_api(address: str, timeout: float = 60) -> None:
+    """The Ray job API at ``address`` answers a little after `ray start` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{address}/api/version", timeout=5).read()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"the Ray job API at {address} did not come up in {timeout:.0f} s"
+            time.sleep(1)
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains ``text`` (e.g. a Ray temp dir), and all their
+    descendants (a job's driver, Ray workers), found through /proc."""
+    parents: dict[int, int] = {}
+    roots = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue  # it ended meanwhile
+        if text in cmdline:
+            roots.append(int(entry))
+    found, todo = set(roots), list(roots)
+    while todo:
+        pid = todo.pop()
+        children = [child for child, parent in parents.items() if parent == pid and child not in found]
+        found.update(children)
+        todo.extend(children)
+    return sorted(found)
+
+
+def stop_processes(pids: Sequence[int], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL whatever is left after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") and not _zombie(pid)
+                                                  for pid in pids):
+            time.sleep(0.2)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+class TensorBoardServer:
+    """A real `tensorboard` process on a free port of 127.0.0.1, queried over its HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict) -> Any:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.loads(r.read())
+
+    def scalar_steps(self, tag: str, run: str = ".") -> list[int]:
+        from urllib.parse import quote
+
+        return [step for _, step, _ in self.get(f"/data/plugin/scalars/scalars?run={quote(run)}&tag={quote(tag)}")]
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir: str, wait_for_tag: str,
+                       flags: Sequence[str] = ("--reload_interval", "1")) -> Iterator[TensorBoardServer]:
+    """Start TensorBoard on ``logdir`` with ``flags``; yield once it serves ``wait_for_tag``.
+    Its output goes to a file (a pipe nobody reads could fill and stall it)."""
+    port = free_port()
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1",
+                                 "--port", str(port), *flags], stdout=output, stderr=subprocess.STDOUT, text=True)
+        server = TensorBoardServer(f"http://127.0.0.1:{port}")
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    tags = server.get("/data/plugin/scalars/tags")
+                    if any(wait_for_tag in run_tags for run_tags in tags.values()):
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    output.seek(0)
+                    raise RuntimeError(f"tensorboard did not serve {wait_for_tag!r}: {output.read()[-2000:]}")
+                time.sleep(0.5)
+            yield server
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
