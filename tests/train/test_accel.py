@@ -67,9 +67,14 @@ def losses_of(shapes_url, tmp_path, name, *extra):
                           for e in acc.Scalars(tag)}
 
 
+@pytest.fixture(scope="module")
+def plain(shapes_url, tmp_path_factory) -> dict:
+    """The losses of the run without any switch, once for every switch compared with it."""
+    return losses_of(shapes_url, tmp_path_factory.mktemp("plain"), "plain")[2]
+
+
 @pytest.mark.parametrize("switch", ["trainer.channels_last=true", "trainer.compile=true", "trainer.fused_adam=false"])
-def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_url, tmp_path, switch):
-    _, _, plain = losses_of(shapes_url, tmp_path, "plain")
+def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_url, plain, tmp_path, switch):
     cfg, summary, switched = losses_of(shapes_url, tmp_path, "switched", switch)
     assert plain.keys() == switched.keys() and plain
     for (tag, step), value in plain.items():
