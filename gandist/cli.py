@@ -38,14 +38,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gandist.data.manifest import Manifest
     from gandist.launchers import launch
     from gandist.data.checks import check_data_fits
-    from gandist.launchers.common import configure_logging, storage_env
+    from gandist.credentials import check_credentials, storage_settings
+    from gandist.launchers.common import configure_logging
 
     cfg = absolutize(compose_config(args.overrides))
     if args.dry_run:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     configure_logging()
-    os.environ.update(storage_env(cfg))  # storage.endpoint_url for this process too
+    os.environ.update(storage_settings(cfg))  # storage.endpoint_url for this process too
+    check_credentials(cfg, "the driver (gandist train)")
     manifest = Manifest.load(cfg.data.url)  # fail in seconds, not after workers start
     check_data_fits(cfg, manifest)
     manifest.check_shards("train")
@@ -235,7 +237,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     sub = submit(cfg, overrides, args.address, args.runtime_env or default_runtime_env())
     print(f"Submitted run {cfg.run.name!r} to {args.address}: {sub.entrypoint}")
     if sub.passed_env:
-        print(f"object-store settings passed to the job (values not shown): {', '.join(sub.passed_env)}")
+        print(f"object-store settings passed to the job: {', '.join(sub.passed_env)} (credentials are the "
+              "cluster's own, never sent)")
     print("\n".join(follow_up(sub, cfg)))
     if not args.wait:
         return 0
@@ -314,9 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
         "submit", help="run `gandist train` as a job on a Ray cluster (ray job submit)",
         description="Submit `gandist train KEY=VALUE...` as a Ray job to the cluster at --address, with "
                     "launch/runtime_env.yaml (this checkout as the working directory) and the shell's "
-                    "AWS_* object-store settings as job environment variables (never printed). Prints "
-                    "the job id and the commands to follow, stop and resume it; submitting again with "
-                    "the same run.name resumes from its checkpoints.",
+                    "object-store settings (AWS_ENDPOINT_URL, region, AWS_PROFILE; never credentials: "
+                    "Ray shows a job's environment in its logs and dashboard). The job takes object-store "
+                    "credentials where the cluster's nodes have them (their environment, a mounted "
+                    "~/.aws/credentials, an instance or service-account role, the Kubernetes Secret). "
+                    "Prints the job id and the commands to follow, stop and resume it; submitting again "
+                    "with the same run.name resumes from its checkpoints.",
         epilog="Example: gandist submit --address http://head:8265 task=segment "
                "data.url=s3://bucket/shapes run.storage=s3://bucket/runs run.name=exp1 trainer.max_failures=3",
     )

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from helpers import environ, free_port, s3_api_server
+from helpers import MARKER_SECRET, environ, free_port, s3_api_server
 
 # Ray must not phone home or look for a dashboard in tests.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -49,9 +49,10 @@ def s3_server():
     """A real S3 API server (moto in server mode) on 127.0.0.1, found through the AWS variables.
 
     The variables are set for this process and, through them, for Ray workers and
-    subprocesses the tests start; they are restored afterwards.
+    subprocesses the tests start; they are restored afterwards. The secret key is
+    MARKER_SECRET, which tests then look for wherever gandist must not have put it.
     """
-    with s3_api_server() as env, environ(env):
+    with s3_api_server(secret=MARKER_SECRET) as env, environ(env):
         yield env["AWS_ENDPOINT_URL"]
 
 

@@ -54,6 +54,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+# The secret key of the tests' S3 API server: a value that appears nowhere else, so finding it
+# in a log, a bucket or a console means gandist leaked a credential.
+MARKER_SECRET = f"gandist-marker-secret-{os.getpid()}-{int(time.time())}"
+
+
+def files_containing(text: str, *roots: str) -> list[str]:
+    """Every file under ``roots`` (recursively) whose bytes contain ``text``."""
+    needle, found = text.encode(), []
+    for root in roots:
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                with contextlib.suppress(OSError):
+                    with open(path, "rb") as f:
+                        if needle in f.read():
+                            found.append(path)
+    return found
+
+
+def bucket_objects_containing(text: str, bucket: str) -> list[str]:
+    """Every object of an s3:// bucket (or prefix) whose bytes contain ``text``."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(bucket)
+    fs.invalidate_cache()
+    return [path for path in fs.find(root) if text.encode() in fs.cat_file(path)]
+
+
 @contextlib.contextmanager
 def s3_api_server(host: str = "127.0.0.1", key: str = "testing", secret: str = "testing") -> Iterator[dict[str, str]]:
     """A real S3 API server (moto in server mode) on ``host``; yields the AWS_* variables that

@@ -7,7 +7,8 @@ Choice fields need no check here: they are enums, rejected when the config is bu
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Optional
+from urllib.parse import urlparse
 
 from gandist.config.schema import Arch, Config, Features, LauncherName, TaskName
 
@@ -83,6 +84,28 @@ def check_run(cfg: Config) -> None:
         )
 
 
+def _password(url: Optional[str]) -> Optional[str]:
+    """The password a URL carries in its user-info part (scheme://user:password@host), if any."""
+    if not url or "://" not in url:
+        return None
+    try:
+        return urlparse(url).password
+    except ValueError:
+        return None
+
+
+def check_no_secrets(cfg: Config) -> None:
+    """A config travels to every worker, into checkpoints, TensorBoard and logs: no URL in it
+    may carry a password (the message shows the key, never the URL)."""
+    for key, url in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage),
+                     ("storage.endpoint_url", cfg.storage.endpoint_url),
+                     ("launcher.ray_address", cfg.launcher.ray_address)):
+        if _password(url):
+            raise ConfigError(f"{key} carries a password (user:password@ in the URL); gandist would copy it into "
+                              "the config, checkpoints and logs. Remove it and give credentials through each "
+                              "process's environment or a profile (README: Credentials)")
+
+
 def check_faults(cfg: Config) -> None:
     f, workers = cfg.faults, cfg.trainer.num_workers
     for key, rank in (("faults.kill_rank", f.kill_rank), ("faults.nan_rank", f.nan_rank)):
@@ -112,7 +135,7 @@ def check_across_sections(cfg: Config) -> None:
 
 
 CHECKS: list[Callable[[Config], None]] = [check_task, check_model, check_data, check_trainer, check_eval,
-                                          check_run, check_faults, check_across_sections]
+                                          check_run, check_no_secrets, check_faults, check_across_sections]
 
 
 def validate(cfg: Config) -> Config:

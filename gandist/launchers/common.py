@@ -35,18 +35,6 @@ def log_dir(cfg: Config) -> str:
     return os.path.join(cache_dir(), "runs", f"{cfg.run.name}-{tag}", "tensorboard")
 
 
-def storage_env(cfg: Config) -> dict[str, str]:
-    """Object-store settings for worker processes: the driver's AWS_* variables, and
-    storage.endpoint_url / storage.profile as AWS_ENDPOINT_URL / AWS_PROFILE (which s3fs
-    and pyarrow honour)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    if cfg.storage.endpoint_url:
-        env["AWS_ENDPOINT_URL"] = cfg.storage.endpoint_url
-    if cfg.storage.profile:
-        env["AWS_PROFILE"] = cfg.storage.profile
-    return env
-
-
 def collective_env(cfg: Config) -> dict[str, str]:
     """launcher.socket_ifname as the variables gloo and NCCL read, for every worker process."""
     if not cfg.launcher.socket_ifname:

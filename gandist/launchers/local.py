@@ -18,8 +18,8 @@ from gandist.launchers.common import (
     connect_failure_hint,
     log_dir,
     run_dir,
-    storage_env,
 )
+from gandist.credentials import check_credentials, storage_settings
 from gandist.train import Context, fit
 from gandist.urls import is_local, local_path
 
@@ -76,7 +76,7 @@ def run_local(cfg: Config) -> RunSummary:
             f"run.storage={cfg.run.storage} is remote; launcher.name={cfg.launcher.name} keeps "
             "checkpoints on a local or shared file system. Use launcher.name=ray for cloud storage."
         )
-    os.environ.update(storage_env(cfg))  # also when called without the CLI
+    os.environ.update(storage_settings(cfg))  # also when called without the CLI
     world_size, rank, local_rank = 1, 0, 0
     use_gpu = cfg.trainer.use_gpu if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
     if cfg.launcher.name == "torchrun":
@@ -94,6 +94,7 @@ def run_local(cfg: Config) -> RunSummary:
     device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")
     if use_gpu:
         torch.cuda.set_device(device)
+    check_credentials(cfg, f"rank {rank}")
     path = local_path(run_dir(cfg))
     os.makedirs(path, exist_ok=True)
     ctx = LocalContext(rank, world_size, device, path, cfg.trainer.keep_checkpoints, log_dir(cfg))

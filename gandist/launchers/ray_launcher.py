@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any, Optional
 
 import ray
@@ -28,8 +29,8 @@ from gandist.launchers.common import (
     explain_connect_failure,
     log_dir,
     run_dir,
-    storage_env,
 )
+from gandist.credentials import check_credentials, storage_settings
 from gandist.train import Context, fit
 from gandist.urls import is_local, local_path
 
@@ -92,6 +93,7 @@ def train_loop_per_worker(config: dict) -> None:
         run_dir=run_dir(cfg),
     )
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    check_credentials(cfg, f"Ray Train worker rank {rank} on {socket.gethostname()}")
     fit(cfg, ctx)
 
 
@@ -116,12 +118,15 @@ def gandist_env() -> dict[str, str]:
 
 def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
     """Ray Train's storage path, and a pyarrow filesystem where Ray's own URL handling is not
-    enough: S3-compatible stores at AWS_ENDPOINT_URL / storage.endpoint_url (e.g. MinIO)."""
+    enough: S3-compatible stores at AWS_ENDPOINT_URL / storage.endpoint_url (e.g. MinIO).
+
+    The filesystem is given the endpoint and region only: Ray pickles it to its controller and
+    workers, and each finds its own credentials there (the AWS SDK's usual places)."""
     url = cfg.run.storage
     if is_local(url):
         return os.path.abspath(local_path(url)), None
-    env = storage_env(cfg)
-    endpoint = env.get("AWS_ENDPOINT_URL")
+    settings = storage_settings(cfg)
+    endpoint = settings.get("AWS_ENDPOINT_URL")
     if url.startswith("s3://") and endpoint:
         import pyarrow.fs
         from urllib.parse import urlparse
@@ -129,8 +134,7 @@ def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
         parsed = urlparse(endpoint)
         fs = pyarrow.fs.S3FileSystem(
             endpoint_override=parsed.netloc, scheme=parsed.scheme or "https",
-            access_key=env.get("AWS_ACCESS_KEY_ID"), secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
-            region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1")),
+            region=settings.get("AWS_DEFAULT_REGION", settings.get("AWS_REGION", "us-east-1")),
         )
         return url[len("s3://"):].rstrip("/"), fs
     return url, None
@@ -160,8 +164,9 @@ def run_ray(cfg: Config) -> RunSummary:
             storage_filesystem=storage_fs,
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
-            # Credentials travel in the workers' environment, never in the config or logs.
-            worker_runtime_env={"env_vars": {**storage_env(cfg), **gandist_env(), **collective_env(cfg)}},
+            # Settings only: Ray logs runtime environments. Credentials stay in each process's own
+            # environment (a cluster gandist starts inherits the driver's), see gandist.credentials.
+            worker_runtime_env={"env_vars": {**storage_settings(cfg), **gandist_env(), **collective_env(cfg)}},
         ),
     )
     try:

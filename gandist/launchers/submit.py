@@ -1,8 +1,9 @@
 """`gandist submit`: run `gandist train` as a Ray job on an existing Ray cluster.
 
 The job's entrypoint is ``python -m gandist.cli train <overrides>``; its runtime environment
-is ``launch/runtime_env.yaml`` plus the submitting shell's object-store settings (AWS_*
-variables, passed as env_vars and never printed). Submitting again with the same
+is ``launch/runtime_env.yaml`` plus the submitting shell's object-store settings (endpoint,
+region, profile name). Credentials never travel with the job (Ray logs runtime environments):
+the job takes them where the cluster's nodes have them. Submitting again with the same
 ``run.name`` resumes that run from its checkpoints.
 """
 
@@ -19,11 +20,11 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from gandist.config import Config, ConfigError
+from gandist.credentials import CREDENTIAL_VARIABLES, SETTINGS, WHERE_TO_PUT_THEM, storage_settings
 from gandist.urls import absolute
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIXES = ("AWS_",)
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
@@ -32,7 +33,7 @@ class Submitted:
     job_id: str
     address: str
     entrypoint: str
-    passed_env: list[str]  # names only
+    passed_env: list[str]  # names of the object-store settings passed (never credentials)
 
 
 def default_runtime_env() -> Optional[str]:
@@ -43,8 +44,8 @@ def default_runtime_env() -> Optional[str]:
 
 def load_runtime_env(path: Optional[str], cfg: Config) -> dict[str, Any]:
     """The runtime_env file (relative working_dir resolved against the file's repo root) with
-    the object-store variables of this shell added to env_vars."""
-    from gandist.launchers.common import storage_env
+    this shell's object-store settings (endpoint, region, profile: never a credential) added
+    to env_vars."""
 
     runtime_env: dict[str, Any] = {}
     if path:
@@ -58,7 +59,11 @@ def load_runtime_env(path: Optional[str], cfg: Config) -> dict[str, Any]:
             base = os.path.dirname(os.path.dirname(os.path.abspath(path)))
             runtime_env["working_dir"] = os.path.normpath(os.path.join(base, wd))
     env = dict(runtime_env.get("env_vars") or {})
-    env.update(storage_env(cfg))
+    carried = sorted(k for k in env if k in CREDENTIAL_VARIABLES)
+    if carried:
+        raise ConfigError(f"--runtime-env {path} sets {', '.join(carried)}: Ray writes runtime environments to its "
+                          "logs and dashboard in plain text. Remove them; " + WHERE_TO_PUT_THEM)
+    env.update(storage_settings(cfg))
     env.update({k: v for k, v in os.environ.items() if k.startswith("GANDIST_") and k != "GANDIST_CACHE_DIR"})
     runtime_env["env_vars"] = env
     return runtime_env
@@ -82,7 +87,7 @@ def submit(cfg: Config, overrides: Sequence[str], address: str, runtime_env_path
     command = entrypoint(overrides)
     client.submit_job(entrypoint=command, runtime_env=runtime_env, submission_id=job_id,
                       metadata={"gandist_run": cfg.run.name, "run_storage": cfg.run.storage})
-    passed = sorted(k for k in runtime_env["env_vars"] if k.startswith(SECRET_PREFIXES))
+    passed = sorted(k for k in runtime_env["env_vars"] if k in SETTINGS)
     return Submitted(job_id, address, command, passed)
 
 

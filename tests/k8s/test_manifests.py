@@ -83,6 +83,30 @@ def test_secret_example_validates_and_holds_no_keys(built):
                     assert ref["name"] == SECRET and ref["key"] in secret["stringData"]
 
 
+@pytest.mark.parametrize("overlay", overlays())
+def test_rendered_overlay_holds_no_credential(built, overlay):
+    """Credentials reach the pods from the Secret only: no literal key in any rendered object,
+    no Secret with data in an overlay, nothing credential-like in the RayJob's runtime env."""
+    from gandist.credentials import CREDENTIAL_VARIABLES
+
+    docs = built[overlay]
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret" and (d.get("data") or d.get("stringData"))] == []
+    for container in containers(docs):
+        for env in container.get("env", []):
+            if env["name"] in CREDENTIAL_VARIABLES:
+                assert "value" not in env and env["valueFrom"]["secretKeyRef"]["name"] == SECRET, env
+    for kind in ("ConfigMap", "RayJob"):
+        for doc in docs:
+            if doc["kind"] == kind:
+                text = yaml.safe_dump(doc)
+                assert not [v for v in CREDENTIAL_VARIABLES if v in text and kind == "ConfigMap"], doc
+                runtime_env = yaml.safe_load(doc.get("spec", {}).get("runtimeEnvYAML") or "{}") or {}
+                assert not set(runtime_env.get("env_vars", {})) & set(CREDENTIAL_VARIABLES), runtime_env
+    rendered = yaml.safe_dump_all(docs)
+    example = yaml.safe_load((K8S / "storage-secret.example.yaml").read_text())["stringData"]
+    assert not [v for v in example.values() if v in rendered]  # not even the placeholders
+
+
 @pytest.mark.parametrize("typo_path, typo_value, field", [
     ("/spec/shutdownAfterJobFinish", True, "shutdownAfterJobFinish"),
     ("/spec/rayClusterSpec/workerGroupSpecs/0/template/spec/nodeSelectr", {"gpu": "yes"}, "nodeSelectr"),

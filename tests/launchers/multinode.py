@@ -37,9 +37,11 @@ def unavailable() -> Optional[str]:
 class LocalCluster:
     """Drives launch/local_cluster.sh with its own name prefix and directory."""
 
-    def __init__(self, directory: str, prefix: str = "gdt") -> None:
+    def __init__(self, directory: str, prefix: str = "gdt", env: Optional[dict[str, str]] = None) -> None:
+        """``env``: more of the nodes' environment, e.g. their object-store credentials (gandist
+        never sends those to the workers: each node has its own)."""
         self.settings = {"GANDIST_CLUSTER_PREFIX": prefix, "GANDIST_CLUSTER_DIR": directory}
-        self.env = {**os.environ, **self.settings}
+        self.env = {**os.environ, **(env or {}), **self.settings}
         self.head_address = f"{node_ip(0)}:6379"
         self.dashboard = f"http://{node_ip(0)}:8265"
         self.nodes: set[int] = set()  # the indices of the nodes that are up

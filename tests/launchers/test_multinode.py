@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 import fsspec
 import pytest
@@ -41,10 +42,14 @@ needs_netns = pytest.mark.skipif(REASON is not None, reason=f"multi-node tests: 
 def cluster():
     """Two Ray nodes (198.18.0.1 head, 198.18.0.2) and an S3 API server on the bridge address."""
     directory = tempfile.mkdtemp(prefix="gdc-", dir="/tmp")  # short: Ray's socket paths live under it
-    local = LocalCluster(directory)
+    # The nodes hold the object-store credentials in their own environment, as a real cluster's
+    # nodes would; the server (on the bridge, which exists once the nodes are up) accepts them.
+    credentials = {"AWS_ACCESS_KEY_ID": "node-key", "AWS_SECRET_ACCESS_KEY": f"node-secret-{uuid.uuid4().hex}"}
+    local = LocalCluster(directory, env=credentials)
     try:
         local.up(2)
-        with s3_api_server(host=HOST_IP) as env:
+        with s3_api_server(host=HOST_IP, key=credentials["AWS_ACCESS_KEY_ID"],
+                           secret=credentials["AWS_SECRET_ACCESS_KEY"]) as env:
             local.s3_env = env
             yield local
     finally:

@@ -1,16 +1,18 @@
-"""A real 2-worker Ray Train run: checkpoints, TensorBoard events, resume, export."""
+"""Real 2-worker Ray Train runs: checkpoints and TensorBoard events in the S3 API server, resume,
+export, recovery from a killed worker or driver, a changed worker count, no leaked secret."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 import fsspec
 
 import pytest
 import torch
 
-from helpers import small_overrides
+from helpers import MARKER_SECRET, bucket_objects_containing, environ, files_containing, small_overrides
 from gandist.cli import main
 from gandist.config import absolutize, compose_config
 from gandist.ckpt import read_meta
@@ -21,13 +23,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(s3_server):
+    """A local cluster started from this process, as `gandist train` starts one: its processes
+    inherit this environment, the S3 server's credentials included (nothing else gives the
+    workers any). Its own temp dir, so its logs can be searched for the secret afterwards."""
     import ray
 
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "1")  # notice a dead worker in seconds
-    ray.init(num_cpus=2)
-    yield
-    ray.shutdown()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    with environ({"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "1"}):  # notice a dead worker in seconds
+        ray.init(num_cpus=2, _temp_dir=temp)
+        try:
+            yield temp
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
@@ -38,58 +47,31 @@ def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}, acc
 
 
-def test_two_worker_run_checkpoints_logs_resumes_and_exports(ray_cluster, s3_shapes_url, tmp_path):
-    """Both workers stream their shards from the S3 API server."""
+def test_two_worker_run_in_the_s3_server_checkpoints_logs_resumes_and_exports(ray_cluster, s3_shapes_url, bucket,
+                                                                            tmp_path, capfd):
+    """Both workers stream their shards from the S3 API server, Ray Train writes the
+    checkpoints there and resumes from them, rank 0's logs follow; no secret leaks."""
+    from gandist.ckpt import find_latest_checkpoint, load_checkpoint, write_checkpoint
     from gandist.launchers.ray_launcher import run_ray
 
-    overrides = small_overrides(s3_shapes_url, str(tmp_path), "ray2") + [
-        "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2"]
-    cfg = absolutize(compose_config(overrides))
+    storage = f"{bucket}/runs"
+    s3 = fsspec.filesystem("s3")
+    cfg = absolutize(compose_config(small_overrides(s3_shapes_url, storage, "s3run") + [
+        "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2"]))
     summary = run_ray(cfg)
-    run_dir = tmp_path / "ray2"
-    checkpoints = sorted(p.name for p in run_dir.glob("checkpoint_*") if p.is_dir())
-    assert checkpoints == ["checkpoint_00000002", "checkpoint_00000004"]
-    assert read_meta(str(run_dir / checkpoints[-1]))["step"] == 4
-    assert summary.step == 4
-    assert 0.0 <= summary.metrics["eval/miou"] <= 1.0
-
-    scalars, acc = scalar_events(str(run_dir / "tensorboard"))
+    assert summary.step == 4 and 0.0 <= summary.metrics["eval/miou"] <= 1.0
+    s3.invalidate_cache()
+    assert sorted(p.rsplit("/", 1)[-1] for p in s3.glob(f"{storage}/s3run/checkpoint_0*")) == [
+        "checkpoint_00000002", "checkpoint_00000004"]
+    latest = find_latest_checkpoint(f"{storage}/s3run")
+    assert latest == f"{storage}/s3run/checkpoint_00000004" and read_meta(latest)["step"] == 4
+    s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb1"), recursive=True)
+    scalars, acc = scalar_events(str(tmp_path / "tb1"))
     for tag in ("loss/D", "loss/G", "loss/G_l1", "D/real", "D/fake", "perf/images_per_s",
                 "perf/step_time_s", "eval/miou", "eval/pixel_accuracy"):
         assert tag in scalars, f"{tag} missing from {sorted(scalars)}"
     assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4]
     assert "samples" in acc.Tags()["images"]
-
-    # The same run name again, with more steps: resumes at step 4 instead of starting over.
-    cfg.trainer.max_steps = 6
-    resumed = run_ray(cfg)
-    assert resumed.step == 6
-    assert read_meta(str(run_dir / "checkpoint_00000006"))["step"] == 6
-    scalars, _ = scalar_events(str(run_dir / "tensorboard"))
-    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4, 5, 6]  # continued, not restarted
-
-    # Export from the run directory picks its latest checkpoint.
-    out = tmp_path / "g.pt"
-    assert main(["export", str(run_dir), str(out)]) == 0
-    G, exported = load_generator(str(out))
-    assert exported["step"] == 6
-    with torch.no_grad():
-        assert G(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
-
-
-def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_url, bucket, tmp_path):
-    """run.storage=s3://...: Ray Train writes checkpoints into the S3 API server and resumes from them."""
-    from gandist.ckpt import find_latest_checkpoint, load_checkpoint, write_checkpoint
-    from gandist.launchers.ray_launcher import run_ray
-
-    storage = f"{bucket}/runs"
-    cfg = absolutize(compose_config(small_overrides(s3_shapes_url, storage, "s3run") + [
-        "trainer.num_workers=2", "trainer.max_steps=2", "trainer.ckpt_every=2"]))
-    assert run_ray(cfg).step == 2
-    fsspec.filesystem("s3").invalidate_cache()
-    latest = find_latest_checkpoint(f"{storage}/s3run")
-    assert latest == f"{storage}/s3run/checkpoint_00000002"
-    assert read_meta(latest)["step"] == 2
 
     # Mark the checkpoint in the bucket, so the next run can only have its count from there.
     payload = load_checkpoint(latest)
@@ -97,23 +79,37 @@ def test_checkpoints_in_an_s3_bucket_resume_and_export(ray_cluster, s3_shapes_ur
     marked = tmp_path / "marked"
     write_checkpoint(str(marked), payload, read_meta(latest))
     for name in ("state.pt", "meta.json"):
-        fsspec.filesystem("s3").put(str(marked / name), f"{latest[len('s3://'):]}/{name}")
+        s3.put(str(marked / name), f"{latest[len('s3://'):]}/{name}")
 
-    # Rank 0's local logs are gone too (as on a new machine): they come back from the bucket.
+    # The same run name again, with more steps, and rank 0's local logs gone (as on a new
+    # machine): it resumes from the bucket's checkpoint, and the logs come back from there.
     shutil.rmtree(os.path.dirname(log_dir(cfg)))
-    cfg.trainer.max_steps = 3
-    assert run_ray(cfg).step == 3
-    s3 = fsspec.filesystem("s3")
+    cfg.trainer.max_steps = 6
+    assert run_ray(cfg).step == 6
     s3.invalidate_cache()
     latest = find_latest_checkpoint(f"{storage}/s3run")
-    assert read_meta(latest)["images_seen"] == 1000 + 2 * 8  # resumed from the bucket
-    s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb"), recursive=True)
-    scalars, _ = scalar_events(str(tmp_path / "tb"))
-    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3]  # both attempts' logs, in the bucket
-    assert s3.exists(f"{storage}/s3run/samples/samples_00000003.png")
+    assert read_meta(latest)["images_seen"] == 1000 + 2 * 2 * 8  # resumed from the bucket
+    s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb2"), recursive=True)
+    scalars, _ = scalar_events(str(tmp_path / "tb2"))
+    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4, 5, 6]  # continued, not restarted
+    assert s3.exists(f"{storage}/s3run/samples/samples_00000006.png")
+
+    # Export from the run directory in the bucket picks its latest checkpoint.
     out = tmp_path / "g.pt"
     assert main(["export", f"{storage}/s3run", str(out)]) == 0
-    assert load_generator(str(out))[1]["step"] == 3
+    G, exported = load_generator(str(out))
+    assert exported["step"] == 6
+    with torch.no_grad():
+        assert G(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
+
+    # The secret the workers used is nowhere gandist or Ray wrote: Ray's logs (runtime
+    # environments included), the bucket, the local cache, the console.
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    assert secret == MARKER_SECRET
+    assert files_containing(secret, ray_cluster, os.environ["GANDIST_CACHE_DIR"], str(tmp_path)) == []
+    assert bucket_objects_containing(secret, bucket) == []
+    out, err = capfd.readouterr()
+    assert secret not in out + err
 
 
 def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(

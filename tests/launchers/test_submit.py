@@ -3,6 +3,7 @@ a job runs to SUCCEEDED; a job stopped with `ray job stop` mid-run resumes when 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,9 +12,19 @@ import sys
 import tempfile
 import time
 
+import fsspec
 import pytest
 
-from helpers import free_port, processes_mentioning, small_overrides, stop_processes, wait_for_job_api
+from helpers import (
+    MARKER_SECRET,
+    bucket_objects_containing,
+    files_containing,
+    free_port,
+    processes_mentioning,
+    small_overrides,
+    stop_processes,
+    wait_for_job_api,
+)
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.cli import main
 
@@ -27,8 +38,9 @@ def ray_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def head():
-    """A one-node Ray cluster of its own (temp dir, ports), stopped afterwards whatever happens."""
+def head(s3_server):
+    """A one-node Ray cluster of its own (temp dir, ports), stopped afterwards whatever happens.
+    Its environment holds the S3 server's credentials: the cluster's own, as on a real one."""
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     dashboard = free_port()
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0",
@@ -42,7 +54,7 @@ def head():
     try:
         assert started.returncode == 0, started.stderr[-3000:]
         wait_for_job_api(address)
-        yield address, env
+        yield address, env, temp
     finally:
         # Only this cluster's processes (their command lines name its temp dir) and what they
         # started: never `ray stop`, which would end every Ray process on the machine.
@@ -54,21 +66,34 @@ def job_id(out: str) -> str:
     return re.search(r"^job id\s+: (\S+)$", out, flags=re.M).group(1)
 
 
-def test_submit_runs_to_success_and_a_stopped_job_resumes(head, shapes_url, tmp_path, capsys, monkeypatch):
+def test_submit_runs_to_success_and_a_stopped_job_resumes(head, shapes_url, s3_shapes_url, bucket, tmp_path,
+                                                         capsys, monkeypatch):
     from ray.job_submission import JobSubmissionClient
 
-    address, env = head
+    address, env, temp = head
     monkeypatch.setenv("PATH", env["PATH"])
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-to-be-printed")
-    base = small_overrides(shapes_url, str(tmp_path), "job") + ["trainer.num_workers=2", "trainer.ckpt_every=2"]
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    assert secret == MARKER_SECRET
 
+    # Data and checkpoints in the S3 server; the job finds the credentials on the cluster.
+    base = small_overrides(s3_shapes_url, f"{bucket}/runs", "job") + ["trainer.num_workers=2", "trainer.ckpt_every=2"]
     assert main(["submit", "--address", address, "--wait", *base, "trainer.max_steps=4"]) == 0
     out = capsys.readouterr().out
     assert "SUCCEEDED" in out and f"ray job stop --address {address}" in out
-    assert "AWS_SECRET_ACCESS_KEY" in out and "not-to-be-printed" not in out  # named, never shown
-    assert read_meta(find_latest_checkpoint(str(tmp_path / "job")))["step"] == 4
-    assert any((tmp_path / "job" / "tensorboard").iterdir())
+    assert "AWS_ENDPOINT_URL" in out and "never sent" in out  # settings named; credentials not sent
+    assert read_meta(find_latest_checkpoint(f"{bucket}/runs/job"))["step"] == 4
+    fsspec.filesystem("s3").invalidate_cache()
+    assert fsspec.filesystem("s3").find(f"{bucket}/runs/job/tensorboard")
+
+    # The secret is nowhere: the job's info in the job API, Ray's logs, the bucket, the console.
+    client = JobSubmissionClient(address)
+    [job] = [j for j in client.list_jobs() if j.submission_id == job_id(out)]
+    assert secret not in json.dumps(job.dict(), default=str)  # entrypoint, runtime env, metadata
+    assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(job.runtime_env)
+    assert files_containing(secret, temp, os.environ["GANDIST_CACHE_DIR"]) == []
+    assert bucket_objects_containing(secret, bucket) == []
+    assert secret not in out + client.get_job_logs(job.submission_id)
 
     # A long job, stopped once it has a checkpoint, then submitted again with the same run.name.
     long = small_overrides(shapes_url, str(tmp_path), "stopped") + [
