@@ -30,17 +30,25 @@ def seed_process(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """This process's RNG states (python, numpy, torch CPU and CUDA)."""
+    """This process's RNG states: python, numpy, torch's CPU generator and, on a GPU, the
+    generator of this process's own device (not every visible one: ranks of a node may see
+    all its GPUs, and a resumed rank may see fewer or sit at another index)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_device"] = torch.cuda.get_rng_state(torch.cuda.current_device())
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what ``rng_state`` returned."""
+    """Restore what ``rng_state`` returned (the CUDA state onto this process's device)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    torch.set_rng_state(state["torch"].cpu())
+    if not torch.cuda.is_available():
+        return
+    if "cuda_device" in state:
+        torch.cuda.set_rng_state(state["cuda_device"].cpu(), torch.cuda.current_device())
+    elif "cuda" in state:  # older checkpoints: every visible device's state, by index
+        index = torch.cuda.current_device()
+        if index < len(state["cuda"]):
+            torch.cuda.set_rng_state(state["cuda"][index].cpu(), index)

@@ -20,7 +20,7 @@ from gandist.config import Config
 from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
 from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
-from gandist.metrics.features import distance_tags, make_extractor
+from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
 from gandist.collectives import all_reduce_sum, distributed, gather_objects
@@ -109,7 +109,8 @@ class Evaluator:
     # -- generate ----------------------------------------------------------------------------
     def _features(self, images: Tensor) -> Tensor:
         assert self.extractor is not None
-        return self.extractor(images.to(self.device)).float().cpu()
+        with full_precision():  # no TF32: GPU and CPU scores compare
+            return self.extractor(images.to(self.device)).float().cpu()
 
     def _real_features(self) -> tuple[Moments, Tensor]:
         """The real side, once per process: this rank's share of the split, gathered."""
@@ -129,7 +130,7 @@ class Evaluator:
                 feats.append(self._features(images))
                 have += images.shape[0]
             local = torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)
-            real = gather_rows(local)
+            real = gather_rows(local).to(self.device)  # the distances are computed on this device
             self.real = (Moments.of(real), real)
             if self.rank == 0:
                 log.info("Evaluation: %d real %s images from split %r, %s features",
@@ -146,7 +147,7 @@ class Evaluator:
         first = sum(share(count, r, self.world_size) for r in range(self.rank))
         z_mine = z_all[first:first + share(count, self.rank, self.world_size)]
         feats = [self._features(G_ema(z.to(self.device))) for z in z_mine.split(self.cfg.data.batch_size)]
-        fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim))
+        fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)).to(self.device)
         scores: dict[str, float] = {}
         if self.rank == 0:
             fd_tag, kd_tag = distance_tags(self.extractor)

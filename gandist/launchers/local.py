@@ -10,7 +10,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from gandist.ckpt import CHECKPOINT_PREFIX, checkpoint_name, find_latest_checkpoint, load_checkpoint
+from gandist.ckpt import CHECKPOINT_PREFIX, CheckpointError, checkpoint_name, find_latest_checkpoint, load_checkpoint
 from gandist.config import Config, ConfigError
 from gandist.launchers.common import (
     RunSummary,
@@ -61,12 +61,26 @@ class LocalContext(Context):
             shutil.rmtree(os.path.join(self.run_path, name), ignore_errors=True)
 
     def restore(self) -> Optional[dict[str, Any]]:
-        latest = find_latest_checkpoint(self.run_path)
+        """Rank 0 chooses the checkpoint and tells the others, so all ranks resume from the same
+        one; a rank that cannot read it stops (its run directory is not rank 0's)."""
+        latest = find_latest_checkpoint(self.run_path) if self.rank == 0 else None
+        if dist.is_initialized():
+            box = [os.path.basename(latest) if latest else None]
+            dist.broadcast_object_list(box, src=0)
+            latest = os.path.join(self.run_path, box[0]) if box[0] else None
         if latest is None:
             return None
         if self.rank == 0:
             log.info("Resuming from %s", latest)
-        return load_checkpoint(latest, map_location=self.device)
+        try:
+            return load_checkpoint(latest)
+        except (CheckpointError, FileNotFoundError) as e:
+            if self.rank == 0:
+                raise
+            raise CheckpointError(
+                f"rank {self.rank} cannot read {latest}, the checkpoint rank 0 resumes from ({e}): every "
+                "torchrun rank needs the run directory on a file system all nodes share (run.storage), or use "
+                "launcher.name=ray with run.storage in object storage") from None
 
 
 def run_local(cfg: Config) -> RunSummary:
@@ -77,8 +91,11 @@ def run_local(cfg: Config) -> RunSummary:
             "checkpoints on a local or shared file system. Use launcher.name=ray for cloud storage."
         )
     os.environ.update(storage_settings(cfg))  # also when called without the CLI
-    world_size, rank, local_rank = 1, 0, 0
+    world_size, rank, local_rank = 1, 0, int(os.environ.get("LOCAL_RANK", 0))
     use_gpu = cfg.trainer.use_gpu if cfg.trainer.use_gpu is not None else torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")
+    if use_gpu:  # before the process group: NCCL binds each rank to the current device
+        torch.cuda.set_device(device)
     if cfg.launcher.name == "torchrun":
         if "RANK" not in os.environ:
             raise ConfigError("launcher.name=torchrun must run under torchrun, e.g. "
@@ -90,10 +107,6 @@ def run_local(cfg: Config) -> RunSummary:
         except Exception as e:
             raise ConfigError(connect_failure_hint(cfg, str(e))) from e
         world_size, rank = dist.get_world_size(), dist.get_rank()
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device("cuda", local_rank) if use_gpu else torch.device("cpu")
-    if use_gpu:
-        torch.cuda.set_device(device)
     check_credentials(cfg, f"rank {rank}")
     path = local_path(run_dir(cfg))
     os.makedirs(path, exist_ok=True)

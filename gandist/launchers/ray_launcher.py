@@ -58,13 +58,13 @@ class RayContext(Context):
         if newest is not None and read_meta(newest)["step"] > ray_step:
             if self.is_chief:
                 log.info("Resuming from %s (newer than Ray's last registered checkpoint)", newest)
-            return load_checkpoint(newest, map_location=self.device)
+            return load_checkpoint(newest)
         if checkpoint is None:
             return None
         if self.is_chief:
             log.info("Resuming from %s", checkpoint.path)
         with checkpoint.as_directory() as directory:
-            return load_checkpoint(directory, map_location=self.device)
+            return load_checkpoint(directory)
 
 
 def quiet_ray_train_reports() -> None:

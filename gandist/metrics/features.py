@@ -9,7 +9,8 @@ standard FID weights on disk, ``inception`` gives FID and KID proper.
 
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,21 @@ class RandConvFeatures(nn.Module):
             x = F.leaky_relu(conv(x), 0.2)
             pooled.append(x.mean(dim=(2, 3)))
         return torch.cat(pooled, dim=1)
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """Convolutions and matmuls in full fp32 (no TF32, which Ampere and later GPUs use by
+    default): features, and so the distances, then agree between GPUs and CPUs."""
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled,
+                                         benchmark=torch.backends.cudnn.benchmark,
+                                         deterministic=torch.backends.cudnn.deterministic, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 def make_extractor(features: str, inception_weights: Optional[str], device: torch.device) -> nn.Module:

@@ -26,7 +26,8 @@ def amp_mode(amp: str, device: torch.device) -> str:
     """off | bf16 | fp16 for trainer.amp on ``device`` (auto: bf16 on GPUs that have it)."""
     if amp != "auto":
         return amp
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    # Native bf16 only (Ampere and later): V100 and T4 would emulate it, slower than fp32.
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return "bf16"
     return "off"
 
@@ -71,6 +72,20 @@ def prepare(cfg: Config, device: torch.device, *modules: nn.Module) -> GPUPath:
         if path.compile:
             module.compile()  # in place: the module keeps its type, DDP wrapping and state_dict keys
     return path
+
+
+def match_optimizer_layout(*optimizers: torch.optim.Optimizer) -> None:
+    """Give each optimizer state tensor its parameter's memory layout. Loading a checkpoint
+    keeps the saved layout (NCHW from a CPU run or channels_last=false) while prepare() may
+    have made the parameters channels-last: CUDA's fused Adam then refuses the mix, and on
+    the CPU it silently computes a wrong update."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state.get(p, {})
+                for key, value in state.items():
+                    if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                        state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def to_device(batch: dict, device: torch.device, nhwc: bool = False) -> dict:

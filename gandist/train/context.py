@@ -33,5 +33,9 @@ class Context:
         raise NotImplementedError
 
     def restore(self) -> Optional[dict[str, Any]]:
-        """The payload of the latest complete checkpoint of this run, or None for a fresh start."""
+        """The payload of the latest complete checkpoint of this run, or None for a fresh start.
+
+        Loaded on the CPU, whatever this rank's device: load_state_dict puts each tensor where
+        its module or optimizer lives, and RNG states must stay CPU ByteTensors (a GPU
+        map_location made torch.set_rng_state refuse them, so every GPU resume failed)."""
         raise NotImplementedError

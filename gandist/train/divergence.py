@@ -10,9 +10,14 @@ import logging
 import math
 from typing import Optional
 
+import torch
+
 from gandist.train.phases import StepResult
 
 log = logging.getLogger(__name__)
+
+
+MIN_LOSS_SCALE = 2.0 ** -10  # below this, fp16 training has effectively stalled
 
 
 class DivergenceError(RuntimeError):
@@ -27,6 +32,20 @@ class BadStepTracker:
         self.in_a_row = 0
         self.since_log = 0  # skipped steps since the last scalar log
         self.total = 0
+        self.overflows = 0  # fp16 steps the grad scaler skipped
+
+    def loss_scales(self, **scalers: torch.amp.GradScaler) -> dict[str, float]:
+        """The fp16 loss scales (per network), for the log; a warning when one collapses,
+        since its network then barely learns (every step overflows even unscaled)."""
+        values = {}
+        for name, scaler in scalers.items():
+            if scaler.is_enabled():
+                values[f"amp/loss_scale_{name}"] = scale = scaler.get_scale()
+                if scale < MIN_LOSS_SCALE and self.is_chief:
+                    log.warning("The fp16 loss scale of %s fell to %.3g (%d steps overflowed so far): its "
+                                "gradients overflow fp16 even unscaled. Use trainer.amp=bf16 (or off), or lower "
+                                "the learning rates", name, scale, self.overflows)
+        return values
 
     def pop_since_log(self) -> int:
         """Skipped steps since the last call (one call per scalar log)."""
@@ -36,6 +55,9 @@ class BadStepTracker:
     def record(self, step: int, result: StepResult, last_checkpoint: Optional[int]) -> bool:
         """Account for ``step`` (1-based, just taken); True if it was skipped. Raises after
         ``max_bad_steps`` skipped steps in a row."""
+        if result.overflowed:  # the fp16 grad scaler skipped it: counted, not divergence
+            self.since_log += 1
+            self.overflows += 1
         if not result.skipped:
             self.in_a_row = 0
             return False

@@ -58,6 +58,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     resumed_from = resume(cfg, ctx, state, classes)
     adopt_data_layout(state, cfg, ctx)
     gpu_path = accel.prepare(cfg, ctx.device, state.G, state.D, state.G_ema)
+    accel.match_optimizer_layout(state.opt_g, state.opt_d)  # resumed moments follow the new layout
     if ctx.is_chief and ctx.device.type == "cuda":
         log.info("GPU path: %s", gpu_path.describe())
     G, D = wrap_networks(state, ctx)
@@ -97,7 +98,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
 
             if state.step % t.log_every == 0 or done:
                 values = {**throughput.reduce(state.step), "train/skipped_steps": float(bad_steps.pop_since_log()),
-                          "train/images_seen": float(state.images_seen)}
+                          "train/images_seen": float(state.images_seen),
+                          **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
                 monitor.scalars(values, state.step)
                 metrics.update(values)
                 if ctx.is_chief:

@@ -61,6 +61,7 @@ class Phase:
 class StepResult:
     stats: Stats
     skipped: dict[str, list[int]]  # phase name -> ranks that saw a non-finite loss or gradient
+    overflowed: list[str] = field(default_factory=list)  # fp16 phases whose step the grad scaler skipped
 
 
 def autocast(device: torch.device, amp: str) -> Callable[[], contextlib.AbstractContextManager]:
@@ -122,12 +123,14 @@ def grad_norm(params: list[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
 
 
-def agree_on_bad(bad: Tensor, rank: int, world_size: int) -> list[int]:
-    """Every rank learns which ranks saw a non-finite value; all then act alike."""
-    flags = torch.zeros(world_size, device=bad.device)
-    flags[rank] = bad.float()
+def agree_on_bad(bad: Tensor, overflow: Tensor, rank: int, world_size: int) -> tuple[list[int], bool]:
+    """Every rank learns which ranks saw a non-finite value, and whether the fp16 gradients
+    overflowed anywhere; all then act alike. One all-reduce, one host sync."""
+    flags = torch.zeros(world_size, 2, device=bad.device)
+    flags[rank, 0], flags[rank, 1] = bad.float(), overflow.float()
     all_reduce_sum(flags)
-    return [r for r, flag in enumerate(flags.tolist()) if flag]
+    rows = flags.tolist()
+    return [r for r, (flag, _) in enumerate(rows) if flag], any(o for _, o in rows)
 
 
 def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
@@ -145,18 +148,20 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
     v = StepVars(batch=batch, fake=fake)
     stats: Stats = {}
     skipped: dict[str, list[int]] = {}
+    overflowed: list[str] = []
     for ph in phases:
         set_requires_grad(ph.params, True)
         ph.opt.zero_grad(set_to_none=True)
         stats.update(ph.backward(v))
         ph.scaler.unscale_(ph.opt)
         norm = grad_norm(ph.params).to(fake.device)
-        # fp16 gradient overflow is the grad scaler's to handle (it skips and lowers the
-        # scale); a non-finite loss, or non-finite gradients without a scaler, is divergence.
-        bad = ~torch.isfinite(stats[f"loss/{ph.name}"])
-        if not ph.scaler.is_enabled():
-            bad |= ~torch.isfinite(norm)
-        bad_ranks = agree_on_bad(bad, rank, world_size)
+        # fp16 gradient overflow (finite loss) is the grad scaler's to handle: it skips the
+        # step and lowers the scale; the step is counted, its infinite norm is not logged. A
+        # non-finite loss, or non-finite gradients without a scaler, is divergence.
+        finite_loss, finite_grads = torch.isfinite(stats[f"loss/{ph.name}"]), torch.isfinite(norm)
+        scaled = ph.scaler.is_enabled()
+        bad = ~finite_loss if scaled else ~(finite_loss & finite_grads)
+        bad_ranks, overflow = agree_on_bad(bad, finite_loss & ~finite_grads & scaled, rank, world_size)
         if bad_ranks:
             skipped[ph.name] = bad_ranks
             ph.opt.zero_grad(set_to_none=True)
@@ -164,9 +169,12 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
             ph.scaler.step(ph.opt)
         ph.scaler.update()
         set_requires_grad(ph.params, False)
-        stats[f"grad/{ph.name}_norm"] = norm
+        if overflow and not bad_ranks:
+            overflowed.append(ph.name)
+        else:
+            stats[f"grad/{ph.name}_norm"] = norm
     if skipped:
         with torch.no_grad():
             for buffer, value in zip(buffers, saved):
                 buffer.copy_(value)
-    return StepResult(stats, skipped)
+    return StepResult(stats, skipped, overflowed)

@@ -89,7 +89,7 @@ def test_submit_runs_to_success_and_a_stopped_job_resumes(head, shapes_url, s3_s
     # The secret is nowhere: the job's info in the job API, Ray's logs, the bucket, the console.
     client = JobSubmissionClient(address)
     [job] = [j for j in client.list_jobs() if j.submission_id == job_id(out)]
-    assert secret not in json.dumps(job.dict(), default=str)  # entrypoint, runtime env, metadata
+    assert secret not in json.dumps(job.model_dump(), default=str)  # entrypoint, runtime env, metadata
     assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(job.runtime_env)
     assert files_containing(secret, temp, os.environ["GANDIST_CACHE_DIR"]) == []
     assert bucket_objects_containing(secret, bucket) == []

@@ -39,3 +39,26 @@ def test_distance_of_real_images_to_themselves_is_zero_and_grows_with_added_nois
         kds.append(kernel_distance(real, noisy, subsets=10))
     assert 0 < fds[0] < fds[1] < fds[2]
     assert kds[0] < kds[1] < kds[2]
+
+
+def test_features_are_extracted_without_tf32_and_the_flags_come_back():
+    """TF32 (the default for convolutions on Ampere and later) would make GPU scores differ from
+    CPU ones: the evaluator's extraction runs with it off, and leaves the flags as they were."""
+    from gandist.inference.evaluator import Evaluator
+    from gandist.metrics.features import full_precision
+
+    seen = []
+    extractor = make_extractor("randconv", None, torch.device("cpu"))
+    extractor.register_forward_pre_hook(
+        lambda *_: seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)))
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = True, True
+    try:
+        with full_precision():
+            extractor(torch.zeros(1, 3, 32, 32))
+        evaluator = Evaluator.__new__(Evaluator)  # the evaluator's own extraction path
+        evaluator.extractor, evaluator.device = extractor, torch.device("cpu")
+        evaluator._features(torch.zeros(1, 3, 32, 32))
+        assert seen == [(False, False), (False, False)]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False  # torch's default

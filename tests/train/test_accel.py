@@ -3,6 +3,7 @@ torch.compile train the same numbers as the plain path (checked on CPU)."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -10,8 +11,7 @@ import torch
 
 from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
-from gandist.config import compose_config
-from gandist.config import ConfigError
+from gandist.config import ConfigError, compose_config
 from gandist.launchers.local import run_local
 from gandist.models import UNetGenerator
 from gandist.train import accel
@@ -102,3 +102,46 @@ def test_fused_adam_is_the_runs_choice_not_the_checkpoints(shapes_url, tmp_path)
         resumed.load_state_dict(saved)
         for opt in (resumed.opt_g, resumed.opt_d):
             assert [g["fused"] for g in opt.param_groups] == [fused]
+
+
+def test_resumed_adam_moments_follow_the_parameters_layout():
+    """Moments saved NCHW (a CPU run, or channels_last=false), resumed channels-last: the
+    fused update must equal foreach Adam's on the same numbers, step after step."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 3))
+    first = torch.optim.Adam(net.parameters(), lr=1e-2, fused=True)
+    x = torch.randn(2, 3, 12, 12)
+    net(x).square().mean().backward()
+    first.step()
+    saved_net, saved_opt = copy.deepcopy(net.state_dict()), copy.deepcopy(first.state_dict())
+
+    def resumed(nhwc: bool, fused: bool):
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 3))
+        model.load_state_dict(saved_net)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=fused, foreach=not fused)
+        opt.load_state_dict(copy.deepcopy(saved_opt))  # loading shares the saved tensors otherwise
+        for group in opt.param_groups:  # as TrainState does: the implementation is this run's
+            group["fused"], group["foreach"] = fused, not fused
+        if nhwc:
+            model.to(memory_format=torch.channels_last)
+            accel.match_optimizer_layout(opt)
+        return model, opt
+
+    model, opt = resumed(nhwc=True, fused=True)
+    reference, reference_opt = resumed(nhwc=False, fused=False)
+    for _ in range(3):
+        for m, o in ((model, opt), (reference, reference_opt)):
+            o.zero_grad()
+            m(x.contiguous(memory_format=torch.channels_last) if m is model else x).square().mean().backward()
+            o.step()
+    for ours, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours.contiguous(), theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_amp_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch):
+    """V100/T4 report bf16 as supported through emulation, slower than fp32: auto leaves it off."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert accel.amp_mode("auto", torch.device("cuda", 0)) == "off"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert accel.amp_mode("auto", torch.device("cuda", 0)) == "bf16"
+    assert accel.amp_mode("auto", CPU) == "off" and accel.amp_mode("fp16", CPU) == "fp16"
