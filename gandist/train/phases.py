@@ -6,9 +6,12 @@ network requires grad, and the other network's DDP forward runs under ``no_sync`
 reducer never waits for gradients that will not come (stylegan2-ada).
 
 Mixed precision: forwards run under the step's autocast; each network has its own grad
-scaler (a no-op when fp16 is off). After each phase's backward every rank checks its loss
-and the (synced) gradient norm, and all ranks agree to skip the optimizer step together
-if any rank saw a non-finite value, so the replicas never diverge from one another.
+scaler (a no-op when fp16 is off).
+
+Non-finite values: a rank's non-finite loss poisons its gradients (``guard``), so DDP's
+gradient all-reduce carries it to every rank; each phase then skips its optimizer step on
+every rank alike from the synced gradients, on the device. One small all-reduce and one
+host sync per step then tell the host what happened, for the log and the divergence count.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class Phase:
     module: nn.Module  # the (DDP-wrapped) network this phase trains
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    backward: Callable[[StepVars], Stats]  # computes the losses and calls backward; "loss/<name>" is the total
+    losses: Callable[[StepVars], tuple[Tensor, Stats]]  # the loss to backpropagate, and the stats to log
     # Listed once: walking a U-Net's module tree for them costs more than using them, every step.
     params: list[Tensor] = field(init=False)
     buffers: list[Tensor] = field(init=False)
@@ -76,7 +79,7 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                  scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
                  amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[Phase]:
-    def d_backward(v: StepVars) -> Stats:
+    def d_losses(v: StepVars) -> Stats:
         # Two forwards, one backward (as pix2pix does). DDP prepares its reducer in forward
         # and refuses a second prepared forward before a backward: the first runs under
         # no_sync, and the one backward of the sum still all-reduces every gradient once.
@@ -86,8 +89,7 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         with amp():
             real_logits = D(task.d_input(v.batch, task.real(v.batch)))
             loss_real = gan.d_real(real_logits.float())
-        scaler_d.scale(loss_fake + loss_real).backward()
-        return {
+        return loss_fake + loss_real, {
             "loss/D": (loss_fake + loss_real).detach(),
             "loss/D_real": loss_real.detach(),
             "loss/D_fake": loss_fake.detach(),
@@ -95,19 +97,18 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
             "D/fake": fake_logits.detach().float().mean(),
         }
 
-    def g_backward(v: StepVars) -> Stats:
+    def g_losses(v: StepVars) -> Stats:
         with no_sync(D):
             with amp():
                 logits = D(task.d_input(v.batch, v.fake))
                 adv = gan.g(logits.float())
                 extra = task.extra_g_losses(v.batch, v.fake)
                 total = adv + sum(extra.values())
-            scaler_g.scale(total).backward()
         stats = {"loss/G": total.detach(), "loss/G_adv": adv.detach()}
         stats.update({f"loss/G_{k}": val.detach() for k, val in extra.items()})
-        return stats
+        return total, stats
 
-    return [Phase("D", D, opt_d, scaler_d, d_backward), Phase("G", G, opt_g, scaler_g, g_backward)]
+    return [Phase("D", D, opt_d, scaler_d, d_losses), Phase("G", G, opt_g, scaler_g, g_losses)]
 
 
 def set_requires_grad(params: list[Tensor], flag: bool) -> None:
@@ -123,21 +124,53 @@ def grad_norm(params: list[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
 
 
-def agree_on_bad(bad: Tensor, overflow: Tensor, rank: int, world_size: int) -> tuple[list[int], bool]:
-    """Every rank learns which ranks saw a non-finite value, and whether the fp16 gradients
-    overflowed anywhere; all then act alike. One all-reduce, one host sync."""
-    flags = torch.zeros(world_size, 2, device=bad.device)
-    flags[rank, 0], flags[rank, 1] = bad.float(), overflow.float()
+def guard(loss: Tensor) -> Tensor:
+    """``loss`` unchanged when finite, else NaN with NaN gradients: a rank's non-finite loss
+    then reaches every rank through DDP's own gradient all-reduce, and every rank skips the
+    step without a collective or host sync of its own."""
+    poison = torch.where(torch.isfinite(loss), 1.0, float("nan")).to(loss.dtype).detach()
+    return loss * poison
+
+
+def optimizer_step(ph: Phase, finite_grads: Tensor) -> None:
+    """Step ``ph``'s optimizer unless its (synced, so rank-identical) gradients are not
+    finite. Fused Adam skips on the device (``found_inf``, the grad scaler's own contract
+    with it, step counts included), so the CPU keeps queueing work; other optimizers need
+    the answer on the host."""
+    if ph.scaler.is_enabled():
+        ph.scaler.step(ph.opt)  # the scaler found the same non-finite gradients in unscale_
+    elif ph.opt.defaults.get("fused"):
+        ph.opt.found_inf = (~finite_grads).float()  # type: ignore[attr-defined]
+        try:
+            ph.opt.step()
+        finally:
+            del ph.opt.found_inf  # type: ignore[attr-defined]
+    elif finite_grads.item():
+        ph.opt.step()
+
+
+def agree_on_step(loss_bad: Tensor, grads_bad: Tensor, rank: int, world_size: int) -> tuple[Tensor, Tensor]:
+    """Per phase, which ranks saw a non-finite loss, and whether the (synced) gradients were
+    not finite: one all-reduce and one host sync for the whole step. Returns host tensors
+    shaped [world_size, phases] and [phases]."""
+    flags = torch.zeros(world_size, 2, len(loss_bad), device=loss_bad.device)
+    flags[rank, 0], flags[rank, 1] = loss_bad.float(), grads_bad.float()
     all_reduce_sum(flags)
-    rows = flags.tolist()
-    return [r for r, (flag, _) in enumerate(rows) if flag], any(o for _, o in rows)
+    flags = flags.cpu() > 0
+    return flags[:, 0], flags[:, 1].any(dim=0)
 
 
 def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
              amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
              rank: int = 0, world_size: int = 1) -> StepResult:
-    """One GAN step: G forward once, then each phase in order."""
-    # Forwards update BatchNorm statistics; a skipped step puts them back (they are small).
+    """One GAN step: G forward once, then each phase in order.
+
+    A phase whose gradients are not finite does not step, on any rank (D's skip is decided
+    on the device before G's phase runs through D). Why it skipped is learned once, at the
+    end: a non-finite loss on some rank is divergence; non-finite fp16 gradients from a finite
+    loss are the grad scaler's overflow (it lowers the scale): counted, their norm not logged.
+    """
+    # Forwards update BatchNorm statistics; a diverged step puts them back (they are small).
     buffers = [b for ph in {id(ph.module): ph for ph in phases}.values() for b in ph.buffers]
     saved = [b.detach().clone() for b in buffers]
     g_params = next(ph.params for ph in phases if ph.module is G)
@@ -147,32 +180,36 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
     set_requires_grad(g_params, False)  # the graph is built; phases switch their own module back on
     v = StepVars(batch=batch, fake=fake)
     stats: Stats = {}
-    skipped: dict[str, list[int]] = {}
-    overflowed: list[str] = []
+    loss_bad, grads_bad, norms = [], [], []
     for ph in phases:
         set_requires_grad(ph.params, True)
         ph.opt.zero_grad(set_to_none=True)
-        stats.update(ph.backward(v))
+        loss, phase_stats = ph.losses(v)
+        ph.scaler.scale(guard(loss)).backward()
+        stats.update(phase_stats)
         ph.scaler.unscale_(ph.opt)
         norm = grad_norm(ph.params).to(fake.device)
-        # fp16 gradient overflow (finite loss) is the grad scaler's to handle: it skips the
-        # step and lowers the scale; the step is counted, its infinite norm is not logged. A
-        # non-finite loss, or non-finite gradients without a scaler, is divergence.
-        finite_loss, finite_grads = torch.isfinite(stats[f"loss/{ph.name}"]), torch.isfinite(norm)
-        scaled = ph.scaler.is_enabled()
-        bad = ~finite_loss if scaled else ~(finite_loss & finite_grads)
-        bad_ranks, overflow = agree_on_bad(bad, finite_loss & ~finite_grads & scaled, rank, world_size)
-        if bad_ranks:
-            skipped[ph.name] = bad_ranks
-            ph.opt.zero_grad(set_to_none=True)
-        else:
-            ph.scaler.step(ph.opt)
+        finite_grads = torch.isfinite(norm)
+        optimizer_step(ph, finite_grads)
         ph.scaler.update()
         set_requires_grad(ph.params, False)
-        if overflow and not bad_ranks:
+        loss_bad.append(~torch.isfinite(loss.detach()))
+        grads_bad.append(~finite_grads)
+        norms.append(norm)
+
+    bad_ranks, grads_not_finite = agree_on_step(torch.stack(loss_bad), torch.stack(grads_bad), rank, world_size)
+    skipped: dict[str, list[int]] = {}
+    overflowed: list[str] = []
+    for i, ph in enumerate(phases):
+        ranks = bad_ranks[:, i].nonzero().flatten().tolist()
+        if grads_not_finite[i] and not ph.scaler.is_enabled():
+            ranks = list(range(world_size))  # without a scaler, non-finite gradients are divergence
+        if ranks:
+            skipped[ph.name] = ranks
+        elif grads_not_finite[i]:
             overflowed.append(ph.name)
-        else:
-            stats[f"grad/{ph.name}_norm"] = norm
+            continue
+        stats[f"grad/{ph.name}_norm"] = norms[i]
     if skipped:
         with torch.no_grad():
             for buffer, value in zip(buffers, saved):
