@@ -178,7 +178,7 @@ def processes_mentioning(text: str) -> list[int]:
     return sorted(found)
 
 
-def stop_processes(pids: Sequence[int], grace: float = 10.0) -> None:
+def stop_processes(pids: Sequence[int], grace: float = 3.0) -> None:
     """SIGTERM, then SIGKILL whatever is left after ``grace`` seconds."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:

@@ -44,7 +44,6 @@ def head(s3_server):
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     dashboard = free_port()
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "1",
            "RAY_AUTH_MODE": "disabled"}  # a loopback-only test cluster: no token to hand around
     started = ray_cli("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
                       "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
