@@ -11,12 +11,12 @@ import os
 
 import pytest
 
-from helpers import MARKER_SECRET, environ, free_port, s3_api_server
+from helpers import MARKER_SECRET, RayHead, environ, free_port, s3_api_server
 
 # Ray must not phone home or look for a dashboard in tests.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-SERVER_FIXTURES = {"s3_server", "bucket", "s3_shapes_url"}
+SERVER_FIXTURES = {"s3_server", "bucket", "s3_shapes_url", "ray_head"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -85,3 +85,13 @@ def s3_shapes_url(s3_server) -> str:
     url = "s3://gandist-shapes/shapes32"
     write_shard_set("builtin:shapes", url, samples=64, heldout=16, shard_size=24, size=32, seed=0)
     return url
+
+
+@pytest.fixture(scope="session")
+def ray_head(s3_server, tmp_path_factory):
+    """A one-node Ray cluster of its own started with `ray start --head` on loopback, job API
+    included (its own temp dir and ports), stopped at the end of the session whatever
+    happens; shared by the tests that submit to a cluster, as a user would. Its environment
+    holds the S3 server's credentials: the cluster's own, as on a real one."""
+    with RayHead() as head:
+        yield head

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,3 +249,37 @@ def tensorboard_server(logdir: str, wait_for_tag: str,
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+class RayHead:
+    """`ray start --head` on loopback with the job API, in its own temp dir and on free ports.
+    Leaving the context stops only this cluster's processes (their command lines name its temp
+    dir) and what they started: never `ray stop`, which ends every Ray process on the machine."""
+
+    def __init__(self, num_cpus: int = 3) -> None:
+        self.num_cpus = num_cpus
+        self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+        bin_dir = os.path.dirname(sys.executable)
+        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0",
+                    "RAY_AUTH_MODE": "disabled"}  # a loopback-only test cluster: no token to hand around
+        port, dashboard = free_port(), free_port()
+        self.gcs_address = f"127.0.0.1:{port}"
+        self.dashboard = f"http://127.0.0.1:{dashboard}"
+        self._start = [os.path.join(bin_dir, "ray"), "start", "--head", "--node-ip-address", "127.0.0.1",
+                       "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+                       "--ray-client-server-port", str(free_port()), "--temp-dir", self.temp,
+                       "--num-cpus", str(num_cpus), "--include-dashboard", "true"]
+
+    def __enter__(self) -> "RayHead":
+        try:
+            started = subprocess.run(self._start, env=self.env, capture_output=True, text=True, timeout=180)
+            assert started.returncode == 0, started.stderr[-3000:]
+            wait_for_job_api(self.dashboard)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop_processes(processes_mentioning(self.temp))
+        shutil.rmtree(self.temp, ignore_errors=True)

@@ -239,10 +239,11 @@ def test_image_pins_what_gandist_needs():
 
 
 @pytest.mark.slow
-def test_cpu_smoke_entrypoint_trains_and_tensorboard_reads_the_bucket(built, s3_server, tmp_path):
+def test_cpu_smoke_entrypoint_trains_and_tensorboard_reads_the_bucket(built, s3_server, ray_head, tmp_path):
     """The cpu-smoke RayJob's entrypoint and the TensorBoard Deployment's command, run here
-    against the S3 API server standing in for the overlay's MinIO: shards and a run land in
-    the bucket, a second run (a RayJob retry) resumes instead of starting over, and
+    against the S3 API server standing in for the overlay's MinIO and a Ray head standing in
+    for the RayJob's cluster (a job's driver finds it in RAY_ADDRESS): shards and a run land
+    in the bucket, a second run (a RayJob retry) resumes instead of starting over, and
     TensorBoard serves the run's scalars from the bucket."""
     import s3fs
 
@@ -253,8 +254,7 @@ def test_cpu_smoke_entrypoint_trains_and_tensorboard_reads_the_bucket(built, s3_
     fs.mkdir(bucket)
     env = {**find(docs, "ConfigMap", "gandist-storage")["data"], "AWS_ENDPOINT_URL": s3_server}
     env = {**os.environ, **env, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-           "GANDIST_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("RAY_ADDRESS", None)
+           "GANDIST_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ray_head.gcs_address}
 
     def run() -> str:
         done = subprocess.run(["sh", "-c", entrypoint], env=env, capture_output=True, text=True, timeout=400)
