@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from helpers import environ, s3_api_server, small_overrides, wait_for_job_api
+from gandist.ckpt import load_checkpoint
 from multinode import HOST_IP, ROOT, SCRIPT, LocalCluster, node_ip, unavailable, worker_ips
 
 GANDIST = os.path.join(os.path.dirname(sys.executable), "gandist")
@@ -114,15 +115,15 @@ def driver_env(cluster: LocalCluster) -> dict[str, str]:
 
 
 def final_state(name: str, env: dict[str, str], step: int) -> dict:
-    from gandist.ckpt import load_checkpoint
-
     with environ(env):
         return load_checkpoint(f"s3://multinode/runs/{name}/checkpoint_{step:08d}")
 
 
 @needs_netns
 @pytest.mark.slow
-def test_two_nodes_train_bitwise_the_same_as_one_node(cluster, cluster_data):
+def test_two_nodes_train_bitwise_the_same_as_one_machine_under_torchrun(cluster, cluster_data, tmp_path):
+    """The numbers depend neither on where the ranks run nor on the launcher: 2 Ray workers on
+    2 nodes end with the same weights as 2 torchrun processes on this machine."""
     env = driver_env(cluster)
     steps = ["trainer.max_steps=4", "trainer.ckpt_every=4"]
     two = Driver(cluster.command(0, train_argv(cluster_data, "two-nodes", *steps,
@@ -130,9 +131,13 @@ def test_two_nodes_train_bitwise_the_same_as_one_node(cluster, cluster_data):
                                                "launcher.socket_ifname=eth0")), env).wait(timeout=300)
     # Both ranks ran, on different nodes (Ray Train's controller lists each rank's node).
     assert sorted(worker_ips(two).values()) == [node_ip(0), node_ip(1)], two[-3000:]
-    # The same config on one node: a fresh local Ray cluster of this machine, 2 workers.
-    Driver(train_argv(cluster_data, "one-node", *steps), env).wait(timeout=300)
-    a, b = final_state("two-nodes", env, 4), final_state("one-node", env, 4)
+    # The same config on one machine, two processes under torchrun (no Ray).
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "gandist.cli", "train", *small_overrides(cluster_data, str(tmp_path), "one-machine"),
+                "trainer.num_workers=2", "data.loader_workers=0", "launcher.name=torchrun", *steps]
+    Driver(torchrun, env).wait(timeout=300)
+    a = final_state("two-nodes", env, 4)
+    b = load_checkpoint(str(tmp_path / "one-machine" / "checkpoint_00000004"))
     for net in ("G", "D", "G_ema"):
         for key, tensor in a["state"][net].items():
             assert torch.equal(tensor, b["state"][net][key]), f"{net}.{key} differs"
