@@ -73,14 +73,38 @@ def entrypoint(overrides: Sequence[str]) -> str:
     return " ".join(["python", "-m", "gandist.cli", "train", *map(shlex.quote, overrides)])
 
 
+TOKEN_SOURCES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+HOW_TO_AUTHENTICATE = ("the cluster wants a token: export RAY_AUTH_TOKEN=<the cluster's token> (on KubeRay, "
+                       "from its auth Secret: see k8s/README.md) and submit again")
+
+
+def enable_token_auth() -> Optional[str]:
+    """Ray's job client sends a token only under RAY_AUTH_MODE=token, even when RAY_AUTH_TOKEN
+    is set (a token-auth cluster then answers 401). A token given in the environment turns
+    the mode on for this process; an explicit RAY_AUTH_MODE is left alone. Returns the
+    variable the token came from (never the token)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return None
+    source = next((name for name in TOKEN_SOURCES if os.environ.get(name)), None)
+    if source:
+        os.environ["RAY_AUTH_MODE"] = "token"
+    return source
+
+
 def submit(cfg: Config, overrides: Sequence[str], address: str, runtime_env_path: Optional[str]) -> Submitted:
     """Submit the training job; returns its id. Fails fast when the cluster cannot be reached."""
     from ray.job_submission import JobSubmissionClient
 
     runtime_env = load_runtime_env(runtime_env_path, cfg)
+    token_from = enable_token_auth()
+    if token_from:
+        log.info("token authentication on: the token in %s goes with every request to the job API", token_from)
     try:
         client = JobSubmissionClient(address)
-    except Exception as e:  # connection refused, wrong port: say which address and what to check
+    except Exception as e:  # connection refused, wrong port, no token: say which and what to do
+        if "401" in str(e) or "nauthorized" in str(e):
+            raise ConfigError(f"the Ray job API at --address {address} refused the request (401): "
+                              + HOW_TO_AUTHENTICATE) from None
         raise ConfigError(f"cannot reach a Ray cluster's job API at --address {address}: {e}. Check the "
                           "dashboard address (http://<head>:8265) and that the cluster is up") from None
     job_id = f"gandist-{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -295,6 +296,8 @@ def test_image_pins_what_gandist_needs():
     assert base.startswith("nvidia/cuda:") and not base.endswith(":latest")
     assert "-c /tmp/constraints.txt" in dockerfile
     assert "pip wheel" in dockerfile and " -e " not in dockerfile  # the wheel, not an editable checkout
+    [user] = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert re.fullmatch(r"[1-9]\d*:\d+", user), f"USER {user}: numeric uid:gid, so runAsNonRoot can check it"
 
 
 @pytest.mark.slow
@@ -343,3 +346,20 @@ def test_cpu_smoke_rayjob_submitted_as_kuberay_does_trains_and_tensorboard_reads
     flags = [a for a in args if a.startswith("--load_fast")]
     with tensorboard_server(logdir, "loss/D", flags=[*flags, "--reload_interval", "1"]) as server:
         assert "loss/D" in server.get("/data/plugin/scalars/tags")["smoke/tensorboard"]
+
+
+def test_the_readmes_set_image_reaches_every_overlay(tmp_path):
+    """k8s/README.md's `kustomize edit set image`, run in a copy of k8s/, gives every gandist
+    container of every overlay the registry's image (cpu-smoke included: it once pulled
+    `gandist:0.1.0` from Docker Hub)."""
+    readme = (K8S / "README.md").read_text()
+    [(where, image)] = re.findall(r"^cd k8s/(\S+) && kustomize edit set image (gandist=\S+) && cd -", readme, re.M)
+    copy_dir = tmp_path / "k8s"
+    shutil.copytree(K8S, copy_dir, ignore=shutil.ignore_patterns("schemas"))
+    done = subprocess.run([*kustomize_command(), "edit", "set", "image", image], cwd=copy_dir / where,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    wanted = image.split("=", 1)[1]
+    for overlay in overlays():
+        images = {c["image"] for c in containers(build(copy_dir / "overlays" / overlay)) if "minio" not in c["image"]}
+        assert images == {wanted}, (overlay, images)

@@ -18,9 +18,6 @@ from helpers import MARKER_SECRET, bucket_objects_containing, files_containing, 
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.cli import main
 
-pytestmark = pytest.mark.slow
-
-
 def ray_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ray"), *args], env=env,
                           capture_output=True, text=True, timeout=180)
@@ -85,3 +82,49 @@ def test_a_stopped_job_resumes_when_submitted_again_and_runs_to_success(ray_head
     assert files_containing(secret, temp, os.environ["GANDIST_CACHE_DIR"]) == []
     assert bucket_objects_containing(secret, bucket) == []
     assert secret not in out
+
+
+@pytest.fixture
+def answers_401():
+    """An HTTP server that refuses every request as a token-auth Ray head does without a token."""
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b"Unauthorized: missing or invalid token")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_a_token_in_the_environment_turns_token_auth_on_and_a_401_says_what_to_export(answers_401, monkeypatch,
+                                                                                      capsys):
+    """Ray's job client sends RAY_AUTH_TOKEN only under RAY_AUTH_MODE=token: gandist submit sets
+    the mode when a token is given (never printing it), leaves an explicit mode alone, and a
+    cluster's 401 becomes an error naming RAY_AUTH_TOKEN."""
+    from gandist.launchers.submit import enable_token_auth
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "a-token-value")
+    assert enable_token_auth() == "RAY_AUTH_TOKEN" and os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert enable_token_auth() is None and os.environ["RAY_AUTH_MODE"] == "disabled"
+
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    assert main(["submit", "--address", answers_401, "task=segment", "run.storage=s3://b/runs",
+                 "data.url=s3://b/data"]) == 2
+    err = capsys.readouterr().err
+    assert "refused the request (401)" in err and "export RAY_AUTH_TOKEN=" in err, err
+    assert "a-token-value" not in err
