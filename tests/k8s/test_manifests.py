@@ -171,15 +171,57 @@ def test_gpu_workers_get_gpus_nodes_shared_memory_and_nccl(built):
         pod = group["template"]["spec"]
         [container] = pod["containers"]
         assert int(container["resources"]["limits"]["nvidia.com/gpu"]) == 1
-        assert pod["nodeSelector"]
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
         [shm] = [v for v in pod["volumes"] if v["name"] == "dshm"]
         assert shm["emptyDir"]["medium"] == "Memory"
         assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["NCCL_SOCKET_IFNAME"] == env["GLOO_SOCKET_IFNAME"] == "eth0"
+        assert "NVIDIA_VISIBLE_DEVICES" not in env
     head = find(docs, "RayJob")["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in head["resources"].get("limits", {})
+
+
+def pod_specs(node):
+    """Every pod spec (a dict with containers) anywhere in ``node``."""
+    if isinstance(node, dict):
+        if "containers" in node:
+            yield node
+        for value in node.values():
+            yield from pod_specs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from pod_specs(value)
+
+
+@pytest.mark.parametrize("overlay", overlays())
+def test_what_a_schema_cannot_catch(built, overlay):
+    """KubeRay v1.7.0 and Kubernetes facts the manifests must respect (issue 18)."""
+    docs = built[overlay]
+    job, cluster = find(docs, "RayJob"), find(docs, "RayCluster")
+    # No selector that only GPU feature discovery sets: with the plain device plugin, pods
+    # selecting it stay Pending; and a RayJob whose pods never run fails instead of waiting.
+    for pod in pod_specs(docs):
+        for key in [*(pod.get("nodeSelector") or {}), *re.findall(r"'key': '([^']+)'", str(pod.get("affinity")))]:
+            assert not key.startswith(("nvidia.com/gpu.", "feature.node.kubernetes.io")), (overlay, key)
+    assert 60 <= job["spec"]["preRunningDeadlineSeconds"] <= 3600
+    # A lost head node: evicted in seconds, not Kubernetes' 300 s, before KubeRay's 300 s
+    # dashboard timeout fails the RayJob for good (a reason backoffLimit never retries).
+    for spec in (job["spec"]["rayClusterSpec"], cluster["spec"]):
+        head = spec["headGroupSpec"]
+        tolerations = {t["key"]: t for t in head["template"]["spec"]["tolerations"]}
+        for taint in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"):
+            assert tolerations[taint]["effect"] == "NoExecute" and tolerations[taint]["tolerationSeconds"] <= 60
+        assert head["rayStartParams"]["num-gpus"] == "0"
+        [container] = head["template"]["spec"]["containers"]
+        assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"} in container["env"]
+    # Pods without GPUs ask the NVIDIA runtime for none (the CUDA base image asks for all).
+    for pod in pod_specs(docs):
+        for container in pod["containers"]:
+            if container["image"].startswith("gandist") and "nvidia.com/gpu" not in str(container.get("resources")):
+                assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"} in container.get("env", []), container["name"]
+    # Idle GPUs are not kept for reading logs: the submitter keeps the job's log.
+    assert job["spec"]["ttlSecondsAfterFinished"] <= 60
 
 
 def recorder(path, name: str, calls) -> None:
