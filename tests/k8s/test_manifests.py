@@ -304,7 +304,10 @@ def test_entrypoint_submitted_as_kuberay_does_is_a_valid_gandist_run_that_tensor
     assert cfg.run.storage.startswith("s3://") and cfg.data.url.startswith("s3://")
     assert cfg.trainer.max_failures >= 1 and cfg.trainer.async_checkpoint
     workers = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
-    assert workers["replicas"] == workers["minReplicas"] == cfg.trainer.num_workers
+    # One rank per GPU, all of a pod's GPUs used (one rank per pod without GPUs).
+    [container] = workers["template"]["spec"]["containers"]
+    ranks_per_pod = int(container["resources"].get("limits", {}).get("nvidia.com/gpu", 1))
+    assert workers["replicas"] == workers["minReplicas"] and workers["replicas"] * ranks_per_pod == cfg.trainer.num_workers
     if overlay == "gpu":
         assert cfg.trainer.use_gpu is True
     flags = find(docs, "Deployment", "gandist-tensorboard")["spec"]["template"]["spec"]["containers"][0]["args"]
