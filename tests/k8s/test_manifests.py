@@ -205,8 +205,9 @@ def test_what_a_schema_cannot_catch(built, overlay):
         for key in [*(pod.get("nodeSelector") or {}), *re.findall(r"'key': '([^']+)'", str(pod.get("affinity")))]:
             assert not key.startswith(("nvidia.com/gpu.", "feature.node.kubernetes.io")), (overlay, key)
     assert 60 <= job["spec"]["preRunningDeadlineSeconds"] <= 3600
-    # A lost head node: evicted in seconds, not Kubernetes' 300 s, before KubeRay's 300 s
-    # dashboard timeout fails the RayJob for good (a reason backoffLimit never retries).
+    # A lost head node: the head is marked for eviction in seconds, not Kubernetes' 300 s, so
+    # it can be replaced before KubeRay's 300 s status-check timeout fails the RayJob for good
+    # (a reason backoffLimit never retries).
     for spec in (job["spec"]["rayClusterSpec"], cluster["spec"]):
         head = spec["headGroupSpec"]
         tolerations = {t["key"]: t for t in head["template"]["spec"]["tolerations"]}
