@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import textwrap
@@ -12,6 +11,7 @@ from typing import Optional, Sequence
 from gandist import __version__
 from gandist.ckpt import CheckpointError
 from gandist.config import GROUPS, Config, ConfigError, absolutize, compose_config, group_options, iter_fields
+from gandist.console import ProgressLine
 from gandist.urls import is_local
 
 EXAMPLE = ("gandist train task=segment data.url=runs/data/shapes trainer.num_workers=2 "
@@ -86,48 +86,12 @@ def command_prefix() -> str:
     return (bin_dir if relative.startswith("..") else relative) + os.sep
 
 
-class ProgressLine(logging.Handler):
-    """A one-line progress display on stderr, for long work. While it is shown, gandist's log
-    messages (a skipped input file, say) end the line first instead of landing inside it."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(logging.INFO)
-        self.what, self.open, self.speaks = what, False, True
-
-    def __call__(self, done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        print(f"\r{self.what}: {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
-        self.open = done < total
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.open:
-            print(file=sys.stderr)
-            self.open = False
-        if self.speaks:
-            print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> "ProgressLine":
-        logger = logging.getLogger("gandist")
-        self.speaks = not logger.handlers  # else the handlers there print the message, after this one
-        logger.handlers.insert(0, self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger("gandist").removeHandler(self)
-        if self.open:
-            print(file=sys.stderr)
-
-
 def cmd_shard(args: argparse.Namespace) -> int:
-    from gandist.data.manifest import MANIFEST, Manifest
-    from gandist.data.shards import write_shard_set
+    from gandist.data.shards import existing_shard_set, write_shard_set
     from gandist.data.sources import parse_classes
 
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(args.dest)
-    if args.if_missing and fs.exists(f"{root.rstrip('/')}/{MANIFEST}"):
-        manifest = Manifest.load(args.dest)
+    manifest = existing_shard_set(args.dest) if args.if_missing else None
+    if manifest is not None:
         samples = ", ".join(f"{split} {info['samples']}" for split, info in manifest.splits.items())
         print(f"{args.dest} already holds a shard set ({samples} samples, image size {manifest.image_size}): "
               "nothing written (--if-missing)")

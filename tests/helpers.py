@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 
 @contextlib.contextmanager
@@ -283,3 +283,29 @@ class RayHead:
     def __exit__(self, *exc: object) -> None:
         stop_processes(processes_mentioning(self.temp))
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def http_answering(status: int, body: bytes, path: Optional[str] = None) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering every GET with ``status`` and ``body`` (404
+    for any other path when ``path`` is given): a stand-in for an endpoint of something too
+    heavy to run here. Yields its host:port."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if path is None or self.path == path else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -66,6 +66,12 @@ def write_shard(fs, dest: str, name: str, samples: list[Sample]) -> dict:
     return {"name": name, "samples": len(samples), "bytes": hashing.bytes, "sha256": hashing.sha.hexdigest()}
 
 
+def existing_shard_set(dest: str) -> Optional[Manifest]:
+    """The complete shard set already at ``dest`` (its manifest is written last), or None."""
+    fs, root = fsspec.core.url_to_fs(dest)
+    return Manifest.load(dest) if fs.exists(join(root, MANIFEST)) else None
+
+
 def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = None,
                     heldout: Optional[int] = None, shard_size: int = 1000, size: int = 64,
                     seed: int = 0, layout: str = "auto", classes: Optional[ClassList] = None,

@@ -5,9 +5,7 @@ TensorBoard command run for real against the S3 API server."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import http.server
 import json
 import os
 import re
@@ -15,16 +13,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import tomllib
-from typing import Iterator
 
 import pytest
 import ray
 import yaml
 from packaging.requirements import Requirement
 
-from helpers import tensorboard_server
+from helpers import http_answering, tensorboard_server
 from k8s_manifests import K8S, REPO, build, find, kustomize_command, overlays, problems
 from kuberay_submitter import HEALTH_PATH, submitter_command
 
@@ -235,32 +231,12 @@ def recorder(path, name: str, calls) -> None:
     fake.chmod(0o755)
 
 
-@contextlib.contextmanager
-def healthy_dashboard() -> Iterator[str]:
-    """An HTTP server answering KubeRay's dashboard health probe (GET /api/gcs_healthz)."""
-    class Healthy(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == f"/{HEALTH_PATH}" else 404)
-            self.end_headers()
-            self.wfile.write(b"success")
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
 def submitted_entrypoint(rayjob: dict, tmp_path) -> str:
     """Run KubeRay v1.7.0's submitter command for ``rayjob`` with a stand-in `ray`: the
     entrypoint the job API would receive (Ray's CLI joins the words after `--` with shlex)."""
     calls = tmp_path / "ray-calls.jsonl"
     recorder(tmp_path / "bin", "ray", calls)
-    with healthy_dashboard() as dashboard:
+    with http_answering(200, b"success", path=f"/{HEALTH_PATH}") as dashboard:  # the dashboard's health
         done = subprocess.run(submitter_command(rayjob, dashboard, "gandist-train-abcde"),
                               env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.path.dirname(sys.executable)}:"
                                                          f"{os.environ['PATH']}"},

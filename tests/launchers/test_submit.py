@@ -12,9 +12,8 @@ import sys
 import time
 
 import fsspec
-import pytest
 
-from helpers import MARKER_SECRET, bucket_objects_containing, files_containing, small_overrides
+from helpers import MARKER_SECRET, bucket_objects_containing, files_containing, http_answering, small_overrides
 from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.cli import main
 
@@ -84,31 +83,7 @@ def test_a_stopped_job_resumes_when_submitted_again_and_runs_to_success(ray_head
     assert secret not in out
 
 
-@pytest.fixture
-def answers_401():
-    """An HTTP server that refuses every request as a token-auth Ray head does without a token."""
-    import http.server
-    import threading
-
-    class Refuse(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(401)
-            self.end_headers()
-            self.wfile.write(b"Unauthorized: missing or invalid token")
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
-def test_a_token_in_the_environment_turns_token_auth_on_and_a_401_says_what_to_export(answers_401, monkeypatch,
-                                                                                      capsys):
+def test_a_token_in_the_environment_turns_token_auth_on_and_a_401_says_what_to_export(monkeypatch, capsys):
     """Ray's job client sends RAY_AUTH_TOKEN only under RAY_AUTH_MODE=token: gandist submit sets
     the mode when a token is given (never printing it), leaves an explicit mode alone, and a
     cluster's 401 becomes an error naming RAY_AUTH_TOKEN."""
@@ -123,8 +98,9 @@ def test_a_token_in_the_environment_turns_token_auth_on_and_a_401_says_what_to_e
 
     monkeypatch.delenv("RAY_AUTH_MODE")
     monkeypatch.delenv("RAY_AUTH_TOKEN")
-    assert main(["submit", "--address", answers_401, "task=segment", "run.storage=s3://b/runs",
-                 "data.url=s3://b/data"]) == 2
+    with http_answering(401, b"Unauthorized: missing or invalid token") as head:  # a token-auth head's answer
+        assert main(["submit", "--address", f"http://{head}", "task=segment", "run.storage=s3://b/runs",
+                     "data.url=s3://b/data"]) == 2
     err = capsys.readouterr().err
     assert "refused the request (401)" in err and "export RAY_AUTH_TOKEN=" in err, err
     assert "a-token-value" not in err
