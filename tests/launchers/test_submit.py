@@ -89,8 +89,9 @@ def test_a_token_in_the_environment_turns_token_auth_on_and_a_401_says_what_to_e
     cluster's 401 becomes an error naming RAY_AUTH_TOKEN."""
     from gandist.launchers.submit import enable_token_auth
 
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(name, "")  # recorded first: teardown restores it, whatever the code sets
+        monkeypatch.delenv(name)
     monkeypatch.setenv("RAY_AUTH_TOKEN", "a-token-value")
     assert enable_token_auth() == "RAY_AUTH_TOKEN" and os.environ["RAY_AUTH_MODE"] == "token"
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
