@@ -79,7 +79,7 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                  scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
                  amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[Phase]:
-    def d_losses(v: StepVars) -> Stats:
+    def d_losses(v: StepVars) -> tuple[Tensor, Stats]:
         # Two forwards, one backward (as pix2pix does). DDP prepares its reducer in forward
         # and refuses a second prepared forward before a backward: the first runs under
         # no_sync, and the one backward of the sum still all-reduces every gradient once.
@@ -89,15 +89,16 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         with amp():
             real_logits = D(task.d_input(v.batch, task.real(v.batch)))
             loss_real = gan.d_real(real_logits.float())
-        return loss_fake + loss_real, {
-            "loss/D": (loss_fake + loss_real).detach(),
+        total = loss_fake + loss_real
+        return total, {
+            "loss/D": total.detach(),
             "loss/D_real": loss_real.detach(),
             "loss/D_fake": loss_fake.detach(),
             "D/real": real_logits.detach().float().mean(),
             "D/fake": fake_logits.detach().float().mean(),
         }
 
-    def g_losses(v: StepVars) -> Stats:
+    def g_losses(v: StepVars) -> tuple[Tensor, Stats]:
         with no_sync(D):
             with amp():
                 logits = D(task.d_input(v.batch, v.fake))
