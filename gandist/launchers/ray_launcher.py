@@ -132,9 +132,13 @@ def ray_storage(cfg: Config) -> tuple[str, Optional[Any]]:
         from urllib.parse import urlparse
 
         parsed = urlparse(endpoint)
+        # Patient timeouts and retries: the AWS SDK's defaults (a 1 s connect, 3 attempts) let one
+        # slow moment of the endpoint fail Ray Train's controller, and with it the whole run.
         fs = pyarrow.fs.S3FileSystem(
             endpoint_override=parsed.netloc, scheme=parsed.scheme or "https",
             region=settings.get("AWS_DEFAULT_REGION", settings.get("AWS_REGION", "us-east-1")),
+            connect_timeout=10, request_timeout=60,
+            retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=10),
         )
         return url[len("s3://"):].rstrip("/"), fs
     return url, None
