@@ -62,7 +62,8 @@ class PlainLoop:
         cfg, G, D = self.cfg, self.G, self.D
         image = batch["image"]
         real = F.one_hot(batch["mask"], self.num_classes).permute(0, 3, 1, 2).to(image.dtype)
-        fake = torch.softmax(G(image), dim=1)
+        logits = G(image)
+        fake = torch.softmax(logits, dim=1)
         D.requires_grad_(True)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d = (F.softplus(D(torch.cat([image, fake.detach() * 2 - 1], 1))).mean()
@@ -71,8 +72,8 @@ class PlainLoop:
         self.opt_d.step()
         D.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g = (F.softplus(-D(torch.cat([image, fake * 2 - 1], 1))).mean()
-                  + cfg.task.l1_weight * (fake - real).abs().mean())
+        loss_g = (cfg.task.adv_weight * F.softplus(-D(torch.cat([image, fake * 2 - 1], 1))).mean()
+                  + cfg.task.seg_weight * F.cross_entropy(logits, batch["mask"]))
         loss_g.backward()
         self.opt_g.step()
         self.images += cfg.data.batch_size

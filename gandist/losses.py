@@ -80,3 +80,24 @@ def l1(pred: Tensor, target: Tensor) -> Tensor:
     if pred.shape != target.shape:
         raise ValueError(f"l1: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
     return F.l1_loss(pred, target)
+
+
+def cross_entropy(logits: Tensor, mask: Tensor) -> Tensor:
+    """Per-pixel cross-entropy of class logits [N, C, H, W] against integer masks [N, H, W]."""
+    return F.cross_entropy(logits.float(), mask)
+
+
+def dice(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
+    """Soft Dice loss, 1 - mean over the classes present in the batch of 2|P∩T| / (|P| + |T|).
+
+    Classes absent from the batch's masks are left out of the mean: their Dice would only
+    reward predicting nothing of them. ``eps`` keeps the ratio finite and smooth.
+    """
+    if probs.shape != onehot.shape:
+        raise ValueError(f"dice: probs shape {tuple(probs.shape)} != target shape {tuple(onehot.shape)}")
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    sizes = probs.sum(dims) + onehot.sum(dims)
+    present = onehot.sum(dims) > 0
+    score = (2 * inter + eps) / (sizes + eps)
+    return 1 - score[present].mean() if present.any() else probs.sum() * 0

@@ -10,7 +10,7 @@ from gandist.config import Config, Features, TaskName
 LABELS: dict[str, tuple[str, str]] = {
     "loss/D": ("D", ".3f"),
     "loss/G": ("G", ".3f"),
-    "loss/G_l1": ("L1", ".3f"),
+    "loss/G_seg": ("seg", ".3f"),  # segment: the weighted supervised loss
     "D/real": ("D(real)", ".3f"),
     "D/fake": ("D(fake)", ".3f"),
     "eval/miou": ("held-out mIoU", ".4g"),
@@ -23,7 +23,7 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 # What each console line shows, in order (tags a run lacks are left out).
-PROGRESS = ("loss/D", "loss/G", "loss/G_l1", "D/real", "D/fake")
+PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake")
 SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/fid", "eval/kid", "eval/fd_randconv", "eval/kd_randconv")
 SUMMARY = SCORES + ("eval/miou_all_background",)
 
@@ -41,7 +41,7 @@ def headline_tags(cfg: Config) -> list[str]:
     """The scalars shown as metric columns in TensorBoard's HPARAMS view."""
     tags = ["loss/D", "loss/G", "D/real", "D/fake", "perf/images_per_s"]
     if cfg.task.name == TaskName.segment:
-        return tags + ["loss/G_l1", "eval/miou", "eval/pixel_accuracy"]
+        return tags + ["loss/G_seg", "eval/miou", "eval/pixel_accuracy"]
     if cfg.eval.features == Features.inception:
         return tags + ["eval/fid", "eval/kid"]
     return tags + [f"eval/fd_{cfg.eval.features}", f"eval/kd_{cfg.eval.features}"]

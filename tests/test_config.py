@@ -49,6 +49,10 @@ def test_ill_typed_value_is_named():
     ("model=pix2pix", "model.arch='pix2pix' does not fit task.name='generate'"),
     ("model.resolution=48", "model.resolution=48"),
     ("run.name=../escape", "run.name='../escape'"),
+    ("task.d_input=logits", "task.d_input='logits' is not one of softmax, scaling, product"),
+    ("task.scaling_tau=0", "task.scaling_tau=0.0 must be in (0, 1]"),
+    ("data.crop_scale=1.5", "data.crop_scale=1.5 must be in (0, 1]"),
+    ("model.d_arch=pixel", "model.d_arch=pixel is a segmentation D"),
 ])
 def test_bad_values_are_rejected(override, needle):
     with pytest.raises(ConfigError) as info:
@@ -118,3 +122,26 @@ def test_each_section_is_checked():
     cfg.data.max_bad_fraction = 2.0
     with pytest.raises(ConfigError, match=r"data\.max_bad_fraction=2\.0 must be in \[0, 1\]"):
         validate(cfg)
+
+
+def test_an_old_segment_config_keeps_the_pix2pix_recipe_it_was_trained_with():
+    """Before task.seg_loss, segment meant L1 x task.l1_weight + the adversarial term at weight 1."""
+    data = compose_config(["task=segment"]).to_dict()
+    for key in ("seg_loss", "seg_weight", "adv_weight", "d_input", "d_image", "scaling_tau"):
+        del data["task"][key]
+    data["task"]["l1_weight"] = 50.0
+    cfg = from_dict(data)
+    assert (cfg.task.seg_loss, cfg.task.seg_weight, cfg.task.adv_weight) == ("l1", 50.0, 1.0)
+    preset = compose_config(["task=segment_pix2pix"]).task  # the same recipe, as a preset
+    assert (preset.seg_loss, preset.seg_weight, preset.adv_weight) == ("l1", 100.0, 1.0)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["task=segment", "task.seg_weight=0", "task.adv_weight=0"], "leave G nothing to learn from"),
+    (["task=segment", "model.d_arch=pixel", "model.resolution=16"], "lower model.d_layers to 2"),
+])
+def test_segment_rules_between_keys(overrides, needle):
+    with pytest.raises(ConfigError) as info:
+        compose_config(overrides)
+    assert needle in str(info.value)
+    compose_config(["task=segment", "model.d_arch=pixel", "model.resolution=32"])  # 32 = 2 ** (3 + 2) fits

@@ -86,3 +86,22 @@ def test_l1() -> None:
     assert losses.l1(pred, target).item() == pytest.approx((1 + 0 + 2 + 1) / 4)
     with pytest.raises(ValueError, match="shape"):
         losses.l1(pred, target[0])
+
+
+def test_cross_entropy_is_the_mean_negative_log_probability_of_the_true_class():
+    logits = torch.tensor([[[[2.0]], [[0.0]]], [[[0.0]], [[1.0]]]])  # [N=2, C=2, 1, 1]
+    mask = torch.tensor([[[0]], [[0]]])
+    want = mean([-math.log(math.exp(2) / (math.exp(2) + 1)), -math.log(1 / (1 + math.e))])
+    assert losses.cross_entropy(logits, mask).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_dice_by_hand_leaves_out_classes_absent_from_the_masks():
+    # One image of 2 pixels, 3 classes; class 2 appears in no mask.
+    probs = torch.tensor([[0.8, 0.4], [0.2, 0.5], [0.0, 0.1]]).reshape(1, 3, 1, 2)
+    onehot = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).reshape(1, 3, 1, 2)
+    # class 0: (2 * 0.8 + 1) / (1.2 + 1 + 1); class 1: (2 * 0.5 + 1) / (0.7 + 1 + 1)
+    want = 1 - mean([2.6 / 3.2, 2.0 / 2.7])
+    assert losses.dice(probs, onehot).item() == pytest.approx(want, rel=1e-6)
+    assert losses.dice(onehot, onehot).item() == pytest.approx(0.0, abs=1e-7)  # perfect prediction
+    with pytest.raises(ValueError, match="dice: probs shape"):
+        losses.dice(probs[:, :2], onehot)

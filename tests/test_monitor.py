@@ -43,7 +43,7 @@ def test_tensorboard_serves_documented_scalars_images_hparams_and_no_rewound_ste
 
     with tensorboard_server(str(tmp_path / "tb" / "tensorboard"), wait_for_tag="eval/miou") as tb:
         tags = set(tb.get("/data/plugin/scalars/tags")["."])
-        expected = {"loss/D", "loss/D_real", "loss/D_fake", "loss/G", "loss/G_adv", "loss/G_l1", "D/real",
+        expected = {"loss/D", "loss/D_real", "loss/D_fake", "loss/G", "loss/G_adv", "loss/G_seg", "D/real",
                     "D/fake", "grad/D_norm", "grad/G_norm", "lr/G", "lr/D", "perf/images_per_s",
                     "perf/step_time_s", "perf/data_wait_frac", "ckpt/stall_s", "ckpt/write_s",
                     "ckpt/persist_s", "eval/miou", "eval/pixel_accuracy", "eval/iou/circle", "eval/time_s",
@@ -59,7 +59,7 @@ def test_tensorboard_serves_documented_scalars_images_hparams_and_no_rewound_ste
         hparams = {h["name"] for h in experiment["hparamInfos"]}
         assert {"trainer.lr_g", "task.name", "data.batch_size", "eval.every"} <= hparams
         metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
-        assert {"eval/miou", "loss/G_l1"} <= metrics
+        assert {"eval/miou", "loss/G_seg"} <= metrics
 
 
 def test_flatten_gives_tensorboard_friendly_values():

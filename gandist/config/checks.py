@@ -10,7 +10,7 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import Arch, Config, Features, LauncherName, TaskName
+from gandist.config.schema import Arch, Config, DArch, Features, LauncherName, TaskName
 
 
 class ConfigError(ValueError):
@@ -34,7 +34,13 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
 
 
 def check_task(cfg: Config) -> None:
-    _positive(cfg.task, "task", "l1_weight", allow_zero=True)
+    t = cfg.task
+    _positive(t, "task", "seg_weight", "adv_weight", allow_zero=True)
+    if not 0 < t.scaling_tau <= 1:
+        raise ConfigError(f"task.scaling_tau={t.scaling_tau} must be in (0, 1]")
+    if t.name == TaskName.segment and t.seg_weight == 0 and t.adv_weight == 0:
+        raise ConfigError("task.seg_weight=0 and task.adv_weight=0 leave G nothing to learn from; "
+                          "set task.seg_weight=1 (supervised) and/or task.adv_weight>0 (adversarial)")
 
 
 def check_model(cfg: Config) -> None:
@@ -45,12 +51,22 @@ def check_model(cfg: Config) -> None:
         raise ConfigError(f"model.resolution={m.resolution}: dcgan supports 32 or 64")
     if m.arch == Arch.pix2pix and (m.resolution < 16 or m.resolution & (m.resolution - 1)):
         raise ConfigError(f"model.resolution={m.resolution}: pix2pix needs a power of two >= 16")
+    if m.d_arch == DArch.pixel:
+        if m.arch != Arch.pix2pix:
+            raise ConfigError(f"model.d_arch=pixel is a segmentation D (model.arch=pix2pix); model.arch={m.arch} "
+                              "has its own D: set model.d_arch=patch")
+        if m.resolution < 2 ** (m.d_layers + 2):
+            raise ConfigError(f"model.d_arch=pixel with model.d_layers={m.d_layers} halves the image "
+                              f"{m.d_layers + 2} times, more than model.resolution={m.resolution} allows; "
+                              f"lower model.d_layers to {max(1, m.resolution.bit_length() - 3)}")
 
 
 def check_data(cfg: Config) -> None:
     _positive(cfg.data, "data", "batch_size")
     _positive(cfg.data, "data", "loader_workers", "shuffle_buffer", allow_zero=True)
     _fraction("data.max_bad_fraction", cfg.data.max_bad_fraction, closed=True)
+    if not 0 < cfg.data.crop_scale <= 1:
+        raise ConfigError(f"data.crop_scale={cfg.data.crop_scale} must be in (0, 1] (1 = no crops)")
 
 
 def check_trainer(cfg: Config) -> None:

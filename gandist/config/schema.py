@@ -34,6 +34,29 @@ class LossName(Choice):
     lsgan = "lsgan"
 
 
+class SegLoss(Choice):
+    ce = "ce"
+    ce_dice = "ce_dice"
+    l1 = "l1"
+
+
+class DInput(Choice):
+    softmax = "softmax"
+    scaling = "scaling"
+    product = "product"
+
+
+class DArch(Choice):
+    patch = "patch"
+    pixel = "pixel"
+
+
+class Flips(Choice):
+    none = "none"
+    horizontal = "horizontal"
+    both = "both"
+
+
 class Arch(Choice):
     dcgan = "dcgan"
     pix2pix = "pix2pix"
@@ -75,9 +98,18 @@ def doc(default: Any, help: str) -> Any:
 
 @dataclass
 class TaskConfig:
-    name: TaskName = doc(TaskName.generate, "what to train: generate (noise to image) | segment (image to mask, pix2pix)")
+    name: TaskName = doc(TaskName.generate, "what to train: generate (noise to image) | segment (image to class mask)")
     loss: LossName = doc(LossName.nonsat, "adversarial loss: nonsat (non-saturating) | hinge | lsgan (least squares)")
-    l1_weight: float = doc(100.0, "segment: weight of the L1 loss between predicted and true masks")
+    seg_loss: SegLoss = doc(SegLoss.ce, "segment: G's supervised loss: ce (cross-entropy) | ce_dice (cross-entropy + "
+                            "soft Dice) | l1 (L1 between class probabilities and one-hot masks, pix2pix)")
+    seg_weight: float = doc(1.0, "segment: weight of task.seg_loss in G's loss")
+    adv_weight: float = doc(0.01, "segment: weight of the adversarial term in G's loss (0 = supervised only, "
+                            "D not trained)")
+    d_input: DInput = doc(DInput.softmax, "segment: how D sees class maps: softmax (one-hot real, predicted "
+                          "probabilities) | scaling (Luc et al.: real one-hot softened towards the prediction) | "
+                          "product (each class map times the image)")
+    d_image: bool = doc(True, "segment: D also sees the image, concatenated in front of the class maps")
+    scaling_tau: float = doc(0.9, "segment, task.d_input=scaling: the least probability the true class keeps")
 
 
 @dataclass
@@ -88,7 +120,9 @@ class ModelConfig:
     g_width: int = doc(64, "generator base channel count")
     d_width: int = doc(64, "discriminator base channel count")
     dropout: float = doc(0.5, "pix2pix: dropout in the three innermost U-Net decoder blocks")
-    d_layers: int = doc(3, "pix2pix: PatchGAN stride-2 layers (3 gives the 70x70 PatchGAN)")
+    d_layers: int = doc(3, "pix2pix: D's stride-2 layers (3 gives the 70x70 PatchGAN)")
+    d_arch: DArch = doc(DArch.patch, "pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
+                        "a confidence map at the input resolution, Hung et al.)")
 
 
 @dataclass
@@ -100,6 +134,10 @@ class DataConfig:
     eval_split: str = doc("heldout", "shard-set split used for evaluation")
     classes: Optional[list[str]] = doc(None, "segment: the classes the shard set must have, in order (null = any)")
     max_bad_fraction: float = doc(0.01, "corrupt samples a loader worker skips (fraction of its part) before failing")
+    flips: Flips = doc(Flips.none, "augmentation: random flips of each training image (and its mask): none | "
+                       "horizontal | both (horizontal and vertical)")
+    crop_scale: float = doc(1.0, "augmentation: random crops (image and mask alike) of at least this fraction "
+                            "of the side, resized back to model.resolution (1 = no crops)")
     pin_memory: Optional[bool] = doc(None, "batches in pinned host memory, copied to the GPU without blocking; "
                                      "null = on GPU")
 

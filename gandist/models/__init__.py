@@ -1,6 +1,7 @@
 """Generator and discriminator networks: plain torch.nn, independent of data and distribution."""
 
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
-from gandist.models.pix2pix import PatchDiscriminator, UNetGenerator
+from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "PatchDiscriminator", "UNetGenerator", "init_weights"]
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "PatchDiscriminator", "PixelDiscriminator", "UNetGenerator",
+           "init_weights"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gandist.config import Arch, Config
+from gandist.config import Arch, Config, DArch
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gandist.models.pix2pix import PatchDiscriminator, UNetGenerator
+from gandist.models import d_inputs
+from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
 from gandist.seeding import derive_seed
 
 
@@ -22,5 +23,9 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
     else:
         G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
                           width=m.g_width, dropout=m.dropout)
-        D = PatchDiscriminator(in_channels=3 + num_classes, width=m.d_width, n_layers=m.d_layers)
+        d_in = d_inputs.channels(str(cfg.task.d_input), num_classes, cfg.task.d_image)
+        if m.d_arch == DArch.pixel:  # its own classifier is one more stride-2 layer
+            D = PixelDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers + 1)
+        else:
+            D = PatchDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers)
     return G, D

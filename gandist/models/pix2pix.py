@@ -1,8 +1,10 @@
-"""pix2pix networks (Isola et al. 2017): a U-Net generator and a PatchGAN discriminator."""
+"""pix2pix networks (Isola et al. 2017): a U-Net generator and a PatchGAN discriminator, and a
+per-pixel discriminator (Hung et al. 2018) beside it."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gandist.models.dcgan import init_weights
@@ -93,3 +95,29 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """[N, in_channels, H, W] -> a per-pixel logit map [N, 1, H, W] (Hung et al. 2018).
+
+    ``n_layers`` 4x4 stride-2 convolutions with LeakyReLU and no normalisation, a stride-2
+    classifier, then bilinear upsampling back to the input's size: each pixel gets D's
+    confidence that its class map there is real.
+    """
+
+    def __init__(self, in_channels: int = 7, width: int = 64, n_layers: int = 4) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"PixelDiscriminator n_layers must be >= 1, got {n_layers!r}")
+        layers: list[nn.Module] = []
+        ch = in_channels
+        for i in range(n_layers):
+            nxt = width * min(2**i, 8)
+            layers += [nn.Conv2d(ch, nxt, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            ch = nxt
+        layers.append(nn.Conv2d(ch, 1, 4, 2, 1))
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(self.net(x), size=x.shape[-2:], mode="bilinear", align_corners=False)

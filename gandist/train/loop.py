@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from gandist import __version__
 from gandist.ckpt import CheckpointError, write_checkpoint
 from gandist.collectives import check_identical_across_ranks, gather_objects
-from gandist.config import Config, TaskName
+from gandist.config import Config, Flips, TaskName
 from gandist.data.checks import check_data_fits
 from gandist.data.manifest import Manifest
 from gandist.data.plan import Segment
@@ -29,6 +29,7 @@ from gandist.seeding import derive_seed, rng_state, seed_process, set_rng_state
 from gandist.tags import SCORES, describe, headline_tags
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
+from gandist.train.augment import augment
 from gandist.train.context import Context
 from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import EmaUpdater, ema_beta
@@ -44,7 +45,8 @@ log = logging.getLogger("gandist.train")
 
 # Keys of the config that decide the shape of the networks: a checkpoint must agree on them.
 SHAPE_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
-              ("model", "g_width"), ("model", "d_width"), ("model", "d_layers")]
+              ("model", "g_width"), ("model", "d_width"), ("model", "d_layers"), ("model", "d_arch"),
+              ("task", "d_input"), ("task", "d_image")]
 
 
 def fit(cfg: Config, ctx: Context) -> TrainState:
@@ -78,6 +80,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     stats = Stats(ctx.device)
     throughput = Throughput(stats, global_batch, state.step, ctx.device)
     last_ckpt, metrics = resumed_from, {}
+    augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1
     if state.step >= t.max_steps:
         return finish_without_training(cfg, ctx, state, evaluator, monitor)
 
@@ -87,6 +90,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
                               with_masks=task.name == TaskName.segment, pin_memory=accel.pin_memory(cfg, ctx.device))
         for batch in throughput.timed(loader):
             batch = to_device(batch, ctx.device, gpu_path.channels_last)
+            if augmenting:
+                batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
             lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
             result = run_step(phases, task, G, batch, amp, ctx.rank, ctx.world_size)
             state.step += 1
@@ -225,7 +230,9 @@ def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optiona
 def make_task(cfg: Config, num_classes: int) -> Task:
     if cfg.task.name == TaskName.generate:
         return GenerateTask(cfg.model.z_dim)
-    return SegmentTask(num_classes, cfg.task.l1_weight)
+    t = cfg.task
+    return SegmentTask(num_classes, seg_loss=str(t.seg_loss), seg_weight=t.seg_weight, adv_weight=t.adv_weight,
+                       d_input=str(t.d_input), d_image=t.d_image, scaling_tau=t.scaling_tau)
 
 
 def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Module:

@@ -1,7 +1,8 @@
 """One GAN step as data: a list of phases, each training one network with its optimizer.
 
 G runs forward once per step; the D phase sees its output detached, the G phase through D
-(pix2pix order). G and D sit in separate DDP wrappers. While a phase runs, only its own
+(pix2pix order). A task whose adversarial weight is 0 (the supervised baseline) has the G
+phase only. G and D sit in separate DDP wrappers. While a phase runs, only its own
 network requires grad, and the other network's DDP forward runs under ``no_sync`` so its
 reducer never waits for gradients that will not come (stylegan2-ada).
 
@@ -83,11 +84,12 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         # Two forwards, one backward (as pix2pix does). DDP prepares its reducer in forward
         # and refuses a second prepared forward before a backward: the first runs under
         # no_sync, and the one backward of the sum still all-reduces every gradient once.
+        fake = v.fake.detach()
         with no_sync(D), amp():
-            fake_logits = D(task.d_input(v.batch, v.fake.detach()))
+            fake_logits = D(task.d_fake(v.batch, fake))
             loss_fake = gan.d_fake(fake_logits.float())
         with amp():
-            real_logits = D(task.d_input(v.batch, task.real(v.batch)))
+            real_logits = D(task.d_real(v.batch, fake))
             loss_real = gan.d_real(real_logits.float())
         total = loss_fake + loss_real
         return total, {
@@ -99,17 +101,23 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         }
 
     def g_losses(v: StepVars) -> tuple[Tensor, Stats]:
-        with no_sync(D):
-            with amp():
-                logits = D(task.d_input(v.batch, v.fake))
-                adv = gan.g(logits.float())
-                extra = task.extra_g_losses(v.batch, v.fake)
-                total = adv + sum(extra.values())
-        stats = {"loss/G": total.detach(), "loss/G_adv": adv.detach()}
-        stats.update({f"loss/G_{k}": val.detach() for k, val in extra.items()})
+        stats: Stats = {}
+        with amp():
+            terms = task.supervised_losses(v.batch, v.fake)
+            total = sum(terms.values(), torch.zeros((), device=v.fake.device))
+            if task.adv_weight > 0:
+                with no_sync(D):
+                    adv = gan.g(D(task.d_fake(v.batch, v.fake)).float())
+                total = total + task.adv_weight * adv
+                stats["loss/G_adv"] = adv.detach()  # unweighted, comparable across adv_weight
+        stats["loss/G"] = total.detach()
+        stats.update({f"loss/G_{k}": val.detach() for k, val in terms.items()})
         return total, stats
 
-    return [Phase("D", D, opt_d, scaler_d, d_losses), Phase("G", G, opt_g, scaler_g, g_losses)]
+    g_phase = Phase("G", G, opt_g, scaler_g, g_losses)
+    if task.adv_weight == 0:
+        return [g_phase]  # the supervised baseline: D is neither run nor trained
+    return [Phase("D", D, opt_d, scaler_d, d_losses), g_phase]
 
 
 def set_requires_grad(params: list[Tensor], flag: bool) -> None:

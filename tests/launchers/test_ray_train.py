@@ -67,7 +67,7 @@ def test_two_worker_run_in_the_s3_server_checkpoints_logs_resumes_and_exports(ra
     assert latest == f"{storage}/s3run/checkpoint_00000004" and read_meta(latest)["step"] == 4
     s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb1"), recursive=True)
     scalars, acc = scalar_events(str(tmp_path / "tb1"))
-    for tag in ("loss/D", "loss/G", "loss/G_l1", "D/real", "D/fake", "perf/images_per_s",
+    for tag in ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake", "perf/images_per_s",
                 "perf/step_time_s", "eval/miou", "eval/pixel_accuracy"):
         assert tag in scalars, f"{tag} missing from {sorted(scalars)}"
     assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4]

@@ -94,3 +94,15 @@ def test_patch_discriminator_gradients_reach_every_parameter() -> None:
 def test_patch_discriminator_rejects_zero_layers() -> None:
     with pytest.raises(ValueError, match="0"):
         PatchDiscriminator(n_layers=0)
+
+
+@pytest.mark.parametrize("resolution, n_layers", [(32, 4), (64, 3)])
+def test_pixel_discriminator_gives_one_logit_per_input_pixel(resolution: int, n_layers: int) -> None:
+    from gandist.models import PixelDiscriminator
+
+    D = PixelDiscriminator(in_channels=5, width=4, n_layers=n_layers)
+    x = torch.randn(2, 5, resolution, resolution, requires_grad=True)
+    out = D(x)
+    assert out.shape == (2, 1, resolution, resolution)
+    out[0, 0, 0, 0].backward()
+    assert x.grad[1].abs().sum() == 0 and x.grad[0].abs().sum() > 0  # each sample judged on its own

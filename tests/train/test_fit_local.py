@@ -16,26 +16,26 @@ from gandist.train.tasks import SegmentTask
 
 
 @torch.no_grad()
-def l1_on(G: torch.nn.Module, batch: dict, task: SegmentTask) -> float:
+def ce_on(G: torch.nn.Module, batch: dict, task: SegmentTask) -> float:
     torch.manual_seed(0)  # same dropout masks for both measurements
-    return task.extra_g_losses(batch, task.fake(G.train(), batch["image"]))["l1"].item()
+    return task.supervised_losses(batch, task.fake(G.train(), batch["image"]))["seg"].item()
 
 
-def test_one_process_fit_lowers_l1_on_a_fixed_batch(shapes_url, tmp_path):
+def test_one_process_fit_lowers_cross_entropy_on_a_fixed_batch(shapes_url, tmp_path):
     # lr 1e-3 and 40 steps: enough for a clear drop in a few seconds on a CPU.
     cfg = local_cfg(shapes_url, tmp_path, "learns", "trainer.max_steps=40", "trainer.ckpt_every=40",
                     "trainer.lr_g=1e-3", "trainer.log_every=10", "trainer.image_every=40",
                     "eval.every=40")
     batch = next(iter(epoch_loader(shapes_url, split="train", batch_size=16, rank=0, world_size=1,
                                    num_workers=0, epoch=0, seed=0, shuffle=False)))
-    task = SegmentTask(num_classes=4, l1_weight=1.0)
-    before = l1_on(TrainState.fresh(cfg, 4, torch.device("cpu")).G, batch, task)
+    task = SegmentTask(num_classes=4, seg_loss="ce", seg_weight=1.0)
+    before = ce_on(TrainState.fresh(cfg, 4, torch.device("cpu")).G, batch, task)
     summary = run_local(cfg)
     assert summary.step == 40
     from gandist.ckpt import load_checkpoint
     trained = TrainState.fresh(cfg, 4, torch.device("cpu"))
     trained.load_state_dict(load_checkpoint(summary.checkpoint)["state"])
-    after = l1_on(trained.G, batch, task)
+    after = ce_on(trained.G, batch, task)
     assert after < 0.8 * before, (before, after)
 
 

@@ -56,7 +56,7 @@ def test_a_step_makes_one_all_reduce_and_reads_nothing_back_before_it(monkeypatc
 class NaNPenalty(GenerateTask):
     """An extra G loss that is NaN but contributes no gradient: only the loss shows it."""
 
-    def extra_g_losses(self, batch, fake):
+    def supervised_losses(self, batch, fake):
         return {"nan": torch.tensor(float("nan"))}
 
 
@@ -71,3 +71,39 @@ def test_a_non_finite_loss_skips_its_phase_even_when_its_gradients_are_finite():
     assert all(torch.equal(p, q) for p, q in zip(G.parameters(), g_before)), "G stepped on a NaN loss"
     assert all(opt_g.state[p].get("step", torch.zeros(())).item() == 0 for p in G.parameters())  # fused Adam did not count it
     assert not all(torch.equal(p, q) for p, q in zip(D.parameters(), d_before)), "D's good step was lost"
+
+
+def segment_step(adv_weight: float, d_input: str = "softmax"):
+    """Two steps of a 2-class segmenter (a 1x1 conv) and a 1x1-conv D; returns the phases,
+    the last step's stats, and whether G and D changed."""
+    from gandist.models.d_inputs import channels
+    from gandist.train.tasks import SegmentTask
+
+    torch.manual_seed(0)
+    G, D = nn.Conv2d(3, 2, 1), nn.Conv2d(channels(d_input, 2, True), 1, 1)
+    G.requires_grad_(False), D.requires_grad_(False)
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-2) for m in (G, D))
+    scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
+    task = SegmentTask(num_classes=2, seg_loss="ce", adv_weight=adv_weight, d_input=d_input)
+    phases = build_phases(task, gan_loss("nonsat"), G, D, opt_g, opt_d, *scalers)
+    before = [[p.detach().clone() for p in m.parameters()] for m in (G, D)]
+    batch = {"image": torch.randn(4, 3, 4, 4), "mask": torch.randint(0, 2, (4, 4, 4))}
+    for _ in range(2):
+        result = run_step(phases, task, G, batch)
+    changed = [not all(torch.equal(p, q) for p, q in zip(m.parameters(), old)) for m, old in zip((G, D), before)]
+    return phases, result.stats, changed
+
+
+def test_adversarial_weight_zero_is_the_supervised_baseline_with_no_d_phase():
+    phases, stats, (g_changed, d_changed) = segment_step(adv_weight=0.0)
+    assert [ph.name for ph in phases] == ["G"]
+    assert g_changed and not d_changed
+    assert "loss/G_adv" not in stats and not any(k.startswith(("loss/D", "D/")) for k in stats)
+    assert torch.equal(stats["loss/G"], stats["loss/G_seg"])  # the total is the supervised term alone
+
+
+def test_the_adversarial_term_enters_g_loss_at_its_weight():
+    phases, stats, (g_changed, d_changed) = segment_step(adv_weight=0.5, d_input="scaling")
+    assert [ph.name for ph in phases] == ["D", "G"] and g_changed and d_changed
+    want = stats["loss/G_seg"] + 0.5 * stats["loss/G_adv"]
+    assert torch.allclose(stats["loss/G"], want)

@@ -1,0 +1,47 @@
+"""D's input encodings for segmentation, against tensors worked out by hand."""
+
+import pytest
+import torch
+
+from gandist.models import d_inputs
+
+
+def test_scaling_by_hand():
+    # 2 pixels, 3 classes. Pixel 0: true class 0 predicted at 0.5 -> raised to tau = 0.9; the
+    # other 0.1 is shared 0.3 : 0.2 as predicted. Pixel 1: true class 1 predicted at 0.95 > tau,
+    # so it keeps 0.95 and the rest keeps its proportions (0.04, 0.01).
+    mask = torch.tensor([[[0, 1]]])
+    probs = torch.tensor([[0.5, 0.04], [0.3, 0.95], [0.2, 0.01]]).reshape(1, 3, 1, 2)
+    want = torch.tensor([[0.9, 0.04], [0.06, 0.95], [0.04, 0.01]]).reshape(1, 3, 1, 2)
+    got = d_inputs.scaled_one_hot(mask, probs, tau=0.9)
+    assert torch.allclose(got, want, atol=1e-6), got
+    assert torch.allclose(got.sum(1), torch.ones(1, 1, 2))
+    assert torch.equal(d_inputs.scaled_one_hot(mask, probs, tau=1.0), d_inputs.one_hot(mask, 3))  # tau 1: plain one-hot
+
+
+def test_scaling_of_a_certain_wrong_prediction_stays_finite():
+    mask = torch.tensor([[[0]]])
+    probs = torch.tensor([0.0, 1.0]).reshape(1, 2, 1, 1)
+    got = d_inputs.scaled_one_hot(mask, probs, tau=0.9)
+    assert torch.isfinite(got).all() and got[0, 0].item() == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("kind, with_image, channels", [
+    ("softmax", True, 3 + 4), ("softmax", False, 4), ("scaling", True, 3 + 4), ("product", True, 3 + 12),
+    ("product", False, 12),
+])
+def test_view_shapes_match_channels(kind, with_image, channels):
+    maps, image = torch.rand(2, 4, 8, 8), torch.rand(2, 3, 8, 8) * 2 - 1
+    x = d_inputs.view(kind, maps, image, with_image)
+    assert x.shape == (2, channels, 8, 8) and d_inputs.channels(kind, 4, with_image) == channels
+    if with_image:
+        assert torch.equal(x[:, :3], image)  # the image comes first, unchanged
+
+
+def test_product_multiplies_each_class_map_with_each_image_channel():
+    maps = torch.tensor([1.0, 0.0]).reshape(1, 2, 1, 1)
+    image = torch.tensor([0.5, -1.0, 0.25]).reshape(1, 3, 1, 1)
+    x = d_inputs.view("product", maps, image, with_image=False)
+    assert x.flatten().tolist() == [0.5, -1.0, 0.25, 0.0, -0.0, 0.0]
+    softmax = d_inputs.view("softmax", maps, image, with_image=False)
+    assert softmax.flatten().tolist() == [1.0, -1.0]  # class maps scaled to the images' [-1, 1]
