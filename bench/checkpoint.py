@@ -6,7 +6,8 @@ give two figures:
 - the mean stall per checkpoint (`ckpt/stall_s`, read back from TensorBoard), async against
   sync (target: at most half); the final checkpoint is always synchronous and is left out;
 - the async stall as a fraction of the time between the demo's checkpoints (target: under
-  5%): 100 steps (trainer=demo's ckpt_every) at the steady-state step time of the async run.
+  5%): 100 steps (the demo's checkpoint interval when these figures were first taken) at the
+  steady-state step time of the async run.
   The run itself checkpoints every --every steps (default 10) to measure several stalls in
   a short run; the stall does not depend on the interval as long as each upload ends before
   the next checkpoint, which the printed upload times show.

@@ -59,17 +59,22 @@ class GPUPath:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
-def prepare(cfg: Config, device: torch.device, *modules: nn.Module) -> GPUPath:
-    """Apply the switches to this process and to the networks (before DDP wraps them)."""
+def prepare(cfg: Config, device: torch.device, *modules: nn.Module,
+            uncompiled: tuple[nn.Module, ...] = ()) -> GPUPath:
+    """Apply the switches to this process and to the networks (before DDP wraps them).
+
+    ``uncompiled`` networks get the memory layout but are never compiled: G_ema runs only
+    for evaluations and image grids, where a compile (another graph of G, in eval mode and
+    without grad: as long again as G's own) would cost more than it saves."""
     path = GPUPath(amp=amp_mode(cfg.trainer.amp, device), channels_last=channels_last(cfg, device),
                    cudnn_benchmark=cfg.trainer.cudnn_benchmark and device.type == "cuda",
                    pin_memory=pin_memory(cfg, device), compile=cfg.trainer.compile)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = path.cudnn_benchmark
-    for module in modules:
+    for module in (*modules, *uncompiled):
         if path.channels_last:
             module.to(memory_format=torch.channels_last)
-        if path.compile:
+        if path.compile and module not in uncompiled:
             module.compile()  # in place: the module keeps its type, DDP wrapping and state_dict keys
     return path
 

@@ -59,7 +59,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     seed_process(derive_seed(t.seed, "rank", ctx.rank))
     resumed_from = resume(cfg, ctx, state, classes)
     adopt_data_layout(state, cfg, ctx)
-    gpu_path = accel.prepare(cfg, ctx.device, state.G, state.D, state.G_ema)
+    gpu_path = accel.prepare(cfg, ctx.device, state.G, state.D, uncompiled=(state.G_ema,))
     accel.match_optimizer_layout(state.opt_g, state.opt_d)  # resumed moments follow the new layout
     if ctx.is_chief and ctx.device.type == "cuda":
         log.info("GPU path: %s", gpu_path.describe())

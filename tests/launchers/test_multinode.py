@@ -154,19 +154,22 @@ def test_without_socket_ifname_the_error_names_the_setting(cluster, cluster_data
     assert "(they tried 127.0.0.1)" in driver.output and "launcher.socket_ifname=eth0" in driver.output
 
 
+LOSS_STEPS = 12  # the runs that lose a node: a checkpoint at 6, the kill, the rest after the restart
+
+
 def run_losing_a_node(cluster: LocalCluster, data: str, name: str, replace: bool, *extra: str) -> tuple[str, dict]:
-    """Train 2 workers on 2 nodes; after the step-10 checkpoint kill the worker node, then
-    (``replace``) start a new node. Returns the driver's output and the timings."""
+    """Train 2 workers on 2 nodes for LOSS_STEPS; after the step-6 checkpoint kill the worker
+    node, then (``replace``) start a new node. Returns the driver's output and the timings."""
     lost = max(cluster.nodes - {0})
     driver = Driver(cluster.command(0, train_argv(
-        data, name, "trainer.max_steps=24", "trainer.ckpt_every=5", "trainer.max_failures=3", "eval.every=100",
+        data, name, f"trainer.max_steps={LOSS_STEPS}", "trainer.ckpt_every=3", "trainer.max_failures=3", "eval.every=100",
         "trainer.image_every=100", f"launcher.ray_address={cluster.head_address}", "launcher.socket_ifname=eth0",
         *extra)), driver_env(cluster))
     deadline = time.monotonic() + 240
-    while not any("Checkpoint at step 10" in line for _, line in driver.lines):
+    while not any("Checkpoint at step 6" in line for _, line in driver.lines):
         assert driver.proc.poll() is None and time.monotonic() < deadline, driver.output[-4000:]
         time.sleep(0.2)
-    last_step = max(int(m) for m in re.findall(r"step (\d+)/24", driver.output))
+    last_step = max(int(m) for m in re.findall(rf"step (\d+)/{LOSS_STEPS}", driver.output))
     killed = time.monotonic()
     cluster.kill(lost)
     if replace:
@@ -191,10 +194,10 @@ def test_lost_node_is_replaced_and_training_resumes_from_the_bucket(cluster, clu
     replacement = node_ip(max(cluster.nodes))
     assert replacement in worker_ips(out).values(), out[-4000:]  # the restarted group uses the new node
     resumed = [int(s) for s in re.findall(r"Resumed from checkpoint at step (\d+)", out)]
-    assert resumed and resumed[-1] >= 10, out[-4000:]
+    assert resumed and resumed[-1] >= 6, out[-4000:]
     timings["steps_replayed"] = timings["last_step_before_kill"] - resumed[-1]
     with environ(cluster.s3_env):
-        read_meta("s3://multinode/runs/node-loss/checkpoint_00000024")
+        read_meta(f"s3://multinode/runs/node-loss/checkpoint_{LOSS_STEPS:08d}")
     print(f"node loss: {timings}")
 
 
@@ -204,7 +207,7 @@ def test_elastic_run_goes_on_with_the_node_that_is_left(cluster, cluster_data):
     out, timings = run_losing_a_node(cluster, cluster_data, "elastic", False, "trainer.min_workers=1")
     assert "Training on 1 workers (elastic, up to trainer.num_workers=2)" in out, out[-4000:]
     assert list(worker_ips(out).values()) == [node_ip(0)], out[-4000:]
-    assert "step 24/24" in out
+    assert f"step {LOSS_STEPS}/{LOSS_STEPS}" in out
     print(f"elastic node loss: {timings}")
 
 

@@ -40,6 +40,14 @@ def test_bad_amp_value_names_the_choices():
         compose_config(["trainer.amp=fp8"])
 
 
+def test_compile_leaves_the_evaluation_copy_alone():
+    cfg = compose_config(["trainer.compile=true", "trainer.channels_last=true"])
+    G, G_ema = (UNetGenerator(in_channels=3, out_channels=4, resolution=16, width=4) for _ in range(2))
+    assert accel.prepare(cfg, CPU, G, uncompiled=(G_ema,)).compile
+    assert G._compiled_call_impl is not None and G_ema._compiled_call_impl is None
+    assert G_ema.down[0][0].weight.is_contiguous(memory_format=torch.channels_last)  # the layout still applies
+
+
 def test_prepare_makes_networks_and_batches_channels_last():
     cfg = compose_config(["trainer.channels_last=true"])
     G = UNetGenerator(in_channels=3, out_channels=4, resolution=32, width=8, dropout=0.0)
