@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from gandist import __version__
 from gandist.ckpt import CheckpointError, write_checkpoint
 from gandist.collectives import check_identical_across_ranks, gather_objects
-from gandist.config import Config, Flips, TaskName
+from gandist.config import Config, Flips, TaskName, from_dict
 from gandist.data.checks import check_data_fits
 from gandist.data.manifest import Manifest
 from gandist.data.plan import Segment
@@ -211,11 +211,15 @@ def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
 
 
 def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optional[list[str]]) -> None:
-    """Say precisely what differs between a checkpoint and the config, instead of a state_dict error."""
-    saved = payload.get("config", {})
+    """Say precisely what differs between a checkpoint and the config, instead of a state_dict error.
+
+    The saved config is rebuilt through the schema first: keys added since it was written
+    take their defaults, which are what such a checkpoint was trained with."""
+    saved = from_dict(payload["config"]).to_dict() if payload.get("config") else {}
+    current = cfg.to_dict()
     diffs = []
     for section, key in SHAPE_KEYS:
-        old, new = saved.get(section, {}).get(key), getattr(getattr(cfg, section), key)
+        old, new = saved.get(section, {}).get(key), current[section][key]
         if old != new:
             diffs.append(f"{section}.{key}: checkpoint {old!r}, config {new!r}")
     if payload.get("classes") != classes:
