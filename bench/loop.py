@@ -91,18 +91,18 @@ def interleaved_round(cfg, batches: list[dict], num_classes: int) -> tuple[list[
     from gandist.launchers.local import run_local
 
     plain, plain_times = PlainLoop(cfg, num_classes), []
-    real_loader = loop.train_loader
+    real_batches = loop.training_batches
 
-    def memory_loader(data, **kwargs):
+    def memory_batches(*args, **kwargs):
         for batch in itertools.cycle(batches):
             plain_times.append(plain.step(batch))
             yield batch
 
-    loop.train_loader = memory_loader  # the training batches only; evaluation reads shards as usual
+    loop.training_batches = memory_batches  # the training batches only; evaluation reads shards as usual
     try:
         log_dir = run_local(cfg).log_dir
     finally:
-        loop.train_loader = real_loader
+        loop.training_batches = real_batches
     every = cfg.trainer.log_every
     step_time, wait = scalars(log_dir, "perf/step_time_s"), scalars(log_dir, "perf/data_wait_frac")
     ours = [step_time[s] * (1 - wait[s]) for s in sorted(step_time)]

@@ -10,7 +10,7 @@ from gandist.config import Config, Features, TaskName
 LABELS: dict[str, tuple[str, str]] = {
     "loss/D": ("D", ".3f"),
     "loss/G": ("G", ".3f"),
-    "loss/G_seg": ("seg", ".3f"),  # segment: the weighted supervised loss
+    "loss/G_seg": ("seg", ".3f"),  # segment: the supervised loss (unweighted, as every loss/G_<term>)
     "D/real": ("D(real)", ".3f"),
     "D/fake": ("D(fake)", ".3f"),
     "eval/miou": ("held-out mIoU", ".4g"),

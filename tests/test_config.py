@@ -139,9 +139,19 @@ def test_an_old_segment_config_keeps_the_pix2pix_recipe_it_was_trained_with():
 @pytest.mark.parametrize("overrides, needle", [
     (["task=segment", "task.seg_weight=0", "task.adv_weight=0"], "leave G nothing to learn from"),
     (["task=segment", "model.d_arch=pixel", "model.resolution=16"], "lower model.d_layers to 2"),
+    (["task=segment", "task.semi=adversarial"], "set data.unlabeled_url=<shard set> or data.label_fraction<1"),
+    (["task=segment", "data.unlabeled_url=/x", "data.label_fraction=0.5", "task.semi=self_training"], "use one"),
+    (["task=segment", "data.unlabeled_url=/x"], "set task.semi=adversarial or task.semi=self_training"),
+    (["task=segment", "data.label_fraction=0.5", "task.semi=adversarial", "task.adv_weight=0"],
+     "or use task.semi=self_training"),
+    (["task=generate", "data.label_fraction=0.5"], "are for task=segment"),
+    (["task=segment", "data.label_fraction=0"], "data.label_fraction=0.0 must be in (0, 1]"),
+    (["task=segment", "data.label_fraction=0.5", "task.semi=adversarial", "task.semi_threshold=1.5"],
+     "task.semi_threshold=1.5 must be in [0, 1)"),
 ])
 def test_segment_rules_between_keys(overrides, needle):
     with pytest.raises(ConfigError) as info:
         compose_config(overrides)
     assert needle in str(info.value)
     compose_config(["task=segment", "model.d_arch=pixel", "model.resolution=32"])  # 32 = 2 ** (3 + 2) fits
+    compose_config(["task=segment", "data.label_fraction=0.125", "task.semi=adversarial"])

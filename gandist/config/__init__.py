@@ -35,6 +35,7 @@ from gandist.config.schema import (
     LrSchedule,
     ModelConfig,
     SegLoss,
+    Semi,
     TaskName,
     TrainerConfig,
 )
@@ -42,6 +43,6 @@ from gandist.config.schema import (
 __all__ = [
     "ARCH_FOR_TASK", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
     "EvalConfig", "Features", "Flips", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
-    "ModelConfig", "RENAMED", "SegLoss", "TaskName", "TrainerConfig", "absolutize", "compose_config",
+    "ModelConfig", "RENAMED", "SegLoss", "Semi", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",
 ]

@@ -10,7 +10,7 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import Arch, Config, DArch, Features, LauncherName, TaskName
+from gandist.config.schema import Arch, Config, DArch, Features, LauncherName, Semi, TaskName
 
 
 class ConfigError(ValueError):
@@ -35,7 +35,13 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
 
 def check_task(cfg: Config) -> None:
     t = cfg.task
-    _positive(t, "task", "seg_weight", "adv_weight", allow_zero=True)
+    _positive(t, "task", "seg_weight", "adv_weight", "semi_weight", "adv_unlabeled_weight", allow_zero=True)
+    _fraction("task.semi_start", t.semi_start)
+    if t.semi_threshold is not None:
+        _fraction("task.semi_threshold", t.semi_threshold)
+    if t.semi == Semi.adversarial and t.adv_weight == 0:
+        raise ConfigError("task.semi=adversarial takes pseudo-labels from D's confidence map, but task.adv_weight=0 "
+                          "trains no D; set task.adv_weight>0 (e.g. 0.01) or use task.semi=self_training")
     if not 0 < t.scaling_tau <= 1:
         raise ConfigError(f"task.scaling_tau={t.scaling_tau} must be in (0, 1]")
     if t.name == TaskName.segment and t.seg_weight == 0 and t.adv_weight == 0:
@@ -67,6 +73,8 @@ def check_data(cfg: Config) -> None:
     _fraction("data.max_bad_fraction", cfg.data.max_bad_fraction, closed=True)
     if not 0 < cfg.data.crop_scale <= 1:
         raise ConfigError(f"data.crop_scale={cfg.data.crop_scale} must be in (0, 1] (1 = no crops)")
+    if not 0 < cfg.data.label_fraction <= 1:
+        raise ConfigError(f"data.label_fraction={cfg.data.label_fraction} must be in (0, 1] (1 = every mask)")
 
 
 def check_trainer(cfg: Config) -> None:
@@ -113,7 +121,8 @@ def _password(url: Optional[str]) -> Optional[str]:
 def check_no_secrets(cfg: Config) -> None:
     """A config travels to every worker, into checkpoints, TensorBoard and logs: no URL in it
     may carry a password (the message shows the key, never the URL)."""
-    for key, url in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage),
+    for key, url in (("data.url", cfg.data.url), ("data.unlabeled_url", cfg.data.unlabeled_url),
+                     ("run.storage", cfg.run.storage),
                      ("storage.endpoint_url", cfg.storage.endpoint_url),
                      ("launcher.ray_address", cfg.launcher.ray_address)):
         if _password(url):
@@ -141,6 +150,7 @@ def check_across_sections(cfg: Config) -> None:
         other = TaskName.generate if want == Arch.pix2pix else TaskName.segment
         raise ConfigError(f"model.arch={cfg.model.arch.value!r} does not fit task.name={cfg.task.name.value!r}; "
                           f"use model={want} (or task={other})")
+    check_unlabeled_data(cfg)
     launcher, t = cfg.launcher.name, cfg.trainer
     if t.min_workers is not None and launcher != LauncherName.ray:
         raise ConfigError(f"trainer.min_workers={t.min_workers} needs launcher.name=ray (elastic training "
@@ -148,6 +158,23 @@ def check_across_sections(cfg: Config) -> None:
     if launcher == LauncherName.local and t.num_workers != 1:
         raise ConfigError(f"launcher.name=local runs one process, but trainer.num_workers={t.num_workers}; "
                           "set trainer.num_workers=1 or use launcher.name=ray")
+
+
+def check_unlabeled_data(cfg: Config) -> None:
+    """task.semi needs unlabeled images, and unlabeled images need task.semi."""
+    d, semi = cfg.data, cfg.task.semi
+    if (semi != Semi.none or d.unlabeled_url or d.label_fraction < 1) and cfg.task.name != TaskName.segment:
+        raise ConfigError("task.semi, data.unlabeled_url and data.label_fraction are for task=segment; "
+                          f"task={cfg.task.name} uses every image as it is")
+    if semi != Semi.none and not d.unlabeled_url and d.label_fraction == 1:
+        raise ConfigError(f"task.semi={semi} learns from unlabeled images, but there are none: set "
+                          "data.unlabeled_url=<shard set> or data.label_fraction<1 (e.g. 0.125)")
+    if d.unlabeled_url and semi == Semi.none:
+        raise ConfigError(f"data.unlabeled_url={d.unlabeled_url} is read only by semi-supervised training; set "
+                          "task.semi=adversarial or task.semi=self_training, or data.unlabeled_url=null")
+    if d.unlabeled_url and d.label_fraction < 1:
+        raise ConfigError(f"data.unlabeled_url and data.label_fraction={d.label_fraction} both name the "
+                          "unlabeled images; use one (set data.label_fraction=1 or data.unlabeled_url=null)")
 
 
 CHECKS: list[Callable[[Config], None]] = [check_task, check_model, check_data, check_trainer, check_eval,

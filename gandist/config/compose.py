@@ -207,5 +207,7 @@ def compose_saved(saved: dict, overrides: Sequence[str], sections: Sequence[str]
 def absolutize(cfg: Config) -> Config:
     """Local relative paths become absolute: workers do not share the driver's working dir."""
     cfg.data.url = absolute(cfg.data.url)
+    if cfg.data.unlabeled_url:
+        cfg.data.unlabeled_url = absolute(cfg.data.unlabeled_url)
     cfg.run.storage = absolute(cfg.run.storage)
     return cfg

@@ -46,6 +46,12 @@ class DInput(Choice):
     product = "product"
 
 
+class Semi(Choice):
+    none = "none"
+    adversarial = "adversarial"
+    self_training = "self_training"
+
+
 class DArch(Choice):
     patch = "patch"
     pixel = "pixel"
@@ -110,6 +116,17 @@ class TaskConfig:
                           "product (each class map times the image)")
     d_image: bool = doc(True, "segment: D also sees the image, concatenated in front of the class maps")
     scaling_tau: float = doc(0.9, "segment, task.d_input=scaling: the least probability the true class keeps")
+    semi: Semi = doc(Semi.none, "segment: learning from unlabeled images (data.unlabeled_url or data.label_fraction): "
+                     "none | adversarial (Hung et al.: pixels D's confidence map trusts become pseudo-labels) | "
+                     "self_training (the control: pixels G's own top probability trusts; no D needed)")
+    semi_weight: float = doc(0.1, "segment, task.semi: weight of the pseudo-label cross-entropy in G's loss")
+    semi_threshold: Optional[float] = doc(None, "segment, task.semi: confidence above which a pixel becomes a "
+                                          "pseudo-label; null = 0.2 for adversarial (Hung et al.), 0.9 for "
+                                          "self_training")
+    semi_start: float = doc(0.25, "segment, task.semi: fraction of trainer.max_steps before the pseudo-label term "
+                            "switches on (Hung et al.: 5,000 of 20,000 steps)")
+    adv_unlabeled_weight: float = doc(0.001, "segment, task.semi: weight of the adversarial term on unlabeled "
+                                      "predictions in G's loss (0 for self_training's D-less runs)")
 
 
 @dataclass
@@ -138,6 +155,12 @@ class DataConfig:
                        "horizontal | both (horizontal and vertical)")
     crop_scale: float = doc(1.0, "augmentation: random crops (image and mask alike) of at least this fraction "
                             "of the side, resized back to model.resolution (1 = no crops)")
+    label_fraction: float = doc(1.0, "segment: keep the masks of only this fraction of data.url's training samples "
+                                "(a fixed choice, the same on every machine, world size and seed); with "
+                                "task.semi the rest are read as unlabeled images")
+    unlabeled_url: Optional[str] = doc(None, "segment, task.semi: a second shard set whose images are read without "
+                                       "their masks (any layout gandist shard writes); null = the rest of data.url "
+                                       "under data.label_fraction")
     pin_memory: Optional[bool] = doc(None, "batches in pinned host memory, copied to the GPU without blocking; "
                                      "null = on GPU")
 

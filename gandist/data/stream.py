@@ -31,7 +31,6 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
-from gandist.config import DataConfig
 from gandist.data.manifest import Manifest, ShardSetError
 from gandist.data.plan import (
     Segment,
@@ -41,6 +40,7 @@ from gandist.data.plan import (
     remaining_positions,
     resume_assignment,
 )
+from gandist.data.subsets import Subset, shard_counts
 from gandist.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,15 @@ class Piece:
     keep: Optional[frozenset] = None  # indices within [start, stop) to read; None = all
 
 
-def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_size: int) -> int:
+def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_size: int,
+                      subset: Optional[Subset] = None) -> int:
     """Batches every rank yields per epoch; raises when there are too few samples."""
-    total = manifest.samples(split)
+    total = sum(shard_counts(manifest, split, subset))
     n = total // (world_size * batch_size)
     if n == 0:
+        part = "" if subset is None else " (in the part this stream reads)"
         raise ShardSetError(
-            f"split {split!r} of {manifest.url} has {total} samples, fewer than world size "
+            f"split {split!r} of {manifest.url} has {total} samples{part}, fewer than world size "
             f"{world_size} x batch size {batch_size}; lower data.batch_size or trainer.num_workers, "
             "or write more samples"
         )
@@ -77,17 +79,22 @@ def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: 
     return [int(i) for i in np.random.default_rng(derive_seed(seed, "shards", epoch)).permutation(n)]
 
 
-def pieces_for_positions(manifest: Manifest, split: str, order: list[int], positions: Sequence[int]) -> list[Piece]:
-    """The shard pieces holding ``positions`` (ascending) of the epoch's global sequence."""
+def pieces_for_positions(manifest: Manifest, split: str, order: list[int], positions: Sequence[int],
+                         subset: Optional[Subset] = None) -> list[Piece]:
+    """The shard pieces holding ``positions`` (ascending) of the epoch's global sequence (of
+    ``subset``'s samples only, when given)."""
     shards, urls = manifest.shards(split), manifest.shard_urls(split)
+    counts = shard_counts(manifest, split, subset)
     pieces, offset = [], 0
     for i in order:
-        count = int(shards[i]["samples"])
+        count = counts[i]
         lo, hi = bisect.bisect_left(positions, offset), bisect.bisect_left(positions, offset + count)
         if lo < hi:
-            first, last = positions[lo] - offset, positions[hi - 1] - offset
-            contiguous = last - first + 1 == hi - lo
-            keep = None if contiguous else frozenset(p - offset for p in positions[lo:hi])
+            local = [p - offset for p in positions[lo:hi]]
+            indices = local if subset is None else [int(subset[i][j]) for j in local]
+            first, last = indices[0], indices[-1]
+            contiguous = last - first + 1 == len(indices)
+            keep = None if contiguous else frozenset(indices)
             pieces.append(Piece(urls[i], first, last + 1, int(shards[i].get("bytes", 0)), keep))
         offset += count
     return pieces
@@ -188,7 +195,7 @@ class ShardStream(IterableDataset):
                  world_size: int = 1, num_workers: int = 0, epoch: int = 0, seed: int = 0,
                  skip_batches: int = 0, shuffle_buffer: int = 256, with_masks: bool = True,
                  shuffle: bool = True, max_bad_fraction: float = 0.01,
-                 history: Sequence[Segment] = ()) -> None:
+                 history: Sequence[Segment] = (), subset: Optional[Subset] = None) -> None:
         super().__init__()
         self.max_bad_fraction = max_bad_fraction
         self.manifest = Manifest.load(url)
@@ -197,12 +204,14 @@ class ShardStream(IterableDataset):
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
         self.with_masks = with_masks
         self.history = list(history)
+        self.subset = subset
+        total = sum(shard_counts(self.manifest, split, subset))
         if self.history:  # the epoch was partly read under other layouts: split the rest
-            base = remaining_positions(self.manifest.samples(split), self.history, epoch=epoch, seed=seed,
+            base = remaining_positions(total, self.history, epoch=epoch, seed=seed,
                                        shuffle_buffer=self.shuffle_buffer)
         else:
-            batches_per_epoch(self.manifest, split, world_size, batch_size)  # too few samples: say so
-            base = range(self.manifest.samples(split))
+            batches_per_epoch(self.manifest, split, world_size, batch_size, subset)  # too few samples: say so
+            base = range(total)
         self.n_batches, ranks = layout(base, world_size, batch_size, num_workers)
         if not 0 <= skip_batches <= self.n_batches:
             raise ValueError(f"skip_batches={skip_batches} is outside 0..{self.n_batches} for this epoch")
@@ -222,7 +231,7 @@ class ShardStream(IterableDataset):
             return
         positions = self.block_positions[block]
         count = len(positions) // self.batch_size
-        pieces = pieces_for_positions(self.manifest, self.split, self.order, positions)
+        pieces = pieces_for_positions(self.manifest, self.split, self.order, positions, self.subset)
         raw = read_pieces(pieces)
         rng = buffer_rng(self.seed, self.epoch, self.rank, block, len(self.history))
         shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
@@ -268,23 +277,16 @@ def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int =
                  num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
                  shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
                  max_bad_fraction: float = 0.01, history: Sequence[Segment] = (),
-                 pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them."""
+                 pin_memory: bool = False, subset: Optional[Subset] = None) -> DataLoader:
+    """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them (of
+    ``subset``'s samples only, when given)."""
     stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
                          num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
                          shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
-                         max_bad_fraction=max_bad_fraction, history=history)
+                         max_bad_fraction=max_bad_fraction, history=history, subset=subset)
     # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG,
     # which would shift the training RNG stream by when loaders happen to be created.
     generator = torch.Generator().manual_seed(derive_seed(seed, "loader", split, epoch, rank))
     return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
                       generator=generator)
 
-
-def train_loader(data: DataConfig, *, rank: int, world_size: int, epoch: int, seed: int, skip_batches: int,
-                 history: Sequence[Segment], with_masks: bool, pin_memory: bool) -> DataLoader:
-    """The training split's loader for one epoch of one rank, as the data section configures it."""
-    return epoch_loader(data.url, split="train", batch_size=data.batch_size, rank=rank, world_size=world_size,
-                        num_workers=data.loader_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
-                        shuffle_buffer=data.shuffle_buffer, with_masks=with_masks,
-                        max_bad_fraction=data.max_bad_fraction, history=history, pin_memory=pin_memory)

@@ -98,7 +98,9 @@ def to_device(batch: dict, device: torch.device, nhwc: bool = False) -> dict:
     image batches in channels-last layout when the networks use it."""
     out = {}
     for key, value in batch.items():
-        if torch.is_tensor(value):
+        if isinstance(value, dict):  # a batch within the batch (semi-supervised: the unlabeled one)
+            value = to_device(value, device, nhwc)
+        elif torch.is_tensor(value):
             value = value.to(device, non_blocking=True)
             if nhwc and value.dim() == 4:
                 value = value.contiguous(memory_format=torch.channels_last)

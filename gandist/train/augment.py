@@ -32,8 +32,20 @@ def crop_grid(n: int, size: tuple[int, int], min_scale: float, device: torch.dev
 
 def augment(batch: Batch, flips: str, crop_scale: float) -> Batch:
     """Flip (``flips``: none | horizontal | both) and crop (sides of at least ``crop_scale``)
-    each sample of ``batch``; its ``mask``, if any, follows its image."""
-    image, mask = batch["image"], batch.get("mask")
+    each sample of ``batch``; its mask, if any, follows its image. An unlabeled batch within
+    it is augmented after it, with its own draws."""
+    out = augment_images(batch, flips, crop_scale)
+    if "unlabeled" in batch:
+        out["unlabeled"] = augment_images(batch["unlabeled"], flips, crop_scale)
+    return out
+
+
+MASK_KEYS = ("mask", "known_mask")  # a labeled batch's masks; an unlabeled one's, kept for statistics
+
+
+def augment_images(batch: Batch, flips: str, crop_scale: float) -> Batch:
+    mask_key = next((k for k in MASK_KEYS if k in batch), None)
+    image, mask = batch["image"], batch.get(mask_key) if mask_key else None
     n, device = image.shape[0], image.device
     nhwc = image.dim() == 4 and image.is_contiguous(memory_format=torch.channels_last) and image.shape[1] > 1
     axes = {"none": [], "horizontal": [3], "both": [3, 2]}[str(flips)]
@@ -53,5 +65,5 @@ def augment(batch: Batch, flips: str, crop_scale: float) -> Batch:
         image = image.contiguous(memory_format=torch.channels_last)
     out = dict(batch, image=image)
     if mask is not None:
-        out["mask"] = mask
+        out[mask_key] = mask
     return out

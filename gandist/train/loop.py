@@ -17,10 +17,9 @@ from gandist import __version__
 from gandist.ckpt import CheckpointError, write_checkpoint
 from gandist.collectives import check_identical_across_ranks, gather_objects
 from gandist.config import Config, Flips, TaskName, from_dict
-from gandist.data.checks import check_data_fits
+from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
-from gandist.data.plan import Segment
-from gandist.data.stream import epoch_loader, train_loader
+from gandist.data.stream import epoch_loader
 from gandist.inference.evaluator import Evaluator
 from gandist.inference.grids import grid, segment_triplets, to_unit
 from gandist.losses import gan_loss
@@ -37,8 +36,9 @@ from gandist.train.phases import autocast, build_phases, run_step
 from gandist.train.progress import Throughput, log_progress
 from gandist.train.schedule import apply_lr
 from gandist.train.state import TrainState
+from gandist.train.streams import adopt_layout, training_batches
 from gandist.train.stats import Stats
-from gandist.train.tasks import GenerateTask, SegmentTask, Task
+from gandist.train.tasks import SEMI_THRESHOLDS, GenerateTask, SegmentTask, Task
 from gandist.urls import is_local
 
 log = logging.getLogger("gandist.train")
@@ -52,9 +52,7 @@ SHAPE_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("mo
 def fit(cfg: Config, ctx: Context) -> TrainState:
     """Train until ``trainer.max_steps``, resuming from the context's latest checkpoint if any."""
     t = cfg.trainer
-    manifest = Manifest.load(cfg.data.url)
-    classes = check_data_fits(cfg, manifest)
-    manifest.check_shards("train")  # a missing shard fails now, not in the middle of an epoch
+    manifest, classes = open_data(cfg)
     state = TrainState.fresh(cfg, len(classes or []), ctx.device)
     seed_process(derive_seed(t.seed, "rank", ctx.rank))
     resumed_from = resume(cfg, ctx, state, classes)
@@ -84,48 +82,58 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     if state.step >= t.max_steps:
         return finish_without_training(cfg, ctx, state, evaluator, monitor)
 
-    while state.step < t.max_steps:
-        loader = train_loader(cfg.data, rank=ctx.rank, world_size=ctx.world_size, epoch=state.epoch, seed=t.seed,
-                              skip_batches=state.batch_in_epoch, history=[Segment(**s) for s in state.data_history],
-                              with_masks=task.name == TaskName.segment, pin_memory=accel.pin_memory(cfg, ctx.device))
-        for batch in throughput.timed(loader):
-            batch = to_device(batch, ctx.device, gpu_path.channels_last)
-            if augmenting:
-                batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
-            lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
-            result = run_step(phases, task, G, batch, amp, ctx.rank, ctx.world_size)
-            state.step += 1
-            if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
-                stats.add({**result.stats, "lr/G": torch.tensor(t.lr_g * lr), "lr/D": torch.tensor(t.lr_d * lr)})
-            state.advance(global_batch)
-            update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
-            done = state.step >= t.max_steps
+    batches = training_batches(cfg, state.data, state.unlabeled, manifest, rank=ctx.rank,
+                               world_size=ctx.world_size, pin_memory=accel.pin_memory(cfg, ctx.device))
+    for batch in throughput.timed(batches):
+        batch = to_device(batch, ctx.device, gpu_path.channels_last)
+        if augmenting:
+            batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
+        lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
+        result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
+        state.step += 1
+        if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
+            stats.add({**result.stats, "lr/G": torch.tensor(t.lr_g * lr), "lr/D": torch.tensor(t.lr_d * lr)})
+        state.images_seen += global_batch
+        update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
+        done = state.step >= t.max_steps
 
-            if state.step % t.log_every == 0 or done:
-                values = {**throughput.reduce(state.step), "train/skipped_steps": float(bad_steps.pop_since_log()),
-                          "train/images_seen": float(state.images_seen),
-                          **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
-                monitor.scalars(values, state.step)
-                metrics.update(values)
-                if ctx.is_chief:
-                    log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
-            if preview is not None and (state.step % t.image_every == 0 or done):
-                monitor.image("samples", preview(state.G_ema), state.step)
-            if state.step % cfg.eval.every == 0 or done:
-                metrics.update(evaluate(evaluator, state, monitor, ctx))
-            if state.step % t.ckpt_every == 0 or done:
-                timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from,
-                                         asynchronous=t.async_checkpoint and not done)
-                monitor.scalars(timing, state.step)
-                last_ckpt = state.step
-            if after_step is not None:
-                after_step(state.step)
-            if done:
-                break
-        else:
-            state.next_epoch()
+        if state.step % t.log_every == 0 or done:
+            values = {**throughput.reduce(state.step), "train/skipped_steps": float(bad_steps.pop_since_log()),
+                      "train/images_seen": float(state.images_seen),
+                      **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
+            monitor.scalars(values, state.step)
+            metrics.update(values)
+            if ctx.is_chief:
+                log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
+        if preview is not None and (state.step % t.image_every == 0 or done):
+            monitor.image("samples", preview(state.G_ema), state.step)
+        if state.step % cfg.eval.every == 0 or done:
+            metrics.update(evaluate(evaluator, state, monitor, ctx))
+        if state.step % t.ckpt_every == 0 or done:
+            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from,
+                                     asynchronous=t.async_checkpoint and not done)
+            monitor.scalars(timing, state.step)
+            last_ckpt = state.step
+        if after_step is not None:
+            after_step(state.step)
+        if done:
+            break
     monitor.close()
     return state
+
+
+def open_data(cfg: Config) -> tuple[Manifest, Optional[list[str]]]:
+    """The training shard set's manifest and classes, refused now (with the fix) if it cannot
+    train this config or shards are missing, not in the middle of an epoch; likewise the
+    unlabeled set."""
+    manifest = Manifest.load(cfg.data.url)
+    classes = check_data_fits(cfg, manifest)
+    manifest.check_shards("train")
+    if cfg.data.unlabeled_url:
+        unlabeled = Manifest.load(cfg.data.unlabeled_url)
+        check_unlabeled_fits(cfg, unlabeled)
+        unlabeled.check_shards("train")
+    return manifest, classes
 
 
 def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]]) -> Optional[int]:
@@ -143,7 +151,7 @@ def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[
         set_rng_state(rngs[ctx.rank])
     if ctx.is_chief:
         log.info("Resumed from checkpoint at step %d (epoch %d, batch %d of the epoch, %d images seen)",
-                 state.step, state.epoch, state.batch_in_epoch, state.images_seen)
+                 state.step, state.data.epoch, state.data.batch_in_epoch, state.images_seen)
     return state.step
 
 
@@ -191,23 +199,13 @@ def remote_log_root(ctx: Context) -> Optional[str]:
 
 
 def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
-    """This run's layout of the data (world size, batch size, loader workers). Resuming under
-    another layout mid-epoch: record what the old one read, so the rest of the epoch is split
-    anew and nothing repeats."""
+    """This run's layout of the data (world size, batch size, loader workers), for each stream."""
     t = cfg.trainer
     if ctx.is_chief and ctx.world_size != t.num_workers:
         log.info("Training on %d workers (elastic, up to trainer.num_workers=%d); the per-worker batch "
                  "stays data.batch_size=%d, so the global batch is %d", ctx.world_size, t.num_workers,
                  cfg.data.batch_size, cfg.data.batch_size * ctx.world_size)
-    layout = {"world_size": ctx.world_size, "batch_size": cfg.data.batch_size,
-              "num_workers": cfg.data.loader_workers}
-    if state.data_layout and state.data_layout != layout and state.batch_in_epoch > 0:
-        state.data_history.append({**state.data_layout, "batches": state.batch_in_epoch})
-        if ctx.is_chief:
-            log.info("Data layout changed from %s to %s: the rest of epoch %d is split anew, "
-                     "every sample not yet seen in it still comes once", state.data_layout, layout, state.epoch)
-        state.batch_in_epoch = 0
-    state.data_layout = layout
+    adopt_layout(cfg, state.data, state.unlabeled, ctx.world_size, ctx.is_chief)
 
 
 def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optional[list[str]]) -> None:
@@ -235,8 +233,12 @@ def make_task(cfg: Config, num_classes: int) -> Task:
     if cfg.task.name == TaskName.generate:
         return GenerateTask(cfg.model.z_dim)
     t = cfg.task
+    semi = str(t.semi)
+    threshold = t.semi_threshold if t.semi_threshold is not None else SEMI_THRESHOLDS.get(semi, 0.0)
     return SegmentTask(num_classes, seg_loss=str(t.seg_loss), seg_weight=t.seg_weight, adv_weight=t.adv_weight,
-                       d_input=str(t.d_input), d_image=t.d_image, scaling_tau=t.scaling_tau)
+                       d_input=str(t.d_input), d_image=t.d_image, scaling_tau=t.scaling_tau, semi=semi,
+                       semi_weight=t.semi_weight, semi_start=round(t.semi_start * cfg.trainer.max_steps),
+                       semi_threshold=threshold, adv_unlabeled_weight=t.adv_unlabeled_weight)
 
 
 def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Module:

@@ -27,9 +27,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.losses import GANLoss
 from gandist.collectives import all_reduce_sum
+from gandist.train.stats import Value
 from gandist.train.tasks import Batch, Task
 
-Stats = dict[str, Tensor]
+Stats = dict[str, Value]
 
 
 def no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
@@ -101,17 +102,19 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         }
 
     def g_losses(v: StepVars) -> tuple[Tensor, Stats]:
-        stats: Stats = {}
         with amp():
-            terms = task.supervised_losses(v.batch, v.fake)
-            total = sum(terms.values(), torch.zeros((), device=v.fake.device))
+            d_logits = None
             if task.adv_weight > 0:
                 with no_sync(D):
-                    adv = gan.g(D(task.d_fake(v.batch, v.fake)).float())
-                total = total + task.adv_weight * adv
-                stats["loss/G_adv"] = adv.detach()  # unweighted, comparable across adv_weight
+                    d_logits = D(task.d_fake(v.batch, v.fake)).float()
+            terms, extra = task.g_losses(v.batch, v.fake, d_logits, gan)
+            total = torch.zeros((), device=v.fake.device)
+            for weight, value in terms.values():
+                total = total + weight * value
+        stats: Stats = dict(extra)
         stats["loss/G"] = total.detach()
-        stats.update({f"loss/G_{k}": val.detach() for k, val in terms.items()})
+        # Unweighted, so a term reads the same whatever its weight.
+        stats.update({f"loss/G_{name}": value.detach() for name, (_, value) in terms.items()})
         return total, stats
 
     g_phase = Phase("G", G, opt_g, scaler_g, g_losses)

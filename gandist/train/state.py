@@ -11,6 +11,7 @@ from torch import nn
 
 from gandist.config import Config
 from gandist.models.factory import build_networks
+from gandist.train.streams import Cursor
 
 
 @dataclass
@@ -24,10 +25,8 @@ class TrainState:
     scaler_d: torch.amp.GradScaler
     step: int = 0
     images_seen: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0  # data cursor: batches each rank has consumed in `epoch`...
-    data_layout: dict = field(default_factory=dict)  # ...under this layout (world/batch size, loader workers)
-    data_history: list = field(default_factory=list)  # earlier layouts of this epoch (data.plan.Segment dicts)
+    data: Cursor = field(default_factory=Cursor)  # the (labeled) training stream's place
+    unlabeled: Cursor = field(default_factory=Cursor)  # semi-supervised segmentation's second stream
 
     @classmethod
     def fresh(cls, cfg: Config, num_classes: int, device: torch.device) -> "TrainState":
@@ -46,15 +45,9 @@ class TrainState:
             scaler_d=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
         )
 
-    def advance(self, images: int) -> None:
-        """Count one more step's batch in the data cursor and the images seen."""
-        self.batch_in_epoch += 1
-        self.images_seen += images
-
-    def next_epoch(self) -> None:
-        self.epoch += 1
-        self.batch_in_epoch = 0
-        self.data_history = []
+    @property
+    def epoch(self) -> int:
+        return self.data.epoch
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -67,10 +60,12 @@ class TrainState:
             "scaler_d": self.scaler_d.state_dict(),
             "step": self.step,
             "images_seen": self.images_seen,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "data_layout": dict(self.data_layout),
-            "data_history": list(self.data_history),
+            # The labeled stream's cursor under the keys checkpoints have always used.
+            "epoch": self.data.epoch,
+            "batch_in_epoch": self.data.batch_in_epoch,
+            "data_layout": dict(self.data.layout),
+            "data_history": list(self.data.history),
+            "unlabeled_cursor": self.unlabeled.to_dict(),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -87,7 +82,7 @@ class TrainState:
                 scaler.load_state_dict(sd[name])
         self.step = sd["step"]
         self.images_seen = sd["images_seen"]
-        self.epoch = sd["epoch"]
-        self.batch_in_epoch = sd["batch_in_epoch"]
-        self.data_layout = dict(sd.get("data_layout", {}))
-        self.data_history = list(sd.get("data_history", []))
+        self.data = Cursor(sd["epoch"], sd["batch_in_epoch"], dict(sd.get("data_layout", {})),
+                           list(sd.get("data_history", [])))
+        # Checkpoints from before the unlabeled stream existed start it at its beginning.
+        self.unlabeled = Cursor.from_dict(sd["unlabeled_cursor"]) if "unlabeled_cursor" in sd else Cursor()

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Optional, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from gandist import losses
+from gandist.losses import GANLoss
 from gandist.models import d_inputs
+from gandist.train import semi
+from gandist.train.stats import Value as StatValue
 
 Batch = dict
+Terms = dict[str, tuple[float, Tensor]]
 
 
 class Task(Protocol):
     name: str
-    adv_weight: float  # the adversarial term's weight in G's loss; 0 = no D at all
+    adv_weight: float  # > 0: D is trained, and G's loss has adversarial terms; 0 = no D at all
 
     def g_input(self, batch: Batch) -> Tensor: ...
 
@@ -28,11 +32,14 @@ class Task(Protocol):
         ...
 
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
-        """D's input for the real sample; ``fake`` (detached) for encodings that use it."""
+        """D's input for the real samples; ``fake`` (detached) for encodings that use it."""
         ...
 
-    def supervised_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
-        """G's weighted non-adversarial terms, by name (logged as loss/G_<name>)."""
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor],
+                 gan: GANLoss) -> tuple[Terms, dict[str, StatValue]]:
+        """G's loss terms by name, each (weight, unweighted value), logged as loss/G_<name>;
+        and further statistics to log. ``d_logits``: D's output for ``d_fake(batch, fake)``,
+        None when ``adv_weight`` is 0."""
         ...
 
 
@@ -58,29 +65,52 @@ class GenerateTask:
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
         return batch["image"]
 
-    def supervised_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
-        return {}
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor],
+                 gan: GANLoss) -> tuple[Terms, dict[str, StatValue]]:
+        return {"adv": (self.adv_weight, gan.g(d_logits))}, {}
 
 
 class SegmentTask:
     """Image to mask: G predicts class logits, trained by a supervised loss against the true
     mask plus ``adv_weight`` x the adversarial term; D compares class maps (encoded as
-    ``d_input`` says, with the image in front when ``d_image``)."""
+    ``d_input`` says, with the image in front when ``d_image``).
+
+    With ``semi`` (a batch then carries an ``unlabeled`` batch of images, whose masks, when
+    known, only feed statistics): G runs on labeled and unlabeled images together, D sees
+    both predictions as fake, and G also gets ``adv_unlabeled_weight`` x the adversarial term
+    on unlabeled predictions and, from step ``semi_start``, ``semi_weight`` x cross-entropy
+    against its own predictions where the confidence (D's map for ``adversarial``, its own top
+    probability for ``self_training``) exceeds ``semi_threshold``.
+    """
 
     name = "segment"
 
     def __init__(self, num_classes: int, seg_loss: str = "ce", seg_weight: float = 1.0, adv_weight: float = 0.01,
-                 d_input: str = d_inputs.SOFTMAX, d_image: bool = True, scaling_tau: float = 0.9) -> None:
+                 d_input: str = d_inputs.SOFTMAX, d_image: bool = True, scaling_tau: float = 0.9,
+                 semi: str = "none", semi_weight: float = 0.1, semi_threshold: float = 0.2, semi_start: int = 0,
+                 adv_unlabeled_weight: float = 0.001) -> None:
         if seg_loss not in SEG_LOSSES:
             raise ValueError(f"unknown seg_loss {seg_loss!r}; valid choices: {', '.join(SEG_LOSSES)}")
         if d_input not in d_inputs.KINDS:
             raise ValueError(f"unknown d_input {d_input!r}; valid choices: {', '.join(d_inputs.KINDS)}")
+        if semi not in SEMI_KINDS:
+            raise ValueError(f"unknown semi {semi!r}; valid choices: {', '.join(SEMI_KINDS)}")
+        if semi == "adversarial" and adv_weight <= 0:
+            raise ValueError("semi='adversarial' needs D: adv_weight must be above 0")
         self.num_classes = num_classes
         self.seg_loss, self.seg_weight, self.adv_weight = seg_loss, seg_weight, adv_weight
         self.d_input, self.d_image, self.scaling_tau = d_input, d_image, scaling_tau
+        self.semi, self.semi_weight, self.semi_threshold = semi, semi_weight, semi_threshold
+        self.semi_start, self.adv_unlabeled_weight = semi_start, adv_unlabeled_weight
+
+    def images(self, batch: Batch) -> Tensor:
+        """The images G segments: the labeled ones, then the unlabeled ones if any."""
+        if "unlabeled" not in batch:
+            return batch["image"]
+        return torch.cat([batch["image"], batch["unlabeled"]["image"]])
 
     def g_input(self, batch: Batch) -> Tensor:
-        return batch["image"]
+        return self.images(batch)
 
     def fake(self, G: nn.Module, g_in: Tensor) -> Tensor:
         return G(g_in)
@@ -88,25 +118,48 @@ class SegmentTask:
     def probs(self, logits: Tensor) -> Tensor:
         return torch.softmax(logits.float(), dim=1)
 
+    def labeled(self, batch: Batch, fake: Tensor) -> Tensor:
+        return fake[:batch["image"].shape[0]]
+
     def real_maps(self, batch: Batch, fake: Tensor) -> Tensor:
         if self.d_input == d_inputs.SCALING:
-            return d_inputs.scaled_one_hot(batch["mask"], self.probs(fake.detach()), self.scaling_tau)
+            return d_inputs.scaled_one_hot(batch["mask"], self.probs(self.labeled(batch, fake).detach()),
+                                           self.scaling_tau)
         return d_inputs.one_hot(batch["mask"], self.num_classes)
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
-        return self._view(batch, self.probs(fake))
+        """Every prediction, labeled and unlabeled (Hung et al. train D on both)."""
+        return self._view(self.images(batch), self.probs(fake))
 
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
-        return self._view(batch, self.real_maps(batch, fake))
+        return self._view(batch["image"], self.real_maps(batch, fake))
 
-    def _view(self, batch: Batch, maps: Tensor) -> Tensor:
-        image = batch["image"]
+    def _view(self, image: Tensor, maps: Tensor) -> Tensor:
         return d_inputs.view(self.d_input, maps.to(image.dtype), image, self.d_image)
 
-    def supervised_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
-        if self.seg_weight == 0:
-            return {}
-        return {"seg": self.seg_weight * SEG_LOSSES[self.seg_loss](self, batch, fake)}
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor],
+                 gan: GANLoss) -> tuple[Terms, dict[str, StatValue]]:
+        n = batch["image"].shape[0]
+        terms: Terms = {}
+        if self.seg_weight != 0:
+            terms["seg"] = (self.seg_weight, SEG_LOSSES[self.seg_loss](self, batch, fake[:n]))
+        if d_logits is not None:
+            terms["adv"] = (self.adv_weight, gan.g(d_logits[:n]))
+        if "unlabeled" not in batch:
+            return terms, {}
+        if d_logits is not None:
+            terms["adv_unlabeled"] = (self.adv_unlabeled_weight, gan.g(d_logits[n:]))
+        logits = fake[n:]
+        with torch.no_grad():
+            probs = self.probs(logits)
+            if self.semi == "adversarial":
+                confidence = semi.d_confidence(d_logits[n:].detach(), tuple(logits.shape[-2:]))
+            else:
+                confidence = semi.own_confidence(probs)
+            labels, selected = semi.pseudo_labels(probs, confidence, self.semi_threshold)
+        weight = self.semi_weight if batch["step"] >= self.semi_start else 0.0
+        terms["semi"] = (weight, semi.masked_cross_entropy(logits, labels, selected))
+        return terms, semi.semi_stats(labels, selected, confidence, batch["unlabeled"].get("known_mask"))
 
 
 def _ce(task: SegmentTask, batch: Batch, logits: Tensor) -> Tensor:
@@ -125,3 +178,8 @@ def _l1(task: SegmentTask, batch: Batch, logits: Tensor) -> Tensor:
 
 # task.seg_loss -> G's supervised term
 SEG_LOSSES = {"ce": _ce, "ce_dice": _ce_dice, "l1": _l1}
+# task.semi: how unlabeled images teach G (none: they are not read)
+SEMI_KINDS = ("none", "adversarial", "self_training")
+# task.semi_threshold=null: Hung et al.'s 0.2 on D's confidence; on G's own top probability
+# (which is at least 1/classes everywhere) only confident pixels, as self-training does.
+SEMI_THRESHOLDS = {"adversarial": 0.2, "self_training": 0.9}

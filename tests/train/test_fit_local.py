@@ -12,13 +12,15 @@ from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.data.stream import epoch_loader
 from gandist.launchers.local import run_local
 from gandist.train.state import TrainState
+from gandist.losses import gan_loss
 from gandist.train.tasks import SegmentTask
 
 
 @torch.no_grad()
 def ce_on(G: torch.nn.Module, batch: dict, task: SegmentTask) -> float:
     torch.manual_seed(0)  # same dropout masks for both measurements
-    return task.supervised_losses(batch, task.fake(G.train(), batch["image"]))["seg"].item()
+    terms, _ = task.g_losses(batch, task.fake(G.train(), batch["image"]), None, gan_loss("nonsat"))
+    return terms["seg"][1].item()
 
 
 def test_one_process_fit_lowers_cross_entropy_on_a_fixed_batch(shapes_url, tmp_path):

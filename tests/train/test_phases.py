@@ -56,8 +56,9 @@ def test_a_step_makes_one_all_reduce_and_reads_nothing_back_before_it(monkeypatc
 class NaNPenalty(GenerateTask):
     """An extra G loss that is NaN but contributes no gradient: only the loss shows it."""
 
-    def supervised_losses(self, batch, fake):
-        return {"nan": torch.tensor(float("nan"))}
+    def g_losses(self, batch, fake, d_logits, gan):
+        terms, stats = super().g_losses(batch, fake, d_logits, gan)
+        return {**terms, "nan": (1.0, torch.tensor(float("nan")))}, stats
 
 
 def test_a_non_finite_loss_skips_its_phase_even_when_its_gradients_are_finite():

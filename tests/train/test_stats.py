@@ -17,6 +17,9 @@ def _worker(rank: int, init_file: str, results: dict) -> None:
         stats = Stats(torch.device("cpu"))
         for value in (rank * 10.0, rank * 10.0 + 2):  # rank 0: 0, 2; rank 1: 10, 12
             stats.add({"loss": torch.tensor(value)})
+        # Weighted: rank 0 measures 0.5 over 1 pixel, rank 1 1.0 over 3; nothing to measure anywhere.
+        stats.add({"accuracy": (torch.tensor(0.5 + rank * 0.5), torch.tensor(1.0 + rank * 2)),
+                   "empty": (torch.tensor(0.0), torch.tensor(0.0))})
         reduced = stats.reduce()
 
         torch.manual_seed(0)
@@ -31,15 +34,17 @@ def _worker(rank: int, init_file: str, results: dict) -> None:
             error = ""
         except RuntimeError as e:
             error = str(e)
-        results[rank] = (reduced["loss"], error)
+        results[rank] = (reduced["loss"], error, reduced["accuracy"], "empty" in reduced)
     finally:
         dist.destroy_process_group()
 
 
-def test_reduce_averages_over_steps_and_ranks_and_differences_are_caught(tmp_path):
+def test_reduce_averages_over_steps_and_ranks_weighs_and_differences_are_caught(tmp_path):
     manager = mp.Manager()
     results = manager.dict()
     mp.spawn(_worker, args=(str(tmp_path / "init"), results), nprocs=2, join=True)
     assert results[0][0] == results[1][0] == 6.0  # mean of 0, 2, 10, 12
+    assert results[0][2] == results[1][2] == (0.5 * 1 + 1.0 * 3) / 4  # weighted over ranks
+    assert not results[0][3] and not results[1][3]  # a figure nobody could measure is left out
     assert results[0][1] == ""  # rank 0 is the reference
     assert "rank 1 holds a different Linear.bias than rank 0" in results[1][1]
