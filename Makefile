@@ -17,7 +17,7 @@ KUSTOMIZE := .tools/kustomize
 DEMO_DATA := runs/data/shapes32
 DEMO_STORE := runs/store
 
-.PHONY: demo test test-fast tensorboard bench gpu-check k8s-check clean-demo
+.PHONY: demo test test-fast tensorboard bench quality gpu-check k8s-check clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ k8s-check: $(STAMP) $(KUSTOMIZE)
 # bench/results.json; about 10 minutes on 2 CPU cores. BENCHMARKS.md in bench/ records figures.
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# Segmentation with 1/8 of the masks: CE, + adversarial, + semi-supervised, self-training, all
+# masks; 2 seeds each, side by side. About 15 minutes on 2 CPU cores; writes bench/quality.json.
+quality: $(STAMP)
+	$(PY) bench/quality.py --json bench/quality.json
 
 # What the CPU tests cannot see, on a machine with CUDA (under 8 minutes on one H200): 1 and N
 # GPUs under Ray, bf16 and fp16, a kill and recovery, a CPU checkpoint resumed on a GPU, compile.

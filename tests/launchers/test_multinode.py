@@ -121,22 +121,31 @@ def final_state(name: str, env: dict[str, str], step: int) -> dict:
 
 @needs_netns
 @pytest.mark.slow
-def test_two_nodes_train_bitwise_the_same_as_one_machine_under_torchrun(cluster, cluster_data, tmp_path):
-    """The numbers depend neither on where the ranks run nor on the launcher: 2 Ray workers on
-    2 nodes end with the same weights as 2 torchrun processes on this machine."""
-    env = driver_env(cluster)
-    steps = ["trainer.max_steps=4", "trainer.ckpt_every=4"]
-    two = Driver(cluster.command(0, train_argv(cluster_data, "two-nodes", *steps,
-                                               f"launcher.ray_address={cluster.head_address}",
-                                               "launcher.socket_ifname=eth0")), env).wait(timeout=300)
+def test_a_job_submitted_to_the_head_trains_on_both_nodes_bitwise_as_torchrun_on_one_machine(
+        cluster, cluster_data, tmp_path):
+    """`gandist submit` to the head's job API runs the training on both nodes, and the numbers
+    depend neither on where the ranks run nor on the launcher: the job's 2 Ray workers end with
+    the same weights as 2 torchrun processes on this machine."""
+    from ray.job_submission import JobSubmissionClient
+
+    wait_for_job_api(cluster.dashboard)
+    env = {**driver_env(cluster), "RAY_AUTH_MODE": "disabled"}
+    steps = ["trainer.max_steps=4"]
+    submitted = subprocess.run([GANDIST, "submit", "--address", cluster.dashboard, "--wait",
+                                *train_argv(cluster_data, "submitted", *steps)[2:], "launcher.socket_ifname=eth0"],
+                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    job = re.search(r"^job id\s+: (\S+)$", submitted.stdout, flags=re.M).group(1)
+    logs = JobSubmissionClient(cluster.dashboard).get_job_logs(job)
+    assert submitted.returncode == 0 and "SUCCEEDED" in submitted.stdout, logs[-5000:]
     # Both ranks ran, on different nodes (Ray Train's controller lists each rank's node).
-    assert sorted(worker_ips(two).values()) == [node_ip(0), node_ip(1)], two[-3000:]
+    assert sorted(worker_ips(logs).values()) == [node_ip(0), node_ip(1)], logs[-3000:]
+    assert "Run 'submitted' finished at step 4" in logs
     # The same config on one machine, two processes under torchrun (no Ray).
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                 "-m", "gandist.cli", "train", *small_overrides(cluster_data, str(tmp_path), "one-machine"),
                 "trainer.num_workers=2", "data.loader_workers=0", "launcher.name=torchrun", *steps]
     Driver(torchrun, env).wait(timeout=300)
-    a = final_state("two-nodes", env, 4)
+    a = final_state("submitted", env, 4)
     b = load_checkpoint(str(tmp_path / "one-machine" / "checkpoint_00000004"))
     for net in ("G", "D", "G_ema"):
         for key, tensor in a["state"][net].items():
@@ -209,23 +218,3 @@ def test_elastic_run_goes_on_with_the_node_that_is_left(cluster, cluster_data):
     assert list(worker_ips(out).values()) == [node_ip(0)], out[-4000:]
     assert f"step {LOSS_STEPS}/{LOSS_STEPS}" in out
     print(f"elastic node loss: {timings}")
-
-
-@needs_netns
-@pytest.mark.slow
-def test_gandist_submit_to_the_head_runs_the_job_on_both_nodes(cluster, cluster_data):
-    from ray.job_submission import JobSubmissionClient
-
-    while len(cluster.nodes) < 2:  # the loss tests above took nodes away: add one back
-        cluster.add(cluster.fresh_index())
-    wait_for_job_api(cluster.dashboard)
-    env = {**driver_env(cluster), "RAY_AUTH_MODE": "disabled"}
-    submitted = subprocess.run([GANDIST, "submit", "--address", cluster.dashboard, "--wait",
-                                *train_argv(cluster_data, "submitted", "trainer.max_steps=4")[2:],
-                                "launcher.socket_ifname=eth0"],
-                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
-    job = re.search(r"^job id\s+: (\S+)$", submitted.stdout, flags=re.M).group(1)
-    logs = JobSubmissionClient(cluster.dashboard).get_job_logs(job)
-    assert submitted.returncode == 0 and "SUCCEEDED" in submitted.stdout, logs[-5000:]
-    assert sorted(worker_ips(logs).values()) == sorted(node_ip(k) for k in cluster.nodes), logs[-3000:]
-    assert "Run 'submitted' finished at step 4" in logs

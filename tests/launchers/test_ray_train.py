@@ -47,30 +47,64 @@ def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}, acc
 
 
-def test_two_worker_run_in_the_s3_server_checkpoints_logs_resumes_and_exports(ray_cluster, s3_shapes_url, bucket,
-                                                                            tmp_path, capfd):
-    """Both workers stream their shards from the S3 API server, Ray Train writes the
-    checkpoints there and resumes from them, rank 0's logs follow; no secret leaks."""
+def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_from_the_bucket_and_export(
+        ray_cluster, s3_shapes_url, bucket, tmp_path, capfd):
+    """Both workers stream their shards from the S3 API server and Ray Train writes the
+    checkpoints there (uploaded in the background). faults.kill_rank=1 at step 5: Ray restarts
+    the workers, they replay steps 4-5 from the step-3 checkpoint in the bucket, and the weights
+    end exactly as without the fault (2 torchrun processes, half the time of a second Ray Train
+    run: the numbers do not depend on the launcher, see test_multinode). The run learns from
+    unlabeled images too (half the masks, Hung et al.'s recipe), so both streams' cursors, 2
+    batches per epoch each, resume mid-epoch. Then the same run name again with rank 0's local
+    logs gone resumes from the bucket; export reads it there; no secret leaks anywhere."""
+    import subprocess
+    import sys
+
     from gandist.ckpt import find_latest_checkpoint, load_checkpoint, write_checkpoint
     from gandist.launchers.ray_launcher import run_ray
 
     storage = f"{bucket}/runs"
     s3 = fsspec.filesystem("s3")
-    cfg = absolutize(compose_config(small_overrides(s3_shapes_url, storage, "s3run") + [
-        "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2"]))
-    summary = run_ray(cfg)
-    assert summary.step == 4 and 0.0 <= summary.metrics["eval/miou"] <= 1.0
+
+    def overrides(storage: str, name: str, *extra: str) -> list[str]:
+        return small_overrides(s3_shapes_url, storage, name) + [
+            "trainer.num_workers=2", "trainer.max_steps=6", "trainer.ckpt_every=3", "data.label_fraction=0.5",
+            "task.semi=adversarial", "task.semi_start=0", *extra]
+
+    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                               "2", "-m", "gandist.cli", "train", *overrides(str(tmp_path), "clean"),
+                               "launcher.name=torchrun"], capture_output=True, text=True, timeout=300)
+    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    clean = str(tmp_path / "clean" / "checkpoint_00000006")
+    cfg = absolutize(compose_config(overrides(storage, "s3run", "faults.kill_rank=1", "faults.at_step=5",
+                                              "trainer.max_failures=1", "trainer.async_checkpoint=true")))
+    drilled = run_ray(cfg)
+    assert read_meta(clean)["step"] == drilled.step == 6 and 0.0 <= drilled.metrics["eval/miou"] <= 1.0
+    assert drilled.checkpoint == f"{storage}/s3run/checkpoint_00000006"
+    assert s3.exists(f"{storage}/s3run/fault_drill_done.json")
+    assert read_meta(clean)["resumed_from"] is None
+    assert read_meta(drilled.checkpoint)["resumed_from"] == 3  # replayed from the step-3 checkpoint
+    a, b = load_checkpoint(clean)["state"], load_checkpoint(drilled.checkpoint)["state"]
+    for net in ("G", "D", "G_ema"):
+        for key, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
+    assert a["unlabeled_cursor"] == b["unlabeled_cursor"] and b["unlabeled_cursor"]["epoch"] == 2
+    out = capfd.readouterr()
+    logs = out.out + out.err
+    assert "Checkpoint at step 3: training waited" in logs and "upload continues in the background" in logs
+    assert "Resumed from checkpoint at step 3" in logs
+
     s3.invalidate_cache()
     assert sorted(p.rsplit("/", 1)[-1] for p in s3.glob(f"{storage}/s3run/checkpoint_0*")) == [
-        "checkpoint_00000002", "checkpoint_00000004"]
+        "checkpoint_00000003", "checkpoint_00000006"]
     latest = find_latest_checkpoint(f"{storage}/s3run")
-    assert latest == f"{storage}/s3run/checkpoint_00000004" and read_meta(latest)["step"] == 4
+    assert latest == f"{storage}/s3run/checkpoint_00000006" and read_meta(latest)["step"] == 6
     s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb1"), recursive=True)
     scalars, acc = scalar_events(str(tmp_path / "tb1"))
-    for tag in ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake", "perf/images_per_s",
-                "perf/step_time_s", "eval/miou", "eval/pixel_accuracy"):
+    for tag in ("loss/D", "loss/G", "loss/G_seg", "loss/G_semi", "semi/selected_fraction", "D/real", "D/fake",
+                "perf/images_per_s", "perf/step_time_s", "eval/miou", "eval/pixel_accuracy"):
         assert tag in scalars, f"{tag} missing from {sorted(scalars)}"
-    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4]
+    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4, 5, 6]  # the replayed steps once
     assert "samples" in acc.Tags()["images"]
 
     # Mark the checkpoint in the bucket, so the next run can only have its count from there.
@@ -84,21 +118,21 @@ def test_two_worker_run_in_the_s3_server_checkpoints_logs_resumes_and_exports(ra
     # The same run name again, with more steps, and rank 0's local logs gone (as on a new
     # machine): it resumes from the bucket's checkpoint, and the logs come back from there.
     shutil.rmtree(os.path.dirname(log_dir(cfg)))
-    cfg.trainer.max_steps = 6
-    assert run_ray(cfg).step == 6
+    cfg.trainer.max_steps, cfg.faults.kill_rank = 8, None
+    assert run_ray(cfg).step == 8
     s3.invalidate_cache()
     latest = find_latest_checkpoint(f"{storage}/s3run")
     assert read_meta(latest)["images_seen"] == 1000 + 2 * 2 * 8  # resumed from the bucket
     s3.get(f"{storage}/s3run/tensorboard", str(tmp_path / "tb2"), recursive=True)
     scalars, _ = scalar_events(str(tmp_path / "tb2"))
-    assert [step for step, _ in scalars["loss/D"]] == [1, 2, 3, 4, 5, 6]  # continued, not restarted
-    assert s3.exists(f"{storage}/s3run/samples/samples_00000006.png")
+    assert [step for step, _ in scalars["loss/D"]] == list(range(1, 9))  # continued, not restarted
+    assert s3.exists(f"{storage}/s3run/samples/samples_00000008.png")
 
     # Export from the run directory in the bucket picks its latest checkpoint.
     out = tmp_path / "g.pt"
     assert main(["export", f"{storage}/s3run", str(out)]) == 0
     G, exported = load_generator(str(out))
-    assert exported["step"] == 6
+    assert exported["step"] == 8
     with torch.no_grad():
         assert G(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
 
@@ -109,51 +143,7 @@ def test_two_worker_run_in_the_s3_server_checkpoints_logs_resumes_and_exports(ra
     assert files_containing(secret, ray_cluster, os.environ["GANDIST_CACHE_DIR"], str(tmp_path)) == []
     assert bucket_objects_containing(secret, bucket) == []
     out, err = capfd.readouterr()
-    assert secret not in out + err
-
-
-def test_killed_worker_recovers_and_ends_bitwise_equal_to_an_uninterrupted_run(
-        ray_cluster, shapes_url, bucket, tmp_path, capfd):
-    """faults.kill_rank=1 at step 5, checkpoints every 3, uploaded in the background to the S3
-    API server: Ray restarts the workers, they replay steps 4-5 from the step-3 checkpoint in
-    the bucket, and the weights end exactly as without the fault. The run without the fault
-    is 2 torchrun processes (the numbers do not depend on the launcher, see test_multinode),
-    half the time of a second Ray Train run. The run learns from unlabeled images too (half
-    the masks, Hung et al.'s recipe), so both streams' cursors, 2 batches per epoch each, are
-    resumed mid-epoch."""
-    import subprocess
-    import sys
-
-    from gandist.ckpt import load_checkpoint
-    from gandist.launchers.ray_launcher import run_ray
-
-    def overrides(storage: str, name: str, *extra: str) -> list[str]:
-        return small_overrides(shapes_url, storage, name) + [
-            "trainer.num_workers=2", "trainer.max_steps=6", "trainer.ckpt_every=3", "data.label_fraction=0.5",
-            "task.semi=adversarial", "task.semi_start=0", *extra]
-
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               "2", "-m", "gandist.cli", "train", *overrides(str(tmp_path), "clean"),
-                               "launcher.name=torchrun"], capture_output=True, text=True, timeout=300)
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
-    clean = str(tmp_path / "clean" / "checkpoint_00000006")
-    drilled = run_ray(absolutize(compose_config(overrides(
-        f"{bucket}/runs", "drill", "faults.kill_rank=1", "faults.at_step=5", "trainer.max_failures=1",
-        "trainer.async_checkpoint=true"))))
-    assert read_meta(clean)["step"] == drilled.step == 6
-    assert drilled.checkpoint == f"{bucket}/runs/drill/checkpoint_00000006"
-    assert fsspec.filesystem("s3").exists(f"{bucket}/runs/drill/fault_drill_done.json")
-    assert read_meta(clean)["resumed_from"] is None
-    assert read_meta(drilled.checkpoint)["resumed_from"] == 3  # replayed from the step-3 checkpoint
-    a, b = load_checkpoint(clean)["state"], load_checkpoint(drilled.checkpoint)["state"]
-    for net in ("G", "D", "G_ema"):
-        for key, tensor in a[net].items():
-            assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
-    assert a["unlabeled_cursor"] == b["unlabeled_cursor"] and b["unlabeled_cursor"]["epoch"] == 2
-    out = capfd.readouterr()
-    logs = out.out + out.err
-    assert "Checkpoint at step 3: training waited" in logs and "upload continues in the background" in logs
-    assert "Resumed from checkpoint at step 3" in logs
+    assert secret not in out + err + logs
 
 
 def test_elastic_workers_take_what_the_cluster_has_and_a_resume_changes_the_count(ray_cluster, shapes_url,

@@ -4,11 +4,14 @@ exactly with both streams' cursors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
+from gandist.cli import main
 from gandist.launchers.local import run_local
 from gandist.train import semi
 
@@ -104,3 +107,8 @@ def test_self_training_reads_a_second_shard_set_without_d(shapes_url, tmp_path):
     assert state["unlabeled_cursor"]["batch_in_epoch"] == 2
     assert not any(k.startswith(("loss/D", "loss/G_adv")) for k in summary.metrics)
     assert {"loss/G_semi", "semi/selected_fraction", "semi/pseudo_label_accuracy"} <= set(summary.metrics)
+    run = tmp_path / "self"
+    assert main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    scores = json.loads((run / "eval_self_step2.json").read_text())["scores"]
+    assert scores["eval/miou"] == pytest.approx(summary.metrics["eval/miou"], rel=1e-6)
