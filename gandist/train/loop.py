@@ -43,10 +43,11 @@ from gandist.urls import is_local
 
 log = logging.getLogger("gandist.train")
 
-# Keys of the config that decide the shape of the networks: a checkpoint must agree on them.
-SHAPE_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
-              ("model", "g_width"), ("model", "d_width"), ("model", "d_layers"), ("model", "d_arch"),
-              ("task", "d_input"), ("task", "d_image")]
+# Keys of the config a checkpoint must agree on: the networks' shapes, and the labeled subset
+# the data cursors count in. (A shard set may move, so its URL is not one of them.)
+CHECKPOINT_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
+                   ("model", "g_width"), ("model", "d_width"), ("model", "d_layers"), ("model", "d_arch"),
+                   ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
 
 
 def fit(cfg: Config, ctx: Context) -> TrainState:
@@ -216,7 +217,7 @@ def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optiona
     saved = from_dict(payload["config"]).to_dict() if payload.get("config") else {}
     current = cfg.to_dict()
     diffs = []
-    for section, key in SHAPE_KEYS:
+    for section, key in CHECKPOINT_KEYS:
         old, new = saved.get(section, {}).get(key), current[section][key]
         if old != new:
             diffs.append(f"{section}.{key}: checkpoint {old!r}, config {new!r}")

@@ -99,9 +99,11 @@ def training_batches(cfg: Config, data: Cursor, unlabeled: Cursor, manifest: Man
     if cfg.task.semi == Semi.none:
         return batches
     url = d.unlabeled_url or d.url
+    # Masks of the unlabeled images only feed statistics, and only when they mean the same classes.
+    known = url == d.url or Manifest.load(url).classes == manifest.classes
     # Its own seed: the unlabeled stream's order is not the labeled one's.
-    unlabeled_batches = stream_batches(url, unlabeled, cfg, seed=derive_seed(seed, "unlabeled"), with_masks=True,
-                                        subset=unlabeled_part, **common)
+    unlabeled_batches = stream_batches(url, unlabeled, cfg, seed=derive_seed(seed, "unlabeled"), with_masks=known,
+                                       subset=unlabeled_part, **common)
     return with_unlabeled(batches, unlabeled_batches)
 
 
