@@ -137,6 +137,9 @@ class ModelConfig:
     g_width: int = doc(64, "generator base channel count")
     d_width: int = doc(64, "discriminator base channel count")
     dropout: float = doc(0.5, "pix2pix: dropout in the three innermost U-Net decoder blocks")
+    g_refine: int = doc(0, "pix2pix: channels of a full-resolution head that sees the U-Net's last features and the "
+                        "image (a 3x3 conv, then 1x1 to the classes); 0 = pix2pix's U-Net, whose last layer "
+                        "predicts from half-resolution features")
     d_layers: int = doc(3, "pix2pix: D's stride-2 layers (3 gives the 70x70 PatchGAN)")
     d_arch: DArch = doc(DArch.patch, "pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
                         "a confidence map at the input resolution, Hung et al.)")

@@ -22,7 +22,7 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
         D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
     else:
         G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
-                          width=m.g_width, dropout=m.dropout)
+                          width=m.g_width, dropout=m.dropout, refine=m.g_refine)
         d_in = d_inputs.channels(str(cfg.task.d_input), num_classes, cfg.task.d_image)
         if m.d_arch == DArch.pixel:  # its own classifier is one more stride-2 layer
             D = PixelDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers + 1)

@@ -18,10 +18,15 @@ class UNetGenerator(nn.Module):
     log2(R) stride-2 levels take the input down to 1x1; each decoder level is concatenated
     with the encoder features of the same size, which carry the fine detail the bottleneck loses.
     No output activation: the caller picks it (softmax over classes for segmentation).
+
+    ``refine`` > 0 replaces the last transposed conv's output with ``refine`` feature channels
+    and adds a head at full resolution: a 3x3 conv over [those features, the input image] and a
+    1x1 conv to the outputs. pix2pix's last layer predicts each pixel from the half-resolution
+    features alone; the head sees the pixels themselves, which is what a segment boundary needs.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 4, resolution: int = 64, width: int = 64,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, refine: int = 0) -> None:
         super().__init__()
         is_pow2 = resolution > 0 and resolution & (resolution - 1) == 0
         if not (is_pow2 and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION):
@@ -47,7 +52,7 @@ class UNetGenerator(nn.Module):
             level = n - 1 - k  # the encoder level whose resolution this block starts from
             c_in = chans[level] if k == 0 else 2 * chans[level]  # all but the innermost take [decoder, skip]
             if level == 0:
-                self.up.append(nn.ConvTranspose2d(c_in, out_channels, 4, 2, 1))
+                self.up.append(nn.ConvTranspose2d(c_in, refine or out_channels, 4, 2, 1))
                 continue
             c_out = chans[level - 1]
             layers = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
@@ -55,9 +60,18 @@ class UNetGenerator(nn.Module):
             if k < 3 and dropout > 0:  # pix2pix's noise source: dropout in the three innermost decoder blocks
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
+        self.head = None
+        if refine:
+            self.head = nn.ModuleDict({
+                "features": nn.Sequential(nn.BatchNorm2d(refine), nn.ReLU(inplace=True)),
+                "refine": nn.Sequential(nn.Conv2d(refine + in_channels, refine, 3, 1, 1, bias=False),
+                                        nn.BatchNorm2d(refine), nn.ReLU(inplace=True),
+                                        nn.Conv2d(refine, out_channels, 1)),
+            })
         self.apply(init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
+        image = x
         skips = []
         for block in self.down:
             x = block(x)
@@ -67,6 +81,8 @@ class UNetGenerator(nn.Module):
             x = block(x)
             if skips:
                 x = torch.cat([x, skips.pop()], dim=1)
+        if self.head is not None:
+            x = self.head["refine"](torch.cat([self.head["features"](x), image], dim=1))
         return x
 
 

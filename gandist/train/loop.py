@@ -46,8 +46,8 @@ log = logging.getLogger("gandist.train")
 # Keys of the config a checkpoint must agree on: the networks' shapes, and the labeled subset
 # the data cursors count in. (A shard set may move, so its URL is not one of them.)
 CHECKPOINT_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
-                   ("model", "g_width"), ("model", "d_width"), ("model", "d_layers"), ("model", "d_arch"),
-                   ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
+                   ("model", "g_width"), ("model", "g_refine"), ("model", "d_width"), ("model", "d_layers"),
+                   ("model", "d_arch"), ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
 
 
 def fit(cfg: Config, ctx: Context) -> TrainState:

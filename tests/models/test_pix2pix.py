@@ -106,3 +106,17 @@ def test_pixel_discriminator_gives_one_logit_per_input_pixel(resolution: int, n_
     assert out.shape == (2, 1, resolution, resolution)
     out[0, 0, 0, 0].backward()
     assert x.grad[1].abs().sum() == 0 and x.grad[0].abs().sum() > 0  # each sample judged on its own
+
+
+def test_refine_head_predicts_at_full_resolution_from_features_and_image():
+    torch.manual_seed(0)
+    plain = UNetGenerator(in_channels=3, out_channels=4, resolution=16, width=4, dropout=0.0)
+    refined = UNetGenerator(in_channels=3, out_channels=4, resolution=16, width=4, dropout=0.0, refine=6)
+    x = torch.randn(2, 3, 16, 16)
+    assert refined(x).shape == plain(x).shape == (2, 4, 16, 16)
+    assert refined.up[-1].out_channels == 6 and plain.up[-1].out_channels == 4 and plain.head is None
+    first = refined.head["refine"][0]
+    assert (first.in_channels, first.kernel_size) == (6 + 3, (3, 3))  # the features and the image itself
+    # Every parameter, the head's included, gets a gradient.
+    refined(x).sum().backward()
+    assert all(p.grad is not None for p in refined.parameters())
