@@ -5,7 +5,9 @@ Every variant trains the same U-Net (one process, the same steps, batch, data an
 builtin shapes and is scored on the same held-out images (EMA G's mIoU):
 
   (a) ce           cross-entropy on the labeled 1/8 only (task.adv_weight=0, no D)
-  (b) ce+adv       + 0.01 x the adversarial term, pixel D (Hung et al.)
+  (b) ce+adv       + 0.01 x the adversarial term, pixel D (Hung et al.), D sees Luc et al.'s
+                   "scaling" maps (a real map softened towards the prediction: one-hot real maps
+                   let D tell them from any prediction at once, and its confidence says nothing)
   (c) ce+adv+semi  + learning from the other 7/8 through D's confidence map (task.semi=adversarial)
   (d) self-train   (a) + pseudo-labels where G's own top probability passes 0.9 (task.semi=self_training)
   (e) all masks    (a) with every mask: the ceiling
@@ -38,8 +40,8 @@ COMMON = ["task=segment", "model.resolution=32", "model.g_width=32", "model.d_wi
 FRACTION = ["data.label_fraction=0.125"]
 VARIANTS = {
     "a_ce": FRACTION + ["task.adv_weight=0"],
-    "b_ce_adv": FRACTION + ["task.adv_weight=0.01"],
-    "c_ce_adv_semi": FRACTION + ["task.adv_weight=0.01", "task.semi=adversarial"],
+    "b_ce_adv": FRACTION + ["task.adv_weight=0.01", "task.d_input=scaling"],
+    "c_ce_adv_semi": FRACTION + ["task.adv_weight=0.01", "task.d_input=scaling", "task.semi=adversarial"],
     "d_self_training": FRACTION + ["task.adv_weight=0", "task.semi=self_training"],
     "e_all_masks": ["task.adv_weight=0"],
 }
@@ -79,8 +81,9 @@ def main() -> int:
                     f"eval.every={every}"]))
                 summary = run_local(cfg)
                 curve = scalars(summary.log_dir, "eval/miou")
+                semi = {k: v for k, v in summary.metrics.items() if k.startswith("semi/")}  # the last log window
                 runs.append({"seed": seed, "miou": summary.metrics["eval/miou"], "seconds": time.monotonic() - started,
-                             "curve": {str(k): v for k, v in sorted(curve.items())}})
+                             "curve": {str(k): v for k, v in sorted(curve.items())}, "semi_last_window": semi})
                 print(f"{name} seed {seed}: held-out mIoU {runs[-1]['miou']:.4f} in {runs[-1]['seconds']:.0f} s "
                       f"({time.monotonic() - began:.0f} s so far)", flush=True)
             results[name] = {"overrides": VARIANTS[name], "mean_miou": statistics.mean(r["miou"] for r in runs),
