@@ -145,7 +145,7 @@ def test_an_old_segment_config_keeps_the_pix2pix_recipe_it_was_trained_with():
     (["task=segment", "data.label_fraction=0.5", "task.semi=adversarial", "task.adv_weight=0"],
      "or use task.semi=self_training"),
     (["task=generate", "data.label_fraction=0.5"], "are for task=segment"),
-    (["task=generate", "model.g_refine=8"], "set model.g_refine=0 for model.arch=dcgan"),
+    (["task=segment", "model.g_refine=-1"], "model.g_refine=-1 must be >= 0"),
     (["task=segment", "data.label_fraction=0"], "data.label_fraction=0.0 must be in (0, 1]"),
     (["task=segment", "data.label_fraction=0.5", "task.semi=adversarial", "task.semi_threshold=1.5"],
      "task.semi_threshold=1.5 must be in [0, 1)"),

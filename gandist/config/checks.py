@@ -53,9 +53,6 @@ def check_model(cfg: Config) -> None:
     m = cfg.model
     _positive(m, "model", "z_dim", "g_width", "d_width", "d_layers")
     _positive(m, "model", "g_refine", allow_zero=True)
-    if m.g_refine and m.arch != Arch.pix2pix:
-        raise ConfigError(f"model.g_refine={m.g_refine} is a U-Net head (model.arch=pix2pix); set model.g_refine=0 "
-                          f"for model.arch={m.arch}")
     _fraction("model.dropout", m.dropout)
     if m.arch == Arch.dcgan and m.resolution not in (32, 64):
         raise ConfigError(f"model.resolution={m.resolution}: dcgan supports 32 or 64")
