@@ -49,7 +49,7 @@ class Cursor:
         self.history = []
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "layout": dict(self.layout), "history": list(self.history)}
+        return asdict(self)  # deep copies: the checkpoint does not share the live lists
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Cursor":
