@@ -1,6 +1,6 @@
 """The GPU check: what the CPU tests cannot see, run on a machine with CUDA (`make gpu-check`).
 
-Runs, each a real `gandist train` under Ray on builtin shapes (64 px, pix2pix):
+Runs, each a real `gandist train` under Ray on builtin shapes (64 px, task=segment's U-Net):
   1. one GPU, trainer.amp=auto (bf16 where native), channels-last on: images/s, peak memory
   2. every visible GPU, trainer.amp=fp16: images/s, peak memory per GPU, loss scales
   3. a worker killed after step 20 and recovered (trainer.max_failures=1), against the same

@@ -1,8 +1,8 @@
 """Segmentation quality ablation: what the adversarial term and learning from unlabeled images
 add when only 1/8 of the masks are known, side by side in one run.
 
-Every variant trains the same U-Net (one process, the same steps, batch, data and schedule) on
-builtin shapes and is scored on the same held-out images (EMA G's mIoU):
+Every variant trains the same U-Net (task=segment's, at the demo's width 16; one process, the
+same steps, batch, data and schedule) on builtin shapes and is scored on the same held-out images (EMA G's mIoU):
 
   (a) ce           cross-entropy on the labeled 1/8 only (task.adv_weight=0, no D)
   (b) ce+adv       + 0.01 x the adversarial term, pixel D (Hung et al.), D sees Luc et al.'s
@@ -33,10 +33,10 @@ import time
 from common import Row, finish, scalars
 
 # The recipe every variant shares, and what each adds.
-COMMON = ["task=segment", "model.resolution=32", "model.g_width=32", "model.d_width=16", "model.dropout=0",
-          "model.d_arch=pixel", "data.batch_size=32", "data.loader_workers=0", "launcher.name=local",
-          "trainer.num_workers=1", "trainer.lr_g=3e-3", "trainer.lr_d=1e-3", "trainer.beta1=0.9",
-          "trainer.lr_schedule=linear", "trainer.log_every=50", "trainer.image_every=100000", "eval.batches=0"]
+COMMON = ["task=segment", "model.resolution=32", "model.g_width=16", "model.d_width=16", "model.d_arch=pixel",
+          "data.batch_size=32", "data.loader_workers=0", "launcher.name=local", "trainer.num_workers=1",
+          "trainer.lr_g=3e-3", "trainer.lr_d=1e-3", "trainer.beta1=0.9", "trainer.lr_schedule=linear",
+          "trainer.log_every=50", "trainer.image_every=100000", "eval.batches=0"]
 FRACTION = ["data.label_fraction=0.125"]
 VARIANTS = {
     "a_ce": FRACTION + ["task.adv_weight=0"],

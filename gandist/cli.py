@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gandist",
         description="Distributed GAN training on Ray Train: image generation (DCGAN) and "
-                    "segmentation as image-to-mask translation (pix2pix), from WebDataset shards.",
+                    "segmentation (a U-Net with an adversarial critic, or pix2pix), from WebDataset shards.",
         epilog="Typical use: gandist shard builtin:shapes runs/data/shapes, then "
                "gandist train task=segment data.url=runs/data/shapes run.name=first. "
                "Each command has its own --help.",

@@ -35,7 +35,7 @@ def test_dry_run_prints_the_resolved_config(capsys):
     assert main(["train", "--dry-run", "task=segment", "trainer.max_steps=9", "run.name=x"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["task"]["name"] == "segment"
-    assert printed["model"]["arch"] == "pix2pix"
+    assert printed["model"]["arch"] == "unet"
     assert printed["trainer"]["max_steps"] == 9
     assert printed["run"]["storage"].startswith("/")  # made absolute for the workers
 

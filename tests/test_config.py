@@ -15,7 +15,7 @@ def test_every_config_file_composes(group):
     for option in options:
         overrides = [f"{group}={option}"]
         if group == "model":  # a model must fit its task
-            overrides.append(f"task={'segment' if option == 'pix2pix' else 'generate'}")
+            overrides.append(f"task={'segment' if option in ('unet', 'pix2pix') else 'generate'}")
         cfg = compose_config(overrides)
         assert isinstance(cfg, Config)
 
@@ -23,7 +23,9 @@ def test_every_config_file_composes(group):
 def test_task_picks_its_model():
     assert compose_config([]).model.arch == "dcgan"
     cfg = compose_config(["task=segment", "trainer.max_steps=7"])
-    assert (cfg.task.name, cfg.model.arch, cfg.trainer.max_steps) == ("segment", "pix2pix", 7)
+    assert (cfg.task.name, cfg.model.arch, cfg.trainer.max_steps) == ("segment", "unet", 7)
+    assert compose_config(["task=segment_pix2pix"]).model.arch == "pix2pix"
+    assert compose_config(["task=segment", "model=pix2pix"]).model.arch == "pix2pix"  # either segmenter
 
 
 def test_unknown_key_is_named_with_a_suggestion():
@@ -46,7 +48,10 @@ def test_ill_typed_value_is_named():
 @pytest.mark.parametrize("override, needle", [
     ("task.loss=wasserstein", "task.loss='wasserstein'"),
     ("trainer.max_steps=0", "trainer.max_steps=0"),
-    ("model=pix2pix", "model.arch='pix2pix' does not fit task.name='generate'"),
+    ("model=pix2pix", "model.arch='pix2pix' does not fit task.name='generate'; use model=dcgan (or task=segment)"),
+    ("model=unet", "model.arch='unet' does not fit task.name='generate'"),
+    ("task=segment model=dcgan", "use model=unet or model=pix2pix (or task=generate)"),
+    ("task=segment model.resolution=40", "unet max-pools 4 times and needs a multiple of 16"),
     ("model.resolution=48", "model.resolution=48"),
     ("run.name=../escape", "run.name='../escape'"),
     ("task.d_input=logits", "task.d_input='logits' is not one of softmax, scaling, product"),
@@ -56,7 +61,7 @@ def test_ill_typed_value_is_named():
 ])
 def test_bad_values_are_rejected(override, needle):
     with pytest.raises(ConfigError) as info:
-        compose_config([override])
+        compose_config(override.split())
     assert needle in str(info.value)
 
 

@@ -69,7 +69,7 @@ def test_installed_wheel_trains_and_shards_from_another_directory(installed, tmp
 
     dry = run_in(installed, tmp_path, installed / "bin" / "gandist", "train", "--dry-run", "task=segment")
     assert dry.returncode == 0, dry.stderr
-    assert "name: segment" in dry.stdout and "arch: pix2pix" in dry.stdout and "seg_loss: ce" in dry.stdout
+    assert "name: segment" in dry.stdout and "arch: unet" in dry.stdout and "seg_loss: ce" in dry.stdout
 
     shard = run_in(installed, tmp_path, installed / "bin" / "gandist", "shard", "builtin:shapes", "shapes",
                    "--samples", "16", "--heldout", "4", "--size", "16", "--shard-size", "8")

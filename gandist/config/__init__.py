@@ -5,7 +5,7 @@ Only the CLI, this package and ``launchers/`` touch Hydra objects; workers recei
 ``cfg.to_dict()`` and rebuild it with ``from_dict``.
 """
 
-from gandist.config.checks import ARCH_FOR_TASK, ConfigError, validate
+from gandist.config.checks import ARCHS_FOR_TASK, ConfigError, validate
 from gandist.config.compose import (
     GROUPS,
     RENAMED,
@@ -41,7 +41,7 @@ from gandist.config.schema import (
 )
 
 __all__ = [
-    "ARCH_FOR_TASK", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
+    "ARCHS_FOR_TASK", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
     "EvalConfig", "Features", "Flips", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
     "ModelConfig", "RENAMED", "SegLoss", "Semi", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",

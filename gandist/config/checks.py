@@ -17,7 +17,9 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names it and says how to fix it."""
 
 
-ARCH_FOR_TASK = {TaskName.generate: Arch.dcgan, TaskName.segment: Arch.pix2pix}
+# The architectures each task trains; the first is its default (configs/task/<task>.yaml).
+ARCHS_FOR_TASK = {TaskName.generate: (Arch.dcgan,), TaskName.segment: (Arch.unet, Arch.pix2pix)}
+SEGMENTERS = ARCHS_FOR_TASK[TaskName.segment]
 
 
 def _positive(section: object, prefix: str, *names: str, allow_zero: bool = False) -> None:
@@ -58,10 +60,12 @@ def check_model(cfg: Config) -> None:
         raise ConfigError(f"model.resolution={m.resolution}: dcgan supports 32 or 64")
     if m.arch == Arch.pix2pix and (m.resolution < 16 or m.resolution & (m.resolution - 1)):
         raise ConfigError(f"model.resolution={m.resolution}: pix2pix needs a power of two >= 16")
+    if m.arch == Arch.unet and m.resolution % 16:
+        raise ConfigError(f"model.resolution={m.resolution}: unet max-pools 4 times and needs a multiple of 16")
     if m.d_arch == DArch.pixel:
-        if m.arch != Arch.pix2pix:
-            raise ConfigError(f"model.d_arch=pixel is a segmentation D (model.arch=pix2pix); model.arch={m.arch} "
-                              "has its own D: set model.d_arch=patch")
+        if m.arch not in SEGMENTERS:
+            raise ConfigError(f"model.d_arch=pixel is a segmentation D (model.arch=unet or pix2pix); "
+                              f"model.arch={m.arch} has its own D: set model.d_arch=patch")
         if m.resolution < 2 ** (m.d_layers + 2):
             raise ConfigError(f"model.d_arch=pixel with model.d_layers={m.d_layers} halves the image "
                               f"{m.d_layers + 2} times, more than model.resolution={m.resolution} allows; "
@@ -146,11 +150,11 @@ def check_faults(cfg: Config) -> None:
 
 
 def check_across_sections(cfg: Config) -> None:
-    want = ARCH_FOR_TASK[cfg.task.name]
-    if cfg.model.arch != want:
-        other = TaskName.generate if want == Arch.pix2pix else TaskName.segment
+    fits = ARCHS_FOR_TASK[cfg.task.name]
+    if cfg.model.arch not in fits:
+        other = next(task for task, archs in ARCHS_FOR_TASK.items() if cfg.model.arch in archs)
         raise ConfigError(f"model.arch={cfg.model.arch.value!r} does not fit task.name={cfg.task.name.value!r}; "
-                          f"use model={want} (or task={other})")
+                          f"use model={' or model='.join(map(str, fits))} (or task={other})")
     check_unlabeled_data(cfg)
     launcher, t = cfg.launcher.name, cfg.trainer
     if t.min_workers is not None and launcher != LauncherName.ray:

@@ -66,6 +66,7 @@ class Flips(Choice):
 class Arch(Choice):
     dcgan = "dcgan"
     pix2pix = "pix2pix"
+    unet = "unet"
 
 
 class LrSchedule(Choice):
@@ -131,7 +132,8 @@ class TaskConfig:
 
 @dataclass
 class ModelConfig:
-    arch: Arch = doc(Arch.dcgan, "network pair: dcgan (generate) | pix2pix (U-Net G + PatchGAN D, segment)")
+    arch: Arch = doc(Arch.dcgan, "network pair: dcgan (generate) | unet (segment: Ronneberger's U-Net of 3x3 "
+                    "conv blocks + the pix2pix D) | pix2pix (segment: pix2pix's U-Net + PatchGAN D)")
     resolution: int = doc(64, "image side in pixels; must equal the shard set's image_size")
     z_dim: int = doc(128, "generate: length of the noise vector")
     g_width: int = doc(64, "generator base channel count")
@@ -140,8 +142,8 @@ class ModelConfig:
     g_refine: int = doc(0, "pix2pix: channels of a full-resolution head that sees the U-Net's last features and the "
                         "image (a 3x3 conv, then 1x1 to the classes); 0 = pix2pix's U-Net, whose last layer "
                         "predicts from half-resolution features")
-    d_layers: int = doc(3, "pix2pix: D's stride-2 layers (3 gives the 70x70 PatchGAN)")
-    d_arch: DArch = doc(DArch.patch, "pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
+    d_layers: int = doc(3, "unet, pix2pix: D's stride-2 layers (3 gives the 70x70 PatchGAN)")
+    d_arch: DArch = doc(DArch.patch, "unet, pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
                         "a confidence map at the input resolution, Hung et al.)")
 
 

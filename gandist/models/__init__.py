@@ -2,6 +2,7 @@
 
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
 from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
+from gandist.models.unet import UNet
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "PatchDiscriminator", "PixelDiscriminator", "UNetGenerator",
-           "init_weights"]
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "PatchDiscriminator", "PixelDiscriminator", "UNet",
+           "UNetGenerator", "init_weights"]

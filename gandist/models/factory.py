@@ -10,6 +10,7 @@ from gandist.config import Arch, Config, DArch
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gandist.models import d_inputs
 from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
+from gandist.models.unet import UNet
 from gandist.seeding import derive_seed
 
 
@@ -20,9 +21,12 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
     if m.arch == Arch.dcgan:
         G: nn.Module = DCGANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width)
         D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
-    else:
-        G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
-                          width=m.g_width, dropout=m.dropout, refine=m.g_refine)
+    else:  # a segmenter and the pix2pix discriminators
+        if m.arch == Arch.unet:
+            G = UNet(in_channels=3, out_channels=num_classes, resolution=m.resolution, width=m.g_width)
+        else:
+            G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
+                              width=m.g_width, dropout=m.dropout, refine=m.g_refine)
         d_in = d_inputs.channels(str(cfg.task.d_input), num_classes, cfg.task.d_image)
         if m.d_arch == DArch.pixel:  # its own classifier is one more stride-2 layer
             D = PixelDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers + 1)
