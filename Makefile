@@ -62,7 +62,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 # Segmentation with 1/8 of the masks: CE, + adversarial, + semi-supervised, self-training, all
-# masks; 2 seeds each, side by side. About 13 minutes on 2 CPU cores; writes bench/quality.json.
+# masks; 2 seeds each, side by side. About 14 minutes on 2 CPU cores; writes bench/quality.json.
 quality: $(STAMP)
 	$(PY) bench/quality.py --json bench/quality.json
 
