@@ -1,14 +1,16 @@
-"""GAN and reconstruction losses: pure functions of logits, each returning a scalar mean.
+"""GAN losses, gradient penalties and supervised losses: pure functions of logits (and, for the
+penalties, of D's inputs), each returning a scalar mean.
 
-D's loss stays split into its real and fake terms: the training loop backpropagates them
-separately.
+A separable loss keeps D's real and fake terms apart (they are logged apart); a relativistic
+one scores real and fake logits in pairs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -53,26 +55,85 @@ def lsgan_g(fake: Tensor) -> Tensor:
     return 0.5 * ((fake - 1) ** 2).mean()
 
 
+# Relativistic pairing (Jolicoeur-Martineau 2019; R3GAN's RpGAN): each real logit is paired with
+# a fake one, and D is asked only that the real score higher; G, that the fake does. Not separable
+# into real and fake terms, and G's loss needs D(real).
+def rpgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.softplus(-(real - fake)).mean()
+
+
+def rpgan_g(fake: Tensor, real: Tensor) -> Tensor:
+    return F.softplus(-(fake - real)).mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
-    d_real: Callable[[Tensor], Tensor]  # D loss term on real logits
-    d_fake: Callable[[Tensor], Tensor]  # D loss term on fake logits
-    g: Callable[[Tensor], Tensor]  # G adversarial loss on fake logits
+    """A GAN loss: separable (``d_real``, ``d_fake``, ``g_fake``) or relativistic (``pair_d``,
+    ``pair_g``, over paired real and fake logits)."""
+
+    d_real: Optional[Callable[[Tensor], Tensor]] = None  # D's term on real logits
+    d_fake: Optional[Callable[[Tensor], Tensor]] = None  # D's term on fake logits
+    g_fake: Optional[Callable[[Tensor], Tensor]] = None  # G's adversarial loss on fake logits
+    pair_d: Optional[Callable[[Tensor, Tensor], Tensor]] = None  # D's loss on (real, fake) pairs
+    pair_g: Optional[Callable[[Tensor, Tensor], Tensor]] = None  # G's loss on (fake, real) pairs
+
+    @property
+    def relativistic(self) -> bool:
+        """G's loss needs D's logits on real samples too."""
+        return self.pair_g is not None
+
+    def d(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's loss, and its real and fake parts where the loss has them (to log)."""
+        if self.pair_d is not None:
+            return self.pair_d(real, fake), {}
+        loss_real, loss_fake = self.d_real(real), self.d_fake(fake)
+        return loss_real + loss_fake, {"loss/D_real": loss_real.detach(), "loss/D_fake": loss_fake.detach()}
+
+    def g(self, fake: Tensor, real: Optional[Tensor] = None) -> Tensor:
+        """G's adversarial loss; ``real`` (D's logits on the paired real samples) only when relativistic."""
+        if self.pair_g is not None:
+            if real is None:
+                raise ValueError("a relativistic loss needs D's logits on real samples for G's loss")
+            return self.pair_g(fake, real)
+        return self.g_fake(fake)
 
 
 GAN_LOSSES: dict[str, GANLoss] = {
     "nonsat": GANLoss(nonsat_d_real, nonsat_d_fake, nonsat_g),
     "hinge": GANLoss(hinge_d_real, hinge_d_fake, hinge_g),
     "lsgan": GANLoss(lsgan_d_real, lsgan_d_fake, lsgan_g),
+    "rpgan": GANLoss(pair_d=rpgan_d, pair_g=rpgan_g),
 }
 
 
 def gan_loss(kind: str) -> GANLoss:
-    """The loss triple for ``kind``: one of ``GAN_LOSSES``."""
+    """The loss for ``kind``: one of ``GAN_LOSSES``."""
     try:
         return GAN_LOSSES[kind]
     except KeyError:
         raise ValueError(f"unknown GAN loss {kind!r}; valid choices: {', '.join(GAN_LOSSES)}") from None
+
+
+def _at_least_fp32(x: Tensor) -> Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def gradient_penalty(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+    """Zero-centred gradient penalty (R1 on real inputs, R2 on fake ones; Mescheder et al. 2018):
+    the mean over samples of |d sum(logits) / d input|^2. ``inputs`` must require grad and
+    ``logits`` come from them; the graph is kept so the penalty trains D (double backward).
+
+    ``scale``: the fp16 grad scaler's loss scale, applied before and removed after, so the
+    input gradients do not underflow in half precision (PyTorch's AMP gradient-penalty recipe).
+    """
+    total = _at_least_fp32(logits).sum()
+    if scale is not None:
+        total = total * scale
+    (grad,) = torch.autograd.grad(total, inputs, create_graph=True)
+    grad = _at_least_fp32(grad)
+    if scale is not None:
+        grad = grad / scale
+    return grad.square().flatten(1).sum(dim=1).mean()
 
 
 def l1(pred: Tensor, target: Tensor) -> Tensor:

@@ -28,6 +28,18 @@ def test_task_picks_its_model():
     assert compose_config(["task=segment", "model=pix2pix"]).model.arch == "pix2pix"  # either segmenter
 
 
+def test_model_r3gan_brings_the_r3gan_recipe_and_each_part_can_be_overridden():
+    cfg = compose_config(["task=generate", "model=r3gan"])
+    assert (cfg.model.arch, cfg.task.loss, cfg.task.penalty) == ("r3gan", "rpgan", "r1_r2")
+    assert (cfg.task.gamma, cfg.task.gamma_final) == (0.05, 0.005)
+    t = cfg.trainer
+    assert (t.beta1, t.beta2, t.beta2_final, t.lr_schedule, t.lr_decay_start, t.lr_final) == (
+        0.0, 0.9, 0.99, "cosine", 0.0, 0.25)
+    assert compose_config(["model=r3gan", "task.loss=hinge", "task.gamma=0"]).task.loss == "hinge"
+    assert compose_config(["task.gamma=1"]).model.arch == "dcgan"  # penalties work with DCGAN too
+    assert compose_config([]).task.loss == "nonsat"
+
+
 def test_unknown_key_is_named_with_a_suggestion():
     with pytest.raises(ConfigError, match=r"trainer\.max_step'.*trainer\.max_steps"):
         compose_config(["trainer.max_step=5"])
@@ -48,7 +60,17 @@ def test_ill_typed_value_is_named():
 @pytest.mark.parametrize("override, needle", [
     ("task.loss=wasserstein", "task.loss='wasserstein'"),
     ("trainer.max_steps=0", "trainer.max_steps=0"),
-    ("model=pix2pix", "model.arch='pix2pix' does not fit task.name='generate'; use model=dcgan (or task=segment)"),
+    ("model=pix2pix", "model.arch='pix2pix' does not fit task.name='generate'; use model=dcgan or model=r3gan "
+                      "(or task=segment)"),
+    ("task=segment model=r3gan", "model.arch='r3gan' does not fit task.name='segment'"),
+    ("task=segment task.loss=rpgan", "task.loss=rpgan pairs each real image with a generated one"),
+    ("model=r3gan model.resolution=48", "r3gan supports 32, 64, 128 or 256"),
+    ("model=r3gan model.stage_widths=[64,64]", "has 2 entries; model.resolution=32 has 4 stages"),
+    ("model=r3gan model.g_width=12", "r3gan width 12 x model.expansion=2 must be a positive multiple of "
+                                     "model.group_channels=16"),
+    ("model=r3gan task.gamma=-1", "task.gamma=-1.0 must be >= 0"),
+    ("model=r3gan task.penalty=r3", "task.penalty='r3' is not one of r1, r1_r2"),
+    ("model=r3gan trainer.beta2_final=1.5", "trainer.beta2_final=1.5 must be in [0, 1)"),
     ("model=unet", "model.arch='unet' does not fit task.name='generate'"),
     ("task=segment model=dcgan", "use model=unet or model=pix2pix (or task=generate)"),
     ("task=segment model.resolution=40", "unet max-pools 4 times and needs a multiple of 16"),

@@ -40,7 +40,7 @@ EXPECTED = {
 def test_values_match_hand_computation(kind: str) -> None:
     loss = gan_loss(kind)
     r, f = torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64)
-    got = (loss.d_real(r), loss.d_fake(f), loss.g(f))
+    got = (loss.d_real(r), loss.d_fake(f), loss.g(f))  # g: separable losses need no real logits
     for term, value, want in zip(("d_real", "d_fake", "g"), got, EXPECTED[kind]):
         assert value.dim() == 0, term
         assert value.item() == pytest.approx(want, rel=1e-12), term
@@ -70,7 +70,64 @@ def test_gradient_signs(kind: str) -> None:
 
 def test_gan_loss_exposes_module_functions() -> None:
     assert gan_loss("hinge").d_real is losses.hinge_d_real
-    assert gan_loss("lsgan").g is losses.lsgan_g
+    assert gan_loss("lsgan").g_fake is losses.lsgan_g
+    assert gan_loss("rpgan").pair_d is losses.rpgan_d and gan_loss("rpgan").relativistic
+    assert not gan_loss("nonsat").relativistic
+
+
+def test_separable_d_is_the_sum_of_its_logged_parts() -> None:
+    r, f = torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64)
+    total, parts = gan_loss("hinge").d(r, f)
+    assert total.item() == pytest.approx(EXPECTED["hinge"][0] + EXPECTED["hinge"][1], rel=1e-12)
+    assert parts["loss/D_real"].item() == pytest.approx(EXPECTED["hinge"][0], rel=1e-12)
+    assert parts["loss/D_fake"].item() == pytest.approx(EXPECTED["hinge"][1], rel=1e-12)
+
+
+def test_rpgan_values_match_hand_computation() -> None:
+    """R3GAN's relativistic pairing: D softplus(-(r - f)), G softplus(-(f - r)), pair by pair."""
+    loss = gan_loss("rpgan")
+    r, f = torch.tensor(REAL, dtype=torch.float64), torch.tensor(FAKE, dtype=torch.float64)
+    # r - f = 0.3, -0.7, 3.5
+    want_d = mean([softplus(-0.3), softplus(0.7), softplus(-3.5)])
+    want_g = mean([softplus(0.3), softplus(-0.7), softplus(3.5)])
+    total, parts = loss.d(r, f)
+    assert total.item() == pytest.approx(want_d, rel=1e-12) and parts == {}
+    assert loss.g(f, r).item() == pytest.approx(want_g, rel=1e-12)
+    # Only the gap matters: shifting both logits changes nothing.
+    assert loss.d(r + 5, f + 5)[0].item() == pytest.approx(want_d, rel=1e-12)
+
+
+def test_rpgan_g_without_real_logits_says_what_is_missing() -> None:
+    with pytest.raises(ValueError, match="real samples"):
+        gan_loss("rpgan").g(torch.zeros(3))
+
+
+def test_gradient_penalty_equals_the_squared_input_gradient_norm() -> None:
+    """On a tiny D, the penalty equals |dD/dx|^2 per sample worked out from its weights, and its
+    own gradient (the double backward) equals autograd's through the explicit formula."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+
+    def D(inp: torch.Tensor) -> torch.Tensor:  # a smooth nonlinear critic: sum of tanh(w * x)
+        return torch.tanh(inp * w).flatten(1).sum(dim=1)
+
+    penalty = losses.gradient_penalty(D(x), x)
+    # d/dx sum tanh(w x) = w (1 - tanh(w x)^2), per sample; squared norm, then the batch mean.
+    explicit = (w * (1 - torch.tanh(x * w) ** 2)).square().flatten(1).sum(dim=1).mean()
+    assert penalty.item() == pytest.approx(explicit.item(), rel=1e-12)
+    (grad_w,) = torch.autograd.grad(penalty, w)
+    (want_w,) = torch.autograd.grad(explicit, w)
+    assert torch.allclose(grad_w, want_w, rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_penalty_removes_the_loss_scale() -> None:
+    torch.manual_seed(1)
+    x = torch.randn(3, 1, 2, 2, requires_grad=True)
+    logits = (x ** 3).flatten(1).sum(dim=1)
+    plain = losses.gradient_penalty(logits, x)
+    scaled = losses.gradient_penalty(logits, x, scale=torch.tensor(1024.0))
+    assert scaled.item() == pytest.approx(plain.item(), rel=1e-5)
 
 
 def test_unknown_kind_names_value_and_choices() -> None:

@@ -34,8 +34,10 @@ from gandist.config.schema import (
     LossName,
     LrSchedule,
     ModelConfig,
+    PenaltyKind,
     SegLoss,
     Semi,
+    TaskConfig,
     TaskName,
     TrainerConfig,
 )
@@ -43,6 +45,6 @@ from gandist.config.schema import (
 __all__ = [
     "ARCHS_FOR_TASK", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
     "EvalConfig", "Features", "Flips", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
-    "ModelConfig", "RENAMED", "SegLoss", "Semi", "TaskName", "TrainerConfig", "absolutize", "compose_config",
+    "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",
 ]

@@ -10,7 +10,7 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import Arch, Config, DArch, Features, LauncherName, Semi, TaskName
+from gandist.config.schema import Arch, Config, DArch, Features, LauncherName, LossName, Semi, TaskName
 
 
 class ConfigError(ValueError):
@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 
 # The architectures each task trains; the first is its default (configs/task/<task>.yaml).
-ARCHS_FOR_TASK = {TaskName.generate: (Arch.dcgan,), TaskName.segment: (Arch.unet, Arch.pix2pix)}
+ARCHS_FOR_TASK = {TaskName.generate: (Arch.dcgan, Arch.r3gan), TaskName.segment: (Arch.unet, Arch.pix2pix)}
 SEGMENTERS = ARCHS_FOR_TASK[TaskName.segment]
 
 
@@ -44,6 +44,13 @@ def check_task(cfg: Config) -> None:
     if t.semi == Semi.adversarial and t.adv_weight == 0:
         raise ConfigError("task.semi=adversarial takes pseudo-labels from D's confidence map, but task.adv_weight=0 "
                           "trains no D; set task.adv_weight>0 (e.g. 0.01) or use task.semi=self_training")
+    _positive(t, "task", "gamma", allow_zero=True)
+    _positive(t, "task", "penalty_every")
+    if t.gamma_final is not None and t.gamma_final < 0:
+        raise ConfigError(f"task.gamma_final={t.gamma_final} must be >= 0 (or null for a constant task.gamma)")
+    if t.loss == LossName.rpgan and t.name != TaskName.generate:
+        raise ConfigError(f"task.loss=rpgan pairs each real image with a generated one and is for task=generate; "
+                          f"task={t.name} uses task.loss=nonsat, hinge or lsgan")
     if not 0 < t.scaling_tau <= 1:
         raise ConfigError(f"task.scaling_tau={t.scaling_tau} must be in (0, 1]")
     if t.name == TaskName.segment and t.seg_weight == 0 and t.adv_weight == 0:
@@ -62,6 +69,8 @@ def check_model(cfg: Config) -> None:
         raise ConfigError(f"model.resolution={m.resolution}: pix2pix needs a power of two >= 16")
     if m.arch == Arch.unet and m.resolution % 16:
         raise ConfigError(f"model.resolution={m.resolution}: unet max-pools 4 times and needs a multiple of 16")
+    if m.arch == Arch.r3gan:
+        check_r3gan(cfg)
     if m.d_arch == DArch.pixel:
         if m.arch not in SEGMENTERS:
             raise ConfigError(f"model.d_arch=pixel is a segmentation D (model.arch=unet or pix2pix); "
@@ -70,6 +79,24 @@ def check_model(cfg: Config) -> None:
             raise ConfigError(f"model.d_arch=pixel with model.d_layers={m.d_layers} halves the image "
                               f"{m.d_layers + 2} times, more than model.resolution={m.resolution} allows; "
                               f"lower model.d_layers to {max(1, m.resolution.bit_length() - 3)}")
+
+
+def check_r3gan(cfg: Config) -> None:
+    m = cfg.model
+    _positive(m, "model", "blocks", "expansion", "group_channels")
+    if m.resolution not in (32, 64, 128, 256):
+        raise ConfigError(f"model.resolution={m.resolution}: r3gan supports 32, 64, 128 or 256")
+    stages = m.resolution.bit_length() - 2
+    if m.stage_widths is not None and len(m.stage_widths) != stages:
+        raise ConfigError(f"model.stage_widths={list(m.stage_widths)} has {len(m.stage_widths)} entries; "
+                          f"model.resolution={m.resolution} has {stages} stages (4x4 up to {m.resolution}): "
+                          f"give {stages} widths, lowest resolution first")
+    widths = list(m.stage_widths) if m.stage_widths is not None else [m.g_width, m.d_width]
+    for w in widths:
+        if w <= 0 or (w * m.expansion) % m.group_channels:
+            raise ConfigError(f"r3gan width {w} x model.expansion={m.expansion} must be a positive multiple of "
+                              f"model.group_channels={m.group_channels} (the grouped conv's group size); "
+                              "change the width or model.group_channels")
 
 
 def check_data(cfg: Config) -> None:
@@ -90,6 +117,9 @@ def check_trainer(cfg: Config) -> None:
     _fraction("trainer.lr_decay_start", t.lr_decay_start)
     _fraction("trainer.beta1", t.beta1)
     _fraction("trainer.beta2", t.beta2)
+    if t.beta2_final is not None:
+        _fraction("trainer.beta2_final", t.beta2_final)
+    _fraction("trainer.lr_final", t.lr_final, closed=True)
     if t.min_workers is not None and not 1 <= t.min_workers <= t.num_workers:
         raise ConfigError(f"trainer.min_workers={t.min_workers} must be between 1 and "
                           f"trainer.num_workers={t.num_workers} (or null for a fixed worker count)")

@@ -32,6 +32,12 @@ class LossName(Choice):
     nonsat = "nonsat"
     hinge = "hinge"
     lsgan = "lsgan"
+    rpgan = "rpgan"
+
+
+class PenaltyKind(Choice):
+    r1 = "r1"
+    r1_r2 = "r1_r2"
 
 
 class SegLoss(Choice):
@@ -67,11 +73,13 @@ class Arch(Choice):
     dcgan = "dcgan"
     pix2pix = "pix2pix"
     unet = "unet"
+    r3gan = "r3gan"
 
 
 class LrSchedule(Choice):
     constant = "constant"
     linear = "linear"
+    cosine = "cosine"
 
 
 class AmpMode(Choice):
@@ -106,7 +114,16 @@ def doc(default: Any, help: str) -> Any:
 @dataclass
 class TaskConfig:
     name: TaskName = doc(TaskName.generate, "what to train: generate (noise to image) | segment (image to class mask)")
-    loss: LossName = doc(LossName.nonsat, "adversarial loss: nonsat (non-saturating) | hinge | lsgan (least squares)")
+    loss: LossName = doc(LossName.nonsat, "adversarial loss: nonsat (non-saturating) | hinge | lsgan (least squares) | "
+                         "rpgan (relativistic pairing, R3GAN; generate only)")
+    gamma: float = doc(0.0, "weight of the zero-centred gradient penalties on D, (gamma / 2) x (R1 on reals + R2 on "
+                       "fakes); 0 = off (R3GAN at 32 pixels: 0.05)")
+    gamma_final: Optional[float] = doc(None, "task.gamma decays to this by trainer.max_steps on a cosine (R3GAN: a "
+                                       "tenth of task.gamma); null = constant")
+    penalty: PenaltyKind = doc(PenaltyKind.r1_r2, "gradient penalties under task.gamma: r1 (reals only, StyleGAN) | "
+                               "r1_r2 (reals and fakes, R3GAN)")
+    penalty_every: int = doc(1, "apply the penalties every this many steps, at this many times the weight (lazy "
+                             "regularization, StyleGAN2: 16)")
     seg_loss: SegLoss = doc(SegLoss.ce, "segment: G's supervised loss: ce (cross-entropy) | ce_dice (cross-entropy + "
                             "soft Dice) | l1 (L1 between class probabilities and one-hot masks, pix2pix)")
     seg_weight: float = doc(1.0, "segment: weight of task.seg_loss in G's loss")
@@ -132,7 +149,8 @@ class TaskConfig:
 
 @dataclass
 class ModelConfig:
-    arch: Arch = doc(Arch.dcgan, "network pair: dcgan (generate) | unet (segment: Ronneberger's U-Net of 3x3 "
+    arch: Arch = doc(Arch.dcgan, "network pair: dcgan (generate) | r3gan (generate: R3GAN's normalization-free "
+                    "ResNeXt G and D) | unet (segment: Ronneberger's U-Net of 3x3 "
                     "conv blocks + the pix2pix D) | pix2pix (segment: pix2pix's U-Net + PatchGAN D)")
     resolution: int = doc(64, "image side in pixels; must equal the shard set's image_size")
     z_dim: int = doc(128, "generate: length of the noise vector")
@@ -143,6 +161,12 @@ class ModelConfig:
                         "image (a 3x3 conv, then 1x1 to the classes); 0 = pix2pix's U-Net, whose last layer "
                         "predicts from half-resolution features")
     d_layers: int = doc(3, "unet, pix2pix: D's stride-2 layers (3 gives the 70x70 PatchGAN)")
+    stage_widths: Optional[list[int]] = doc(None, "r3gan: channels of each stage from 4x4 up to model.resolution (D "
+                                            "mirrors them); null = model.g_width (G) and model.d_width (D) at "
+                                            "every stage")
+    blocks: int = doc(2, "r3gan: residual blocks per stage, in G and in D")
+    expansion: int = doc(2, "r3gan: a block's inner width as a multiple of its stage's width")
+    group_channels: int = doc(16, "r3gan: channels per group of a block's grouped 3x3 conv")
     d_arch: DArch = doc(DArch.patch, "unet, pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
                         "a confidence map at the input resolution, Hung et al.)")
 
@@ -183,10 +207,15 @@ class TrainerConfig:
     image_every: int = doc(250, "steps between image grids in TensorBoard")
     lr_g: float = doc(2e-4, "generator Adam learning rate")
     lr_d: float = doc(2e-4, "discriminator Adam learning rate")
-    lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to 0 at max_steps)")
-    lr_decay_start: float = doc(0.5, "linear schedule: fraction of trainer.max_steps after which the decay begins")
+    lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to "
+                                  "trainer.lr_final at max_steps) | cosine (R3GAN: the same on a half cosine)")
+    lr_decay_start: float = doc(0.5, "linear, cosine schedules: fraction of trainer.max_steps after which the decay begins")
+    lr_final: float = doc(0.0, "linear, cosine schedules: fraction of the base rates reached at trainer.max_steps "
+                          "(R3GAN: 0.25)")
     beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
     beta2: float = doc(0.999, "Adam beta2")
+    beta2_final: Optional[float] = doc(None, "Adam beta2 moves to this by trainer.max_steps on a cosine (R3GAN: "
+                                       "0.9 to 0.99); null = constant")
     ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images")
     ema_rampup: float = doc(0.05, "EMA half-life is at most this fraction of images seen (0 = off)")
     seed: int = doc(0, "the one seed; every other seed is derived from it")

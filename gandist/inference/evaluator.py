@@ -146,7 +146,8 @@ class Evaluator:
         z_all = torch.randn(count, self.cfg.model.z_dim, generator=gen)
         first = sum(share(count, r, self.world_size) for r in range(self.rank))
         z_mine = z_all[first:first + share(count, self.rank, self.world_size)]
-        feats = [self._features(G_ema(z.to(self.device))) for z in z_mine.split(self.cfg.data.batch_size)]
+        # Clamped as a saved image would be (R3GAN's G has no tanh), as FID implementations score uint8 images.
+        feats = [self._features(G_ema(z.to(self.device)).clamp(-1, 1)) for z in z_mine.split(self.cfg.data.batch_size)]
         fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)).to(self.device)
         scores: dict[str, float] = {}
         if self.rank == 0:

@@ -10,6 +10,7 @@ from gandist.config import Arch, Config, DArch
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gandist.models import d_inputs
 from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
+from gandist.models.r3gan import R3GANDiscriminator, R3GANGenerator
 from gandist.models.unet import UNet
 from gandist.seeding import derive_seed
 
@@ -21,6 +22,10 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
     if m.arch == Arch.dcgan:
         G: nn.Module = DCGANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width)
         D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
+    elif m.arch == Arch.r3gan:
+        shape = dict(widths=m.stage_widths, blocks=m.blocks, expansion=m.expansion, group_channels=m.group_channels)
+        G = R3GANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width, **shape)
+        D = R3GANDiscriminator(resolution=m.resolution, width=m.d_width, **shape)
     else:  # a segmenter and the pix2pix discriminators
         if m.arch == Arch.unet:
             G = UNet(in_channels=3, out_channels=num_classes, resolution=m.resolution, width=m.g_width)

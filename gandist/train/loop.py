@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from gandist import __version__
 from gandist.ckpt import CheckpointError, write_checkpoint
 from gandist.collectives import check_identical_across_ranks, gather_objects
-from gandist.config import Config, Flips, TaskName, from_dict
+from gandist.config import Config, Flips, PenaltyKind, TaskName, from_dict
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
@@ -32,9 +32,9 @@ from gandist.train.augment import augment
 from gandist.train.context import Context
 from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import EmaUpdater, ema_beta
-from gandist.train.phases import autocast, build_phases, run_step
+from gandist.train.phases import Penalty, autocast, build_phases, run_step
 from gandist.train.progress import Throughput, log_progress
-from gandist.train.schedule import apply_lr
+from gandist.train.schedule import apply_lr, beta2_at, gamma_at
 from gandist.train.state import TrainState
 from gandist.train.streams import adopt_layout, training_batches
 from gandist.train.stats import Stats
@@ -65,8 +65,9 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     G, D = wrap_networks(state, ctx)
     task = make_task(cfg, len(classes or []))
     amp = autocast(ctx.device, gpu_path.amp)
+    penalty = make_penalty(cfg)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
-                          state.scaler_g, state.scaler_d, amp)
+                          state.scaler_g, state.scaler_d, amp, penalty)
     update_ema = EmaUpdater(state.G_ema, state.G)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
     monitor = make_monitor(ctx.log_dir, purge_step=None if resumed_from is None else state.step + 1,
@@ -93,7 +94,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1
         if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
-            stats.add({**result.stats, "lr/G": torch.tensor(t.lr_g * lr), "lr/D": torch.tensor(t.lr_d * lr)})
+            stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
         state.images_seen += global_batch
         update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
         done = state.step >= t.max_steps
@@ -228,6 +229,26 @@ def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optiona
             f"the checkpoint of run {cfg.run.name!r} does not fit this config: " + "; ".join(diffs)
             + ". Use the run's original settings, or a new run.name to start afresh."
         )
+
+
+def make_penalty(cfg: Config) -> Optional[Penalty]:
+    """The gradient penalties task.gamma asks for, or None when they are off for the whole run."""
+    t = cfg.task
+    if t.gamma == 0 and not t.gamma_final:
+        return None
+    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer.max_steps, step), every=t.penalty_every,
+                   r2=t.penalty == PenaltyKind.r1_r2)
+
+
+def schedule_stats(cfg: Config, step: int, lr_factor: float, penalty: Optional[Penalty]) -> dict[str, torch.Tensor]:
+    """The scheduled values in effect at ``step``, to log beside the losses."""
+    t = cfg.trainer
+    values = {"lr/G": t.lr_g * lr_factor, "lr/D": t.lr_d * lr_factor}
+    if t.beta2_final is not None:
+        values["adam/beta2"] = beta2_at(t, step)
+    if penalty is not None:
+        values["train/gamma"] = penalty.gamma(step)
+    return {k: torch.tensor(v) for k, v in values.items()}
 
 
 def make_task(cfg: Config, num_classes: int) -> Task:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from gandist.losses import GANLoss
+from gandist.losses import GANLoss, gradient_penalty
 from gandist.collectives import all_reduce_sum
 from gandist.train.stats import Value
 from gandist.train.tasks import Batch, Task
@@ -77,37 +77,66 @@ def autocast(device: torch.device, amp: str) -> Callable[[], contextlib.Abstract
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
+@dataclass(frozen=True)
+class Penalty:
+    """Zero-centred gradient penalties on D: (gamma / 2) x (R1 on reals [+ R2 on fakes]), applied
+    every ``every`` steps at ``every`` x the weight (lazy regularization, StyleGAN2)."""
+
+    gamma: Callable[[int], float]  # the weight at a step (R3GAN decays it)
+    every: int = 1
+    r2: bool = True
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0 and self.gamma(step) > 0
+
+
 def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                  scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
-                 amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> list[Phase]:
+                 amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 penalty: Optional[Penalty] = None) -> list[Phase]:
     def d_losses(v: StepVars) -> tuple[Tensor, Stats]:
         # Two forwards, one backward (as pix2pix does). DDP prepares its reducer in forward
         # and refuses a second prepared forward before a backward: the first runs under
         # no_sync, and the one backward of the sum still all-reduces every gradient once.
-        fake = v.fake.detach()
+        # The penalties differentiate the logits by D's inputs inside that graph (double
+        # backward); they compute no parameter gradients of their own, so DDP sees one backward.
+        penalize = penalty is not None and penalty.due(v.batch["step"])
+        fake_in = task.d_fake(v.batch, v.fake.detach())
+        real_in = task.d_real(v.batch, v.fake.detach())
+        if penalize:
+            real_in = real_in.detach().requires_grad_(True)
+            if penalty.r2:
+                fake_in = fake_in.detach().requires_grad_(True)
         with no_sync(D), amp():
-            fake_logits = D(task.d_fake(v.batch, fake))
-            loss_fake = gan.d_fake(fake_logits.float())
+            fake_logits = D(fake_in)
         with amp():
-            real_logits = D(task.d_real(v.batch, fake))
-            loss_real = gan.d_real(real_logits.float())
-        total = loss_fake + loss_real
-        return total, {
-            "loss/D": total.detach(),
-            "loss/D_real": loss_real.detach(),
-            "loss/D_fake": loss_fake.detach(),
-            "D/real": real_logits.detach().float().mean(),
-            "D/fake": fake_logits.detach().float().mean(),
-        }
+            real_logits = D(real_in)
+        total, stats = gan.d(real_logits.float(), fake_logits.float())
+        stats = {"loss/D": total.detach(), **stats}
+        if penalize:
+            scale = scaler_d.scale(torch.ones((), device=real_logits.device)) if scaler_d.is_enabled() else None
+            r1 = gradient_penalty(real_logits, real_in, scale)
+            reg = r1
+            stats["loss/D_r1"] = r1.detach()
+            if penalty.r2:
+                r2 = gradient_penalty(fake_logits, fake_in, scale)
+                reg = reg + r2
+                stats["loss/D_r2"] = r2.detach()
+            total = total + (penalty.gamma(v.batch["step"]) / 2) * penalty.every * reg
+        stats.update({"D/real": real_logits.detach().float().mean(), "D/fake": fake_logits.detach().float().mean()})
+        return total, stats
 
     def g_losses(v: StepVars) -> tuple[Tensor, Stats]:
         with amp():
-            d_logits = None
+            d_logits = real_logits = None
             if task.adv_weight > 0:
                 with no_sync(D):
+                    if gan.relativistic:  # G's loss pairs D(fake) with D(real); nothing to learn through D(real)
+                        with torch.no_grad():
+                            real_logits = D(task.d_real(v.batch, v.fake.detach())).float()
                     d_logits = D(task.d_fake(v.batch, v.fake)).float()
-            terms, extra = task.g_losses(v.batch, v.fake, d_logits, gan)
+            terms, extra = task.g_losses(v.batch, v.fake, d_logits, gan, real_logits)
             total = torch.zeros((), device=v.fake.device)
             for weight, value in terms.values():
                 total = total + weight * value

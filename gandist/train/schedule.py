@@ -1,32 +1,56 @@
-"""Learning-rate schedules as pure functions of the step.
+"""Schedules as pure functions of the step: learning rates, Adam's beta2, the penalty weight.
 
-The learning rate at any step follows from the config and the step alone, both of which
-every checkpoint holds, so a resumed run (on any number of workers) continues the same
-schedule; the optimizers' state dicts also carry the current rate.
+Any value at any step follows from the config and the step alone, both of which every
+checkpoint holds, so a resumed run (on any number of workers) continues the same schedule;
+the optimizers' state dicts also carry the current values.
 """
 
 from __future__ import annotations
 
+import math
 import torch
 
-from gandist.config import TrainerConfig
+from gandist.config import TaskConfig, TrainerConfig
+
+
+def cosine(start: float, end: float, step: int, total: int) -> float:
+    """From ``start`` at step 0 to ``end`` at ``total`` on a half cosine (R3GAN's schedules)."""
+    progress = min(max(step / max(total, 1), 0.0), 1.0)
+    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def lr_factor(t: TrainerConfig, step: int) -> float:
     """Multiplier of the base learning rate for the step about to be taken (0-based)."""
     if t.lr_schedule == "constant":
         return 1.0
-    # linear (pix2pix): constant until lr_decay_start of the run, then linearly to 0 at max_steps.
+    # linear (pix2pix) and cosine (R3GAN): constant until lr_decay_start of the run, then down to
+    # lr_final at max_steps.
     start = int(t.lr_decay_start * t.max_steps)
     if step < start:
         return 1.0
-    return max(0.0, (t.max_steps - step) / max(t.max_steps - start, 1))
+    if t.lr_schedule == "cosine":
+        return cosine(1.0, t.lr_final, step - start, t.max_steps - start)
+    progress = min((step - start) / max(t.max_steps - start, 1), 1.0)
+    return 1.0 - (1.0 - t.lr_final) * progress
+
+
+def beta2_at(t: TrainerConfig, step: int) -> float:
+    """Adam's beta2 for ``step``: trainer.beta2, moving to trainer.beta2_final over the run if set."""
+    return t.beta2 if t.beta2_final is None else cosine(t.beta2, t.beta2_final, step, t.max_steps)
+
+
+def gamma_at(task: TaskConfig, max_steps: int, step: int) -> float:
+    """The gradient penalties' weight for ``step``: task.gamma, decaying to task.gamma_final if set."""
+    return task.gamma if task.gamma_final is None else cosine(task.gamma, task.gamma_final, step, max_steps)
 
 
 def apply_lr(t: TrainerConfig, step: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> float:
-    """Set both optimizers' rates for ``step``; returns the factor applied."""
+    """Set both optimizers' rates (and beta2, when scheduled) for ``step``; returns the factor applied."""
     factor = lr_factor(t, step)
+    beta2 = beta2_at(t, step) if t.beta2_final is not None else None
     for opt, base in ((opt_g, t.lr_g), (opt_d, t.lr_d)):
         for group in opt.param_groups:
             group["lr"] = base * factor
+            if beta2 is not None:
+                group["betas"] = (group["betas"][0], beta2)
     return factor

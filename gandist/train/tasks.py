@@ -35,11 +35,12 @@ class Task(Protocol):
         """D's input for the real samples; ``fake`` (detached) for encodings that use it."""
         ...
 
-    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor],
-                 gan: GANLoss) -> tuple[Terms, dict[str, StatValue]]:
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor], gan: GANLoss,
+                 real_logits: Optional[Tensor] = None) -> tuple[Terms, dict[str, StatValue]]:
         """G's loss terms by name, each (weight, unweighted value), logged as loss/G_<name>;
         and further statistics to log. ``d_logits``: D's output for ``d_fake(batch, fake)``,
-        None when ``adv_weight`` is 0."""
+        None when ``adv_weight`` is 0; ``real_logits``: D's output for the real samples, for
+        relativistic losses only."""
         ...
 
 
@@ -65,9 +66,9 @@ class GenerateTask:
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
         return batch["image"]
 
-    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor],
-                 gan: GANLoss) -> tuple[Terms, dict[str, StatValue]]:
-        return {"adv": (self.adv_weight, gan.g(d_logits))}, {}
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor], gan: GANLoss,
+                 real_logits: Optional[Tensor] = None) -> tuple[Terms, dict[str, StatValue]]:
+        return {"adv": (self.adv_weight, gan.g(d_logits, real_logits))}, {}
 
 
 class SegmentTask:
@@ -137,8 +138,9 @@ class SegmentTask:
     def _view(self, image: Tensor, maps: Tensor) -> Tensor:
         return d_inputs.view(self.d_input, maps.to(image.dtype), image, self.d_image)
 
-    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor],
-                 gan: GANLoss) -> tuple[Terms, dict[str, StatValue]]:
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor], gan: GANLoss,
+                 real_logits: Optional[Tensor] = None) -> tuple[Terms, dict[str, StatValue]]:
+        # Separable losses only (task.loss=rpgan is for generate): real_logits is not used.
         n = batch["image"].shape[0]
         terms: Terms = {}
         if self.seg_weight != 0:

@@ -173,18 +173,25 @@ def test_elastic_workers_take_what_the_cluster_has_and_a_resume_changes_the_coun
 
 def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster, shapes_url, tmp_path):
     """SIGKILL the driver (`gandist train` joined to the cluster) once a checkpoint exists; the
-    same command again resumes from the newest checkpoint and finishes."""
+    same command again resumes from the newest checkpoint and finishes, bitwise equal to an
+    uninterrupted run (2 torchrun processes). The run is R3GAN's recipe (model=r3gan: the
+    relativistic loss, R1 + R2 through DDP's double backward, the cosine schedules)."""
     import ray
     import signal
     import subprocess
     import sys
     import time
 
-    from gandist.ckpt import find_latest_checkpoint
+    from gandist.ckpt import find_latest_checkpoint, load_checkpoint
 
-    cmd = [sys.executable, "-m", "gandist.cli", "train", *small_overrides(shapes_url, str(tmp_path), "driver"),
-           "trainer.num_workers=2", "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10",
-           "trainer.image_every=100", "eval.every=100", f"launcher.ray_address={ray.get_runtime_context().gcs_address}"]
+    def train_args(storage: str, name: str) -> list[str]:
+        return ["-m", "gandist.cli", "train", *small_overrides(shapes_url, storage, name, task="generate"),
+                "model=r3gan", "model.g_width=16", "model.d_width=16", "model.blocks=1", "trainer.num_workers=2",
+                "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10", "trainer.image_every=100",
+                "eval.every=100", "eval.samples=32"]
+
+    cmd = [sys.executable, *train_args(str(tmp_path), "driver"),
+           f"launcher.ray_address={ray.get_runtime_context().gcs_address}"]
     run_dir = str(tmp_path / "driver")
     log = open(tmp_path / "first.log", "w+")  # a file, not a pipe nobody reads while we wait
     first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -208,3 +215,13 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     assert resumed["step"] == 20 and resumed["resumed_from"] >= killed_at, (resumed, killed_at)
     assert f"Resumed from checkpoint at step {resumed['resumed_from']}" in output
     assert "finished at step 20" in output
+
+    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                               "2", *train_args(str(tmp_path), "clean"), "launcher.name=torchrun"],
+                              capture_output=True, text=True, timeout=300)
+    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    a = load_checkpoint(str(tmp_path / "clean" / "checkpoint_00000020"))["state"]
+    b = load_checkpoint(find_latest_checkpoint(run_dir))["state"]
+    for net in ("G", "D", "G_ema"):
+        for key, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"

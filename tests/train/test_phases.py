@@ -56,8 +56,8 @@ def test_a_step_makes_one_all_reduce_and_reads_nothing_back_before_it(monkeypatc
 class NaNPenalty(GenerateTask):
     """An extra G loss that is NaN but contributes no gradient: only the loss shows it."""
 
-    def g_losses(self, batch, fake, d_logits, gan):
-        terms, stats = super().g_losses(batch, fake, d_logits, gan)
+    def g_losses(self, batch, fake, d_logits, gan, real_logits=None):
+        terms, stats = super().g_losses(batch, fake, d_logits, gan, real_logits)
         return {**terms, "nan": (1.0, torch.tensor(float("nan")))}, stats
 
 
@@ -108,3 +108,62 @@ def test_the_adversarial_term_enters_g_loss_at_its_weight():
     assert [ph.name for ph in phases] == ["D", "G"] and g_changed and d_changed
     want = stats["loss/G_seg"] + 0.5 * stats["loss/G_adv"]
     assert torch.allclose(stats["loss/G"], want)
+
+
+def penalized_d_grads(gamma: float, every: int = 1, step: int = 0, r2: bool = True, loss: str = "nonsat"):
+    """D's gradient after one D phase of a small G/D pair with the given penalty (step ``step``)."""
+    from gandist.train.phases import Penalty
+
+    G, D, opt_g, opt_d, (scaler_g, scaler_d) = networks()
+    task = GenerateTask(8)
+    D = nn.Sequential(nn.Flatten(), nn.Linear(48, 8), nn.Tanh(), nn.Linear(8, 1)).requires_grad_(False)
+    opt_g, opt_d = (torch.optim.SGD(m.parameters(), lr=0.0) for m in (G, D))  # gradients only
+    penalty = Penalty(gamma=lambda s: gamma, every=every, r2=r2) if gamma else None
+    phases = build_phases(task, gan_loss(loss), G, D, opt_g, opt_d, scaler_g, scaler_d, penalty=penalty)
+    torch.manual_seed(1)
+    batch = {"image": torch.randn(4, 3, 4, 4), "step": step}
+    result = run_step(phases, task, G, batch)
+    return [p.grad.clone() for p in D.parameters()], result.stats, G, D, batch
+
+
+def test_r1_r2_penalties_add_gamma_half_times_the_input_gradient_norms_to_d():
+    """The D phase's gradient with gamma equals the plain one plus gamma/2 x d(R1 + R2)/dθ,
+    the penalties worked out here by autograd on the same real and fake inputs."""
+    from gandist.losses import gradient_penalty
+
+    plain, _, _, _, _ = penalized_d_grads(0.0)
+    with_pen, stats, G, D, batch = penalized_d_grads(4.0)
+    assert {"loss/D_r1", "loss/D_r2"} <= set(stats)
+    D.requires_grad_(True)
+    real = batch["image"].clone().requires_grad_(True)
+    torch.manual_seed(1)
+    torch.randn(4, 3, 4, 4)  # the batch's images, then the step's noise
+    with torch.no_grad():
+        fake = GenerateTask(8).fake(G, torch.randn(4, 8))
+    fake.requires_grad_(True)
+    reg = gradient_penalty(D(real), real) + gradient_penalty(D(fake), fake)
+    # The last bias shifts the logits and not their input gradients: the penalty leaves it alone.
+    expected = torch.autograd.grad(2.0 * reg, list(D.parameters()), allow_unused=True)
+    assert expected[-1] is None
+    for got, base, want in zip(with_pen, plain, expected):
+        assert torch.allclose(got - base, torch.zeros_like(got) if want is None else want, atol=1e-6)
+    assert not torch.allclose(with_pen[0], plain[0], atol=1e-4)  # the penalty did change D's gradient
+
+
+def test_lazy_penalties_apply_every_k_steps_at_k_times_the_weight_and_r1_alone_skips_r2():
+    off_step, stats_off, *_ = penalized_d_grads(4.0, every=4, step=3)
+    assert "loss/D_r1" not in stats_off
+    plain, *_ = penalized_d_grads(0.0, step=3)
+    assert all(torch.equal(a, b) for a, b in zip(off_step, plain))
+    lazy, *_ = penalized_d_grads(1.0, every=4, step=4)
+    eager, *_ = penalized_d_grads(4.0, every=1, step=4)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(lazy, eager))
+    _, stats_r1, *_ = penalized_d_grads(4.0, r2=False)
+    assert "loss/D_r1" in stats_r1 and "loss/D_r2" not in stats_r1
+
+
+def test_rpgan_g_phase_pairs_fake_logits_with_real_ones():
+    """G's relativistic loss needs D(real): the G phase runs D on the reals too, and both
+    phases log their loss (no separate real and fake parts for a pairing loss)."""
+    _, stats, *_ = penalized_d_grads(0.0, loss="rpgan")
+    assert "loss/D" in stats and "loss/D_real" not in stats and "loss/G_adv" in stats

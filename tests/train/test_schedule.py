@@ -6,9 +6,9 @@ import pytest
 
 from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
-from gandist.config import TrainerConfig
+from gandist.config import TaskConfig, TrainerConfig
 from gandist.launchers.local import run_local
-from gandist.train.schedule import lr_factor
+from gandist.train.schedule import beta2_at, cosine, gamma_at, lr_factor
 
 
 def test_linear_schedule_holds_then_decays_to_zero():
@@ -16,6 +16,21 @@ def test_linear_schedule_holds_then_decays_to_zero():
     assert [lr_factor(t, s) for s in range(10)] == pytest.approx(
         [1, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25])
     assert lr_factor(TrainerConfig(max_steps=10), 9) == 1.0  # constant
+
+
+def test_cosine_schedules_run_from_start_to_end_on_a_half_cosine():
+    assert [cosine(1.0, 0.0, s, 4) for s in range(6)] == pytest.approx(
+        [1.0, 0.5 + 0.5 * 2 ** -0.5, 0.5, 0.5 - 0.5 * 2 ** -0.5, 0.0, 0.0])  # held at the end past it
+    t = TrainerConfig(max_steps=4, lr_schedule="cosine", lr_decay_start=0.0, lr_final=0.25,
+                      beta2=0.9, beta2_final=0.99)
+    assert [lr_factor(t, s) for s in (0, 2, 4)] == pytest.approx([1.0, 0.625, 0.25])  # R3GAN: 2e-4 -> 5e-5
+    assert [beta2_at(t, s) for s in (0, 2, 4)] == pytest.approx([0.9, 0.945, 0.99])
+    assert beta2_at(TrainerConfig(beta2=0.95), 3) == 0.95  # unscheduled
+    linear = TrainerConfig(max_steps=4, lr_schedule="linear", lr_decay_start=0.0, lr_final=0.5)
+    assert [lr_factor(linear, s) for s in range(5)] == pytest.approx([1.0, 0.875, 0.75, 0.625, 0.5])
+    task = TaskConfig(gamma=0.05, gamma_final=0.005)
+    assert [gamma_at(task, 4, s) for s in (0, 2, 4)] == pytest.approx([0.05, 0.0275, 0.005])
+    assert gamma_at(TaskConfig(gamma=2.0), 4, 3) == 2.0
 
 
 def test_optimizers_and_checkpoints_follow_the_schedule(shapes_url, tmp_path):
