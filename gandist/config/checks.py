@@ -10,7 +10,7 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import Arch, Config, DArch, Features, LauncherName, LossName, Semi, TaskName
+from gandist.config.schema import Arch, Config, check_augment_ops, DArch, Features, LauncherName, LossName, Semi, TaskName
 
 
 class ConfigError(ValueError):
@@ -48,6 +48,24 @@ def check_task(cfg: Config) -> None:
     _positive(t, "task", "penalty_every")
     if t.gamma_final is not None and t.gamma_final < 0:
         raise ConfigError(f"task.gamma_final={t.gamma_final} must be >= 0 (or null for a constant task.gamma)")
+    ops = list(t.augment)
+    try:
+        check_augment_ops(ops)
+    except ValueError as e:
+        raise ConfigError(f"task.augment={ops}: {e}") from None
+    if ops and t.name != TaskName.generate:
+        raise ConfigError(f"task.augment={t.augment} augments what a generation D sees; task={t.name} has "
+                          "data.flips and data.crop_scale (the same for image and mask) instead")
+    if t.augment_p is not None:
+        _fraction("task.augment_p", t.augment_p, closed=True)
+    if t.ada_target is not None:
+        if not ops:
+            raise ConfigError(f"task.ada_target={t.ada_target} adapts the augmentation probability, but "
+                              "task.augment is empty; set task.augment=[color,translation,cutout] or task.ada_target=null")
+        if not -1 < t.ada_target < 1:
+            raise ConfigError(f"task.ada_target={t.ada_target} must be in (-1, 1): r_t is a mean of signs "
+                              "(StyleGAN2-ADA uses 0.6)")
+    _positive(t, "task", "ada_kimg", "ada_interval")
     if t.loss == LossName.rpgan and t.name != TaskName.generate:
         raise ConfigError(f"task.loss=rpgan pairs each real image with a generated one and is for task=generate; "
                           f"task={t.name} uses task.loss=nonsat, hinge or lsgan")

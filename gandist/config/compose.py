@@ -131,7 +131,8 @@ def iter_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, str
             type_name = "one of " + " | ".join(c.value for c in base)
         else:
             type_name = getattr(base, "__name__", str(base))
-        default = f.default.value if isinstance(f.default, Choice) else f.default
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # e.g. a list
+        default = default.value if isinstance(default, Choice) else default
         yield key, type_name + (" or null" if optional else ""), default, f.metadata.get("help", "")
 
 

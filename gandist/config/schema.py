@@ -106,6 +106,17 @@ class Backend(Choice):
     nccl = "nccl"
 
 
+AUGMENT_OPS = ("color", "translation", "cutout")  # task.augment's ops (gandist.train.diffaugment)
+
+
+def check_augment_ops(ops: list[str]) -> None:
+    """task.augment's ops must be known; raises ValueError naming the others."""
+    unknown = [op for op in ops if op not in AUGMENT_OPS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(map(str, unknown))}; choose from "
+                         f"{', '.join(AUGMENT_OPS)}, as a list: task.augment=[color,translation,cutout]")
+
+
 def doc(default: Any, help: str) -> Any:
     """A dataclass field with a default and its one-line documentation."""
     return field(default=default, metadata={"help": help})
@@ -122,6 +133,16 @@ class TaskConfig:
                                        "tenth of task.gamma); null = constant")
     penalty: PenaltyKind = doc(PenaltyKind.r1_r2, "gradient penalties under task.gamma: r1 (reals only, StyleGAN) | "
                                "r1_r2 (reals and fakes, R3GAN)")
+    augment: list[str] = field(default_factory=list, metadata={"help": (
+        "generate: differentiable augmentation of every image D sees, real and generated (DiffAugment): a list "
+        "of ops from color, translation, cutout, e.g. [color,translation,cutout]; [] = none")})
+    augment_p: Optional[float] = doc(None, "generate, task.augment: probability each op is applied to each image "
+                                     "(with task.ada_target: where p starts); null = 1, or 0 with task.ada_target")
+    ada_target: Optional[float] = doc(None, "generate, task.augment: adapt p so that r_t = E[sign(D(real))] stays at "
+                                      "this (StyleGAN2-ADA: 0.6); null = p stays task.augment_p")
+    ada_kimg: float = doc(100.0, "generate, task.ada_target: thousands of images for p to move from 0 to 1 at most "
+                          "(StyleGAN2-ADA: 500)")
+    ada_interval: int = doc(4, "generate, task.ada_target: steps between adjustments of p")
     penalty_every: int = doc(1, "apply the penalties every this many steps, at this many times the weight (lazy "
                              "regularization, StyleGAN2: 16)")
     seg_loss: SegLoss = doc(SegLoss.ce, "segment: G's supervised loss: ce (cross-entropy) | ce_dice (cross-entropy + "

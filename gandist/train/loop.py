@@ -30,6 +30,7 @@ from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
 from gandist.train.context import Context
+from gandist.train.diffaugment import AdaController, Augmenter
 from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import EmaUpdater, ema_beta
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
@@ -63,7 +64,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     if ctx.is_chief and ctx.device.type == "cuda":
         log.info("GPU path: %s", gpu_path.describe())
     G, D = wrap_networks(state, ctx)
-    task = make_task(cfg, len(classes or []))
+    augmenter, ada = make_augmentation(cfg, ctx, state)
+    task = make_task(cfg, len(classes or []), augmenter)
     amp = autocast(ctx.device, gpu_path.amp)
     penalty = make_penalty(cfg)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
@@ -93,6 +95,10 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1
+        if ada is not None:
+            ada.observe(result.stats["D/real_sign"])
+            if ada.maybe_adjust(state.step):
+                augmenter.p = ada.p
         if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
             stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
         state.images_seen += global_batch
@@ -100,7 +106,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         done = state.step >= t.max_steps
 
         if state.step % t.log_every == 0 or done:
-            values = {**throughput.reduce(state.step), "train/skipped_steps": float(bad_steps.pop_since_log()),
+            values = {**throughput.reduce(state.step), **augment_values(augmenter, ada),
+                      "train/skipped_steps": float(bad_steps.pop_since_log()),
                       "train/images_seen": float(state.images_seen),
                       **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
             monitor.scalars(values, state.step)
@@ -112,6 +119,8 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         if state.step % cfg.eval.every == 0 or done:
             metrics.update(evaluate(evaluator, state, monitor, ctx))
         if state.step % t.ckpt_every == 0 or done:
+            if ada is not None:
+                state.ada = ada.state_dict()  # a collective: the open window summed over ranks
             timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from,
                                      asynchronous=t.async_checkpoint and not done)
             monitor.scalars(timing, state.step)
@@ -251,9 +260,35 @@ def schedule_stats(cfg: Config, step: int, lr_factor: float, penalty: Optional[P
     return {k: torch.tensor(v) for k, v in values.items()}
 
 
-def make_task(cfg: Config, num_classes: int) -> Task:
+def make_augmentation(cfg: Config, ctx: Context, state: TrainState
+                      ) -> tuple[Optional[Augmenter], Optional[AdaController]]:
+    """task.augment's transforms of D's inputs and, with task.ada_target, ADA's controller of
+    their probability (carried on from a resumed checkpoint)."""
+    t = cfg.task
+    if not t.augment:
+        return None, None
+    if t.ada_target is None:
+        return Augmenter(list(t.augment), 1.0 if t.augment_p is None else t.augment_p), None
+    augmenter = Augmenter(list(t.augment), 0.0)
+    ada = AdaController(t.ada_target, t.ada_kimg, t.ada_interval, cfg.data.batch_size * ctx.world_size,
+                        ctx.device, p=0.0 if t.augment_p is None else t.augment_p)
+    if state.ada:
+        ada.load_state_dict(state.ada, ctx.rank)
+    augmenter.p = ada.p
+    return augmenter, ada
+
+
+def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController]) -> dict[str, float]:
+    """The augmentation probability (and ADA's last r_t) to log."""
+    values = {} if augmenter is None else {"augment/p": augmenter.p}
+    if ada is not None:
+        values["augment/rt"] = ada.rt
+    return values
+
+
+def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = None) -> Task:
     if cfg.task.name == TaskName.generate:
-        return GenerateTask(cfg.model.z_dim)
+        return GenerateTask(cfg.model.z_dim, augmenter)
     t = cfg.task
     semi = str(t.semi)
     threshold = t.semi_threshold if t.semi_threshold is not None else SEMI_THRESHOLDS.get(semi, 0.0)

@@ -124,7 +124,9 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                 reg = reg + r2
                 stats["loss/D_r2"] = r2.detach()
             total = total + (penalty.gamma(v.batch["step"]) / 2) * penalty.every * reg
-        stats.update({"D/real": real_logits.detach().float().mean(), "D/fake": fake_logits.detach().float().mean()})
+        stats.update({"D/real": real_logits.detach().float().mean(), "D/fake": fake_logits.detach().float().mean(),
+                      # ADA's overfitting heuristic r_t, before its mean over steps and ranks
+                      "D/real_sign": real_logits.detach().float().sign().mean()})
         return total, stats
 
     def g_losses(v: StepVars) -> tuple[Tensor, Stats]:

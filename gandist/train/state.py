@@ -27,6 +27,7 @@ class TrainState:
     images_seen: int = 0
     data: Cursor = field(default_factory=Cursor)  # the (labeled) training stream's place
     unlabeled: Cursor = field(default_factory=Cursor)  # semi-supervised segmentation's second stream
+    ada: dict[str, Any] = field(default_factory=dict)  # ADA's p, r_t and open window (empty without ADA)
 
     @classmethod
     def fresh(cls, cfg: Config, num_classes: int, device: torch.device) -> "TrainState":
@@ -66,6 +67,7 @@ class TrainState:
             "data_layout": dict(self.data.layout),
             "data_history": list(self.data.history),
             "unlabeled_cursor": self.unlabeled.to_dict(),
+            "ada": dict(self.ada),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -86,3 +88,4 @@ class TrainState:
                            list(sd.get("data_history", [])))
         # Checkpoints from before the unlabeled stream existed start it at its beginning.
         self.unlabeled = Cursor.from_dict(sd["unlabeled_cursor"]) if "unlabeled_cursor" in sd else Cursor()
+        self.ada = dict(sd.get("ada") or {})

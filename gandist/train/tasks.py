@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -45,13 +45,15 @@ class Task(Protocol):
 
 
 class GenerateTask:
-    """Noise to image: D sees images alone; G learns from D only."""
+    """Noise to image: D sees images alone (through ``augment``, the same random transforms for
+    real and generated ones); G learns from D only."""
 
     name = "generate"
     adv_weight = 1.0
 
-    def __init__(self, z_dim: int) -> None:
+    def __init__(self, z_dim: int, augment: Optional[Callable[[Tensor], Tensor]] = None) -> None:
         self.z_dim = z_dim
+        self.augment = augment if augment is not None else (lambda x: x)
 
     def g_input(self, batch: Batch) -> Tensor:
         image = batch["image"]
@@ -61,10 +63,10 @@ class GenerateTask:
         return G(g_in)
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
-        return fake
+        return self.augment(fake)
 
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
-        return batch["image"]
+        return self.augment(batch["image"])
 
     def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor], gan: GANLoss,
                  real_logits: Optional[Tensor] = None) -> tuple[Terms, dict[str, StatValue]]:

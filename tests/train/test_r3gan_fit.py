@@ -21,11 +21,16 @@ def r3gan_cfg(shapes_url: str, storage, name: str, *extra: str):
         "eval.every=4", "eval.samples=16", "trainer.image_every=4", *extra]))
 
 
-@pytest.mark.parametrize("extra", [[], ["task.penalty=r1", "task.penalty_every=2", "task.loss=hinge"]])
+LAZY_R1_HINGE = ["task.penalty=r1", "task.penalty_every=2", "task.loss=hinge"]
+# ADA adjusting every 3 steps: the step-2 checkpoint falls inside a window.
+ADA = ["task.augment=[color,translation,cutout]", "task.ada_target=0.6", "task.ada_interval=3", "task.ada_kimg=0.1"]
+
+
+@pytest.mark.parametrize("extra", [[], LAZY_R1_HINGE, ADA], ids=["recipe", "lazy-r1-hinge", "ada"])
 def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extra):
     """4 steps straight, against the step-2 checkpoint of the same run copied to a new run
     and resumed to step 4: every weight, both optimizers' moments and the schedules' values
-    (learning rate, beta2) end identical."""
+    (learning rate, beta2; ADA's p) end identical."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = r3gan_cfg(shapes_url, tmp_path, "straight", *extra)
@@ -49,9 +54,14 @@ def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extr
     acc = EventAccumulator(str(tmp_path / "straight" / "tensorboard"))
     acc.Reload()
     scalars = {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-    penalty_every = 2 if extra else 1
-    assert "loss/D_r1" in scalars and ("loss/D_r2" in scalars) == (not extra)
-    assert len(scalars["loss/D_r1"]) == 4 // penalty_every  # logged on the steps it applies
+    lazy = extra == LAZY_R1_HINGE
+    assert "loss/D_r1" in scalars and ("loss/D_r2" in scalars) == (not lazy)
+    assert len(scalars["loss/D_r1"]) == (2 if lazy else 4)  # logged on the steps it applies
+    assert b["ada"] == a["ada"] and bool(a["ada"]) == (extra == ADA)
+    if extra == ADA:  # 24 images a window, 100 for p to go 0 -> 1: p moved by 0.24 after step 3
+        assert a["ada"]["p"] == pytest.approx(0.24) or a["ada"]["p"] == 0.0
+        assert a["ada"]["window_count"] == 1  # step 4 of the window 4-6
+        assert len(scalars["augment/p"]) == 4 and "augment/rt" in scalars and "D/real_sign" in scalars
     lr = scalars["lr/G"]  # R3GAN's cosine, 2e-4 towards 5e-5 over the run, one value per step
     assert lr[0] == pytest.approx(2e-4) and lr == sorted(lr, reverse=True) and lr[-1] > 5e-5
     beta2 = scalars["adam/beta2"]

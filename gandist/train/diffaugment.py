@@ -1,0 +1,150 @@
+"""Differentiable augmentation of everything D sees (DiffAugment, Zhao et al. 2020; applied per
+sample with probability p as in StyleGAN2-ADA), and ADA's controller of p.
+
+Real and generated images go through the same random transforms before D, in D's step and in
+G's (where G's gradient flows back through them), so D cannot learn the transforms as a
+feature of real images and G is not pushed to produce them. With few images this keeps D from
+memorising the training set. Each op's random parameters are drawn on the CPU from the given
+generator (by default the process's torch CPU generator, which every checkpoint saves per
+rank), so the same seed gives the same transforms on any device.
+
+ADA (Karras et al. 2020): the overfitting heuristic r_t = E[sign(D(real))] is measured over
+``interval`` steps on all ranks together; p moves towards keeping r_t at ``target``, by at most
+``batch x interval / (speed_kimg x 1000)`` per adjustment (from 0 to 1 in ``speed_kimg``
+thousand images).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gandist.collectives import all_reduce_sum
+
+TRANSLATION = 1 / 8  # the largest shift, as a fraction of the side (DiffAugment's)
+CUTOUT = 1 / 2  # the side of the cut-out square, as a fraction of the image's
+
+
+def _uniform(n: int, generator: Optional[torch.Generator], device: torch.device, *shape: int) -> Tensor:
+    return torch.rand(n, *shape, generator=generator).to(device)
+
+
+def color(x: Tensor, u: Tensor) -> Tensor:
+    """Brightness (+[-0.5, 0.5)), saturation (x[0, 2)) and contrast (x[0.5, 1.5)), per sample;
+    ``u`` [N, 3] uniform draws."""
+    b, s, c = (u[:, i].view(-1, 1, 1, 1).to(x.dtype) for i in range(3))
+    x = x + (b - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (2 * s) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (c + 0.5) + mean
+
+
+def translation(x: Tensor, u: Tensor) -> Tensor:
+    """Shift each image by whole pixels, up to 1/8 of its side each way, filling with zeros;
+    ``u`` [N, 2] uniform draws. Nearest-neighbour sampling at exact pixel offsets keeps it
+    differentiable with respect to the image."""
+    n, _, h, w = x.shape
+    limit = torch.tensor([int(w * TRANSLATION), int(h * TRANSLATION)], device=x.device)
+    shift = (u * (2 * limit + 1)).floor() - limit  # integers in [-limit, limit]
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = -2 * shift[:, 0] / w  # output pixel (i, j) reads input (i - dy, j - dx)
+    theta[:, 1, 2] = -2 * shift[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def cutout(x: Tensor, u: Tensor) -> Tensor:
+    """Zero a square of half the side at a random centre in each image; ``u`` [N, 2]."""
+    n, _, h, w = x.shape
+    size_y, size_x = int(h * CUTOUT), int(w * CUTOUT)
+    cy = (u[:, 0] * (h + 1 - size_y % 2)).floor().view(-1, 1, 1)
+    cx = (u[:, 1] * (w + 1 - size_x % 2)).floor().view(-1, 1, 1)
+    ys = torch.arange(h, device=x.device).view(1, -1, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, -1)
+    top, left = cy - size_y // 2, cx - size_x // 2
+    inside = (ys >= top) & (ys < top + size_y) & (xs >= left) & (xs < left + size_x)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+DRAWS = {"color": (color, 3), "translation": (translation, 2), "cutout": (cutout, 2)}
+
+
+def diff_augment(x: Tensor, ops: Sequence[str], p: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Each op applied to each image with probability ``p`` (independently), in the order given.
+    The draws are made whatever ``p`` is, so the random stream does not depend on it."""
+    n = x.shape[0]
+    for op in ops:
+        fn, k = DRAWS[op]
+        u = _uniform(n, generator, x.device, k)
+        apply = (_uniform(n, generator, x.device) < p).view(-1, 1, 1, 1)
+        x = torch.where(apply, fn(x, u), x)
+    return x
+
+
+class Augmenter:
+    """What task.augment applies to D's inputs, with its current probability ``p``."""
+
+    def __init__(self, ops: Sequence[str], p: float) -> None:
+        self.ops, self.p = tuple(ops), p
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if not self.ops or self.p <= 0:
+            return x
+        return diff_augment(x, self.ops, self.p)
+
+
+class AdaController:
+    """ADA: every ``interval`` steps, r_t over them (all ranks) moves p by a fixed step towards
+    r_t = ``target``."""
+
+    def __init__(self, target: float, speed_kimg: float, interval: int, global_batch: int,
+                 device: torch.device, p: float = 0.0) -> None:
+        self.target, self.interval, self.device = target, interval, device
+        self.step_size = global_batch * interval / (speed_kimg * 1000)
+        self.p, self.rt = p, 0.0
+        self._sum: Optional[Tensor] = None
+        self._count = 0
+
+    def observe(self, real_sign_mean: Tensor) -> None:
+        """One step's mean sign(D(real)) on this rank (a device tensor: no host sync here)."""
+        value = real_sign_mean.detach().double()
+        self._sum = value if self._sum is None else self._sum + value
+        self._count += 1
+
+    def _window(self) -> Tensor:
+        """[sum, count] of this rank's open window, on the device."""
+        total = self._sum if self._sum is not None else torch.zeros((), dtype=torch.float64, device=self.device)
+        return torch.stack([total, torch.tensor(float(self._count), dtype=torch.float64, device=total.device)])
+
+    def maybe_adjust(self, step: int) -> bool:
+        """At every ``interval``-th step: one all-reduce of the window, then p moves; all ranks
+        call it together and get the same p."""
+        if step % self.interval:
+            return False
+        total, count = all_reduce_sum(self._window()).tolist()
+        self._sum, self._count = None, 0
+        if count == 0:
+            return False
+        self.rt = total / count
+        direction = (self.rt > self.target) - (self.rt < self.target)
+        self.p = min(max(self.p + direction * self.step_size, 0.0), 1.0)
+        return True
+
+    def state_dict(self) -> dict[str, float]:
+        """p, the last r_t, and the open window summed over all ranks (a collective: every rank
+        calls it at a checkpoint), so a resume mid-window adjusts p as it would have."""
+        window_sum, window_count = all_reduce_sum(self._window()).tolist()
+        return {"p": self.p, "rt": self.rt, "window_sum": window_sum, "window_count": int(window_count)}
+
+    def load_state_dict(self, sd: dict[str, float], rank: int) -> None:
+        """Rank 0 carries the saved window on; the others start theirs empty (the sum is global)."""
+        self.p, self.rt = float(sd["p"]), float(sd["rt"])
+        self._sum, self._count = None, 0
+        if rank == 0 and sd["window_count"]:
+            self._sum = torch.tensor(sd["window_sum"], dtype=torch.float64, device=self.device)
+            self._count = int(sd["window_count"])
