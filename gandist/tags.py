@@ -20,11 +20,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "eval/kid": ("KID", ".4g"),
     "eval/fd_randconv": ("FD(randconv)", ".4g"),
     "eval/kd_randconv": ("KD(randconv)", ".4g"),
+    "eval/precision": ("precision", ".3f"),  # Kynkäänniemi et al., k = 3, on the same features
+    "eval/recall": ("recall", ".3f"),
+    "eval/precision_randconv": ("precision(randconv)", ".3f"),
+    "eval/recall_randconv": ("recall(randconv)", ".3f"),
 }
 
 # What each console line shows, in order (tags a run lacks are left out).
 PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake")
-SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/fid", "eval/kid", "eval/fd_randconv", "eval/kd_randconv")
+SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
+          "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv")
 SUMMARY = SCORES + ("eval/miou_all_background",)
 
 

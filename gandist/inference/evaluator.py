@@ -21,6 +21,7 @@ from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
 from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
+from gandist.metrics.precision_recall import precision_recall
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
 from gandist.collectives import all_reduce_sum, distributed, gather_objects
@@ -152,10 +153,14 @@ class Evaluator:
         scores: dict[str, float] = {}
         if self.rank == 0:
             fd_tag, kd_tag = distance_tags(self.extractor)
+            suffix = "" if self.extractor.name == "fid" else f"_{self.extractor.name}"
+            precision_tag, recall_tag = f"eval/precision{suffix}", f"eval/recall{suffix}"
             try:
+                precision, recall = precision_recall(real, fake)
                 scores = {fd_tag: frechet_distance(Moments.of(fake), real_moments),
-                          kd_tag: kernel_distance(fake, real, subsets=50)}
+                          kd_tag: kernel_distance(fake, real, subsets=50),
+                          precision_tag: precision, recall_tag: recall}
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
-                scores = {fd_tag: float("nan"), kd_tag: float("nan")}
+                scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}
         return broadcast_value(scores)

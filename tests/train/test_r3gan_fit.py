@@ -36,6 +36,7 @@ def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extr
     cfg = r3gan_cfg(shapes_url, tmp_path, "straight", *extra)
     straight = run_local(cfg)
     assert straight.step == 4 and "eval/fd_randconv" in straight.metrics
+    assert 0 <= straight.metrics["eval/precision_randconv"] <= 1 and 0 <= straight.metrics["eval/recall_randconv"] <= 1
     (tmp_path / "resumed").mkdir()
     shutil.copytree(tmp_path / "straight" / "checkpoint_00000002", tmp_path / "resumed" / "checkpoint_00000002")
     resumed = run_local(r3gan_cfg(shapes_url, tmp_path, "resumed", *extra))
