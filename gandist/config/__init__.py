@@ -41,11 +41,10 @@ from gandist.config.schema import (
     TaskConfig,
     TaskName,
     TrainerConfig,
-    check_augment_ops,
 )
 
 __all__ = [
-    "ARCHS_FOR_TASK", "AUGMENT_OPS", "check_augment_ops", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
+    "ARCHS_FOR_TASK", "AUGMENT_OPS", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
     "EvalConfig", "Features", "Flips", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
     "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",

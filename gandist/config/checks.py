@@ -10,7 +10,7 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import Arch, Config, check_augment_ops, DArch, Features, LauncherName, LossName, Semi, TaskName
+from gandist.config.schema import AUGMENT_OPS, Arch, Config, DArch, Features, LauncherName, LossName, Semi, TaskName
 
 
 class ConfigError(ValueError):
@@ -37,22 +37,21 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
 
 def check_task(cfg: Config) -> None:
     t = cfg.task
-    _positive(t, "task", "seg_weight", "adv_weight", "semi_weight", "adv_unlabeled_weight", allow_zero=True)
+    _positive(t, "task", "seg_weight", "adv_weight", "semi_weight", "adv_unlabeled_weight", "gamma", allow_zero=True)
+    _positive(t, "task", "penalty_every", "ada_kimg", "ada_interval")
     _fraction("task.semi_start", t.semi_start)
     if t.semi_threshold is not None:
         _fraction("task.semi_threshold", t.semi_threshold)
     if t.semi == Semi.adversarial and t.adv_weight == 0:
         raise ConfigError("task.semi=adversarial takes pseudo-labels from D's confidence map, but task.adv_weight=0 "
                           "trains no D; set task.adv_weight>0 (e.g. 0.01) or use task.semi=self_training")
-    _positive(t, "task", "gamma", allow_zero=True)
-    _positive(t, "task", "penalty_every")
     if t.gamma_final is not None and t.gamma_final < 0:
         raise ConfigError(f"task.gamma_final={t.gamma_final} must be >= 0 (or null for a constant task.gamma)")
     ops = list(t.augment)
-    try:
-        check_augment_ops(ops)
-    except ValueError as e:
-        raise ConfigError(f"task.augment={ops}: {e}") from None
+    unknown = [op for op in ops if op not in AUGMENT_OPS]
+    if unknown:
+        raise ConfigError(f"task.augment={ops}: unknown augmentation {', '.join(map(str, unknown))}; choose from "
+                          f"{', '.join(AUGMENT_OPS)}, as a list: task.augment=[color,translation,cutout]")
     if ops and t.name != TaskName.generate:
         raise ConfigError(f"task.augment={t.augment} augments what a generation D sees; task={t.name} has "
                           "data.flips and data.crop_scale (the same for image and mask) instead")
@@ -65,7 +64,6 @@ def check_task(cfg: Config) -> None:
         if not -1 < t.ada_target < 1:
             raise ConfigError(f"task.ada_target={t.ada_target} must be in (-1, 1): r_t is a mean of signs "
                               "(StyleGAN2-ADA uses 0.6)")
-    _positive(t, "task", "ada_kimg", "ada_interval")
     if t.loss == LossName.rpgan and t.name != TaskName.generate:
         raise ConfigError(f"task.loss=rpgan pairs each real image with a generated one and is for task=generate; "
                           f"task={t.name} uses task.loss=nonsat, hinge or lsgan")

@@ -109,14 +109,6 @@ class Backend(Choice):
 AUGMENT_OPS = ("color", "translation", "cutout")  # task.augment's ops (gandist.train.diffaugment)
 
 
-def check_augment_ops(ops: list[str]) -> None:
-    """task.augment's ops must be known; raises ValueError naming the others."""
-    unknown = [op for op in ops if op not in AUGMENT_OPS]
-    if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(map(str, unknown))}; choose from "
-                         f"{', '.join(AUGMENT_OPS)}, as a list: task.augment=[color,translation,cutout]")
-
-
 def doc(default: Any, help: str) -> Any:
     """A dataclass field with a default and its one-line documentation."""
     return field(default=default, metadata={"help": help})

@@ -21,14 +21,13 @@ from torch import Tensor, nn
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2 / (1 + LRELU_SLOPE**2))  # keeps a leaky ReLU's output variance at its input's
-MIN_RESOLUTION, MAX_RESOLUTION = 32, 256
+RESOLUTIONS = (32, 64, 128, 256)
 
 
 def num_stages(resolution: int) -> int:
     """Stages from 4x4 up to ``resolution`` (a power of two in 32..256): 4 at 32, 7 at 256."""
-    if (resolution not in (32, 64, 128, 256)):
-        raise ValueError(f"R3GAN resolution must be a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}, "
-                         f"got {resolution!r}")
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"R3GAN resolution must be one of {RESOLUTIONS}, got {resolution!r}")
     return resolution.bit_length() - 2  # log2(resolution / 4) + 1
 
 

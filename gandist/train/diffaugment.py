@@ -99,16 +99,25 @@ class Augmenter:
 
 
 class AdaController:
-    """ADA: every ``interval`` steps, r_t over them (all ranks) moves p by a fixed step towards
-    r_t = ``target``."""
+    """ADA: every ``interval`` steps, r_t over them (all ranks) moves the augmenter's p by a
+    fixed step towards r_t = ``target``. The augmenter's p is the one copy of it."""
 
-    def __init__(self, target: float, speed_kimg: float, interval: int, global_batch: int,
-                 device: torch.device, p: float = 0.0) -> None:
+    def __init__(self, augmenter: Augmenter, target: float, speed_kimg: float, interval: int,
+                 global_batch: int, device: torch.device) -> None:
+        self.augmenter = augmenter
         self.target, self.interval, self.device = target, interval, device
         self.step_size = global_batch * interval / (speed_kimg * 1000)
-        self.p, self.rt = p, 0.0
+        self.rt = 0.0
         self._sum: Optional[Tensor] = None
         self._count = 0
+
+    @property
+    def p(self) -> float:
+        return self.augmenter.p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self.augmenter.p = value
 
     def observe(self, real_sign_mean: Tensor) -> None:
         """One step's mean sign(D(real)) on this rank (a device tensor: no host sync here)."""

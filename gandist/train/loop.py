@@ -97,8 +97,7 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         state.step += 1
         if ada is not None:
             ada.observe(result.stats["D/real_sign"])
-            if ada.maybe_adjust(state.step):
-                augmenter.p = ada.p
+            ada.maybe_adjust(state.step)
         if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
             stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
         state.images_seen += global_batch
@@ -269,12 +268,11 @@ def make_augmentation(cfg: Config, ctx: Context, state: TrainState
         return None, None
     if t.ada_target is None:
         return Augmenter(list(t.augment), 1.0 if t.augment_p is None else t.augment_p), None
-    augmenter = Augmenter(list(t.augment), 0.0)
-    ada = AdaController(t.ada_target, t.ada_kimg, t.ada_interval, cfg.data.batch_size * ctx.world_size,
-                        ctx.device, p=0.0 if t.augment_p is None else t.augment_p)
+    augmenter = Augmenter(list(t.augment), 0.0 if t.augment_p is None else t.augment_p)
+    ada = AdaController(augmenter, t.ada_target, t.ada_kimg, t.ada_interval, cfg.data.batch_size * ctx.world_size,
+                        ctx.device)
     if state.ada:
         ada.load_state_dict(state.ada, ctx.rank)
-    augmenter.p = ada.p
     return augmenter, ada
 
 

@@ -102,8 +102,8 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         # The penalties differentiate the logits by D's inputs inside that graph (double
         # backward); they compute no parameter gradients of their own, so DDP sees one backward.
         penalize = penalty is not None and penalty.due(v.batch["step"])
-        fake_in = task.d_fake(v.batch, v.fake.detach())
-        real_in = task.d_real(v.batch, v.fake.detach())
+        fake = v.fake.detach()
+        fake_in, real_in = task.d_fake(v.batch, fake), task.d_real(v.batch, fake)
         if penalize:
             real_in = real_in.detach().requires_grad_(True)
             if penalty.r2:

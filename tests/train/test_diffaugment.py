@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gandist.train.diffaugment import AdaController, Augmenter, cutout, diff_augment, translation
+from gandist.config import AUGMENT_OPS
+from gandist.train.diffaugment import DRAWS, AdaController, Augmenter, cutout, diff_augment, translation
 
 ALL = ["color", "translation", "cutout"]
+
+
+def test_the_config_accepts_exactly_the_ops_diffaugment_has():
+    assert set(AUGMENT_OPS) == set(DRAWS) == set(ALL)
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -70,12 +75,15 @@ def test_augmenter_uses_its_current_probability():
 
 
 def test_ada_moves_p_towards_the_target_r_t_by_its_step_and_stays_in_0_1():
-    ada = AdaController(target=0.6, speed_kimg=1.0, interval=2, global_batch=100, device=torch.device("cpu"))
+    augmenter = Augmenter(ALL, 0.0)
+    ada = AdaController(augmenter, target=0.6, speed_kimg=1.0, interval=2, global_batch=100,
+                        device=torch.device("cpu"))
     assert ada.step_size == pytest.approx(0.2)  # 100 images x 2 steps / 1,000 images
     for step, sign in ((1, 0.9), (2, 0.9)):  # D is sure of the reals: overfitting, more augmentation
         ada.observe(torch.tensor(sign))
         adjusted = ada.maybe_adjust(step)
     assert adjusted and ada.p == pytest.approx(0.2) and ada.rt == pytest.approx(0.9)
+    assert augmenter.p == ada.p  # the controller moves the augmenter's own p
     for step in range(3, 11):
         ada.observe(torch.tensor(0.95))
         ada.maybe_adjust(step)
@@ -88,17 +96,17 @@ def test_ada_moves_p_towards_the_target_r_t_by_its_step_and_stays_in_0_1():
 
 def test_ada_state_carries_p_and_the_open_window_over_a_resume():
     cpu = torch.device("cpu")
-    straight = AdaController(0.6, 1.0, 4, 100, cpu)
+    straight = AdaController(Augmenter(ALL, 0.0), 0.6, 1.0, 4, 100, cpu)
     for step, sign in enumerate([0.9, 0.9, 0.1, 0.1, 0.9, 0.2, 0.3, 0.1], start=1):
         straight.observe(torch.tensor(sign))
         straight.maybe_adjust(step)
         if step == 6:
-            saved = AdaController(0.6, 1.0, 4, 100, cpu)
+            saved = AdaController(Augmenter(ALL, 0.0), 0.6, 1.0, 4, 100, cpu)
             saved.load_state_dict(straight.state_dict(), rank=0)  # mid-window: 2 of 4 steps seen
     for step, sign in ((7, 0.3), (8, 0.1)):
         saved.observe(torch.tensor(sign))
         saved.maybe_adjust(step)
     assert (saved.p, saved.rt) == (straight.p, straight.rt)
-    other = AdaController(0.6, 1.0, 4, 100, cpu)
+    other = AdaController(Augmenter(ALL, 0.0), 0.6, 1.0, 4, 100, cpu)
     other.load_state_dict(straight.state_dict(), rank=1)
     assert other.p == straight.p and other._count == 0  # the window sum travels with rank 0 only
