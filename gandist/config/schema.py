@@ -252,8 +252,9 @@ class EvalConfig:
     features: Features = doc(Features.randconv, "generate: feature extractor for the distances: randconv (offline, fixed random "
                         "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "
                         "eval.inception_weights)")
-    inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (the standard "
-                                           "FID Inception weights; never downloaded)")
+    inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (pytorch-fid) or "
+                                           "weights-inception-2015-12-05-6726825d.pth (torch-fidelity): the standard "
+                                           "FID Inception weights; never downloaded")
 
 
 @dataclass

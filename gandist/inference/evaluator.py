@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from gandist.config import Config
 from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
-from gandist.metrics.distance import Moments, frechet_distance, kernel_distance
+from gandist.metrics.distance import Distances
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.precision_recall import precision_recall
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
@@ -57,7 +57,7 @@ class Evaluator:
         self.classes = classes or []
         self.split = self._pick_split()
         self.extractor: Optional[nn.Module] = None
-        self.real: Optional[tuple[Moments, Tensor]] = None
+        self.real: Optional[tuple[Distances, Tensor]] = None
 
     def _pick_split(self) -> Optional[str]:
         split = self.cfg.data.eval_split
@@ -113,7 +113,7 @@ class Evaluator:
         with full_precision():  # no TF32: GPU and CPU scores compare
             return self.extractor(images.to(self.device)).float().cpu()
 
-    def _real_features(self) -> tuple[Moments, Tensor]:
+    def _real_features(self) -> tuple[Distances, Tensor]:
         """The real side, once per process: this rank's share of the split, gathered."""
         if self.real is None:
             self.extractor = make_extractor(self.cfg.eval.features, self.cfg.eval.inception_weights, self.device)
@@ -132,7 +132,7 @@ class Evaluator:
                 have += images.shape[0]
             local = torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)
             real = gather_rows(local).to(self.device)  # the distances are computed on this device
-            self.real = (Moments.of(real), real)
+            self.real = (Distances(real), real)
             if self.rank == 0:
                 log.info("Evaluation: %d real %s images from split %r, %s features",
                          real.shape[0], "held-out" if self.split != "train" else "training", self.split,
@@ -140,7 +140,7 @@ class Evaluator:
         return self.real
 
     def _generate(self, G_ema: nn.Module) -> dict[str, float]:
-        real_moments, real = self._real_features()
+        distances, real = self._real_features()
         count = real.shape[0]  # as many fakes as reals: the distances are biased by the sample size
         # One fixed noise set, sliced by rank: the same images whatever the number of workers.
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.trainer.seed, "eval-noise"))
@@ -157,9 +157,8 @@ class Evaluator:
             precision_tag, recall_tag = f"eval/precision{suffix}", f"eval/recall{suffix}"
             try:
                 precision, recall = precision_recall(real, fake)
-                scores = {fd_tag: frechet_distance(Moments.of(fake), real_moments),
-                          kd_tag: kernel_distance(fake, real, subsets=50),
-                          precision_tag: precision, recall_tag: recall}
+                fd, kd = distances(fake)
+                scores = {fd_tag: fd, kd_tag: kd, precision_tag: precision, recall_tag: recall}
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
                 scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}

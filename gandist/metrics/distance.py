@@ -1,35 +1,25 @@
-"""Distances between two sets of image features: Fréchet distance (FID's formula) and kernel
-distance (KID's unbiased polynomial-kernel MMD).
+"""Distances between a fixed set of real image features and each set of generated ones: the
+Fréchet distance (FID's formula) and the kernel distance (KID's unbiased polynomial-kernel
+MMD), both computed by torchmetrics' own FID and KID estimators.
 
-Both run in float64 on whatever device the features are on (a GPU computes them in a fraction
-of the time one CPU thread takes). Which features they are computed on is the caller's choice
-(``gandist.metrics.features``):
-on Inception-v3 pool3 features they are FID and KID; on other features they are not, and
-the tags say so.
+The features come in already extracted (``gandist.metrics.features``) and gathered from every
+rank in rank order, so torchmetrics sees them through an identity "extractor" and never syncs
+across processes itself (only rank 0 computes). On Inception-v3 pool3 features the distances
+are FID and KID; on other features they are not, and the tags say so. Everything runs in
+float64 on the features' device.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
 
-
-@dataclass(frozen=True)
-class Moments:
-    """Mean and covariance of a feature set, in float64."""
-
-    mean: Tensor
-    cov: Tensor
-    count: int
-
-    @classmethod
-    def of(cls, features: Tensor) -> "Moments":
-        x = check_features(features).to(torch.float64)
-        if x.shape[0] < 2:
-            raise ValueError(f"need at least 2 feature vectors for a covariance, got {x.shape[0]}")
-        return cls(x.mean(0), torch.cov(x.T), x.shape[0])
+KID_SUBSETS = 50
+KID_SUBSET_SIZE = 1000  # KID's usual size; smaller feature sets use all their vectors
 
 
 def check_features(features: Tensor) -> Tensor:
@@ -40,47 +30,56 @@ def check_features(features: Tensor) -> Tensor:
     return features
 
 
-def _sqrtm_psd(m: Tensor) -> Tensor:
-    values, vectors = torch.linalg.eigh(m)
-    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+class Precomputed(nn.Module):
+    """Hands torchmetrics features that are already extracted (its ``feature`` module)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
 
 
-def frechet_distance(a: Moments, b: Moments) -> float:
-    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+class Distances:
+    """FID's and KID's estimators between one real feature set, taken in once, and each
+    generated set passed to ``__call__``."""
 
-    tr((S_a S_b)^(1/2)) is computed as the sum of the square roots of the eigenvalues of the
-    symmetric PSD matrix S_a^(1/2) S_b S_a^(1/2), which has the same spectrum and avoids a
-    general (complex) matrix square root.
-    """
-    if a.mean.shape != b.mean.shape:
-        raise ValueError(f"feature sizes differ: {tuple(a.mean.shape)} vs {tuple(b.mean.shape)}")
-    root_a = _sqrtm_psd(a.cov)
-    middle = root_a @ b.cov @ root_a
-    middle = (middle + middle.T) / 2  # symmetric up to rounding
-    trace_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
-    diff = a.mean - b.mean
-    value = diff.dot(diff) + a.cov.trace() + b.cov.trace() - 2 * trace_sqrt
-    return max(float(value), 0.0)
+    def __init__(self, real: Tensor, kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
+                 seed: int = 0) -> None:
+        real = check_features(real).double()
+        if real.shape[0] < 2:
+            raise ValueError(f"need at least 2 real feature vectors, got {real.shape[0]}")
+        self.dim, self.count, self.seed = real.shape[1], real.shape[0], seed
+        self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        # sync_on_compute=False: only rank 0 calls compute, on features it already gathered.
+        self.fid = FrechetInceptionDistance(feature=Precomputed(self.dim), reset_real_features=False,
+                                            sync_on_compute=False).to(real.device)
+        self.fid.update(real, real=True)
+        self.real = real
 
+    def __call__(self, fake: Tensor) -> tuple[float, float]:
+        """(Fréchet distance, kernel distance) of ``fake`` [M, D] to the real set."""
+        fake = check_features(fake).double()
+        if fake.shape[1] != self.dim:
+            raise ValueError(f"feature sizes differ: {fake.shape[1]} generated vs {self.dim} real")
+        if fake.shape[0] < 2:
+            raise ValueError(f"need at least 2 generated feature vectors, got {fake.shape[0]}")
+        self.fid.reset()  # keeps the real side
+        self.fid.update(fake, real=False)
+        fd = max(float(self.fid.compute()), 0.0)  # exactly 0 can come out a rounding below it
+        return fd, self._kernel(fake)
 
-def kernel_distance(a: Tensor, b: Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> float:
-    """Unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets
-    of ``min(subset_size, len(a), len(b))`` vectors from each set (the KID estimator)."""
-    a, b = check_features(a).to(torch.float64), check_features(b).to(torch.float64)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
-    m = min(subset_size, a.shape[0], b.shape[0])
-    if m < 2:
-        raise ValueError(f"need at least 2 feature vectors in each set, got {a.shape[0]} and {b.shape[0]}")
-    d = a.shape[1]
-    gen = torch.Generator().manual_seed(seed)
-    total = torch.zeros((), dtype=torch.float64, device=a.device)  # summed where the features are: one sync
-    for _ in range(subsets):
-        x = a[torch.randperm(a.shape[0], generator=gen)[:m]]
-        y = b[torch.randperm(b.shape[0], generator=gen)[:m]]
-        kxx = (x @ x.T / d + 1) ** 3
-        kyy = (y @ y.T / d + 1) ** 3
-        kxy = (x @ y.T / d + 1) ** 3
-        within = (kxx.sum() - kxx.diag().sum() + kyy.sum() - kyy.diag().sum()) / (m * (m - 1))
-        total += within - 2 * kxy.mean()
-    return float(total) / subsets
+    def _kernel(self, fake: Tensor) -> float:
+        size = min(self.kid_subset_size, self.count, fake.shape[0])
+        with warnings.catch_warnings():  # that it keeps the features: that is what is wanted here
+            warnings.filterwarnings("ignore", message=".*will save all extracted features")
+            kid = KernelInceptionDistance(feature=Precomputed(self.dim), subsets=self.kid_subsets,
+                                          subset_size=size, sync_on_compute=False).to(fake.device)
+        kid.update(self.real, real=True)
+        kid.update(fake, real=False)
+        # KID draws its subsets from the global RNG: seeded here, and training's RNG left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            mean, _ = kid.compute()
+        return float(mean)

@@ -2,16 +2,20 @@
 
 FID and KID are only comparable with published numbers when computed on the exact network of
 the TensorFlow reference (the 2015-12-05 Inception graph). pytorch-fid ported its weights to
-``pt_inception-2015-12-05-6726825d.pth``; this module rebuilds that network with the same
-module names as torchvision's ``Inception3`` (the names the file's keys use) and the graph's
-own quirks, which differ from torchvision's blocks:
+``pt_inception-2015-12-05-6726825d.pth`` and torch-fidelity (the extractor torchmetrics' FID
+uses) to ``weights-inception-2015-12-05-6726825d.pth``; this module rebuilds that network with
+the module names both files' keys use (torchvision's ``Inception3``) and the graph's own
+quirks, which differ from torchvision's blocks:
 
+- the input is 8-bit and resized by TensorFlow 1's bilinear resize, then scaled to
+  (x - 128) / 128;
 - the 3x3 average pools inside the blocks leave the zero padding out of the mean
   (``count_include_pad=False``), as TensorFlow's pooling does;
 - the pool branch of the last block (``Mixed_7c``) is a max pool, not an average pool;
 - the classifier has 1008 outputs and there is no auxiliary classifier.
 
 The features are the 2048 values after the final global average pool ("pool3").
+tests/metrics/test_inception.py shows they equal torch-fidelity's on the same weights.
 The weights are never downloaded: the user copies the file and names it.
 """
 
@@ -206,11 +210,15 @@ class FIDInceptionV3(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        """Images in [-1, 1] (the range the graph was trained on), any H, W -> [N, 2048]."""
+        """Images in [-1, 1], any H, W -> [N, 2048].
+
+        The images are first quantised to 8 bits as a saved image is, then resized and scaled
+        as the reference graph does it: TensorFlow 1's bilinear resize, then (x - 128) / 128.
+        """
         # Autocast off: half-precision features would shift the statistics FID compares.
         with torch.autocast(device_type=images.device.type, enabled=False):
-            x = F.interpolate(images.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
-                              align_corners=False)
+            x = ((images.float() + 1) * 127.5).round().clamp(0, 255)
+            x = (resize_bilinear_tf1(x, INPUT_SIZE) - 128) / 128
             x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
             x = F.max_pool2d(x, kernel_size=3, stride=2)
             x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -220,6 +228,28 @@ class FIDInceptionV3(nn.Module):
                           self.Mixed_7c):
                 x = block(x)
             return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def _tf1_taps(size_in: int, size_out: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """TensorFlow 1's resize_bilinear (align_corners=False, no half-pixel centres) along one
+    axis: output i samples input i * size_in / size_out, between its floor and the next pixel
+    (clamped at the edge)."""
+    src = torch.arange(size_out, dtype=torch.float32, device=device) * torch.tensor(
+        size_in / size_out, dtype=torch.float32)
+    low = src.long()
+    high = (low + 1).clamp(max=size_in - 1)
+    return low, high, src - low.float()
+
+
+def resize_bilinear_tf1(x: Tensor, size: int) -> Tensor:
+    """[N, C, H, W] float -> [N, C, size, size], resampled as the FID reference graph does (it
+    differs from torch's bilinear interpolate, which centres pixels)."""
+    low, high, frac = _tf1_taps(x.shape[2], size, x.device)
+    top, bottom = x[:, :, low, :], x[:, :, high, :]
+    x = top + (bottom - top) * frac.view(1, 1, -1, 1)
+    low, high, frac = _tf1_taps(x.shape[3], size, x.device)
+    left, right = x[:, :, :, low], x[:, :, :, high]
+    return left + (right - left) * frac.view(1, 1, 1, -1)
 
 
 def _not_the_weights(path: str, problems: list[str]) -> ValueError:

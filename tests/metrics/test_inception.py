@@ -1,8 +1,16 @@
-"""The FID Inception: its architecture and the names its weights file needs, and the loader's
-errors. The real weights are not available offline, so a randomly initialised network with
-non-trivial batch-norm statistics stands in for them."""
+"""The FID Inception: the same features as torch-fidelity's standard extractor on the same
+weights, its architecture and the names its weights file needs, and the loader's errors. The
+real weights are not available offline, so a randomly initialised network with non-trivial
+batch-norm statistics stands in for them."""
 
 from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import types
+from pathlib import Path
+from typing import Iterator
 
 import fsspec
 import pytest
@@ -12,7 +20,10 @@ from torch import nn
 
 from gandist.metrics.features import distance_tags, make_extractor
 from gandist.metrics.inception import (FID_WEIGHTS_FILE, ConvBN, FIDInceptionV3, avg_pool_3x3,
-                                       load_fid_inception)
+                                       load_fid_inception, resize_bilinear_tf1)
+
+# `make test` unpacks torch-fidelity's wheel here (see the Makefile: it is not installed).
+FIDELITY = Path(__file__).resolve().parents[2] / ".tools" / "torch-fidelity-0.4.0" / "torch_fidelity"
 
 # Counted from torchvision's Inception3 source: BasicConv2d modules in the stem (5), InceptionA
 # (7, three times), InceptionB (4), InceptionC (10, four times), InceptionD (6), InceptionE (9, twice).
@@ -68,6 +79,55 @@ def test_eval_features_are_deterministic_and_independent_of_the_rest_of_the_batc
     assert torch.equal(net(images), features)
     # Eval-mode batch norm uses the running statistics, so one image alone gives the same features.
     torch.testing.assert_close(net(images[:1]), features[:1], rtol=1e-4, atol=1e-5)
+
+
+@contextlib.contextmanager
+def torch_fidelity_inception() -> Iterator[types.ModuleType]:
+    """torch-fidelity's own feature_extractor_inceptionv3 module, imported from its source
+    without running its package __init__ (which imports torchvision for its datasets), and
+    gone from sys.modules afterwards."""
+    if not FIDELITY.is_dir():
+        pytest.skip(f"torch-fidelity's source is not at {FIDELITY}: `make test` fetches it")
+
+    def ours() -> list[str]:
+        return [k for k in sys.modules if k == "torch_fidelity" or k.startswith("torch_fidelity.")]
+
+    assert not ours(), "torch_fidelity is installed: import it normally instead"
+    package = types.ModuleType("torch_fidelity")
+    package.__path__ = [str(FIDELITY)]
+    sys.modules["torch_fidelity"] = package
+    try:
+        yield importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
+    finally:
+        for key in ours():
+            del sys.modules[key]
+
+
+@pytest.mark.parametrize("size", [(32, 32), (48, 40)])
+def test_features_equal_torch_fidelitys_standard_extractor_on_the_same_weights(net, tmp_path, size):
+    """torch-fidelity's InceptionV3 (what torchmetrics' FID uses) loads our network's weights
+    strictly, so the two share every name and shape; on the same 8-bit images both give the same
+    2048 features, so gandist's FID is the standard one given the standard weights file."""
+    path = tmp_path / "weights.pth"
+    torch.save(net.state_dict(), path)
+    with torch_fidelity_inception() as fidelity:
+        reference = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                         feature_extractor_weights_path=str(path))
+        images = torch.randint(0, 256, (2, 3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+        want = reference(images)[0]
+    got = net(images.float() / 127.5 - 1)  # the [-1, 1] images that save as these bytes
+    assert want.shape == got.shape == (2, 2048)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+def test_the_resize_is_tensorflow_1s_as_torch_fidelity_computes_it_and_not_torchs():
+    x = torch.rand(2, 3, 32, 24, generator=torch.Generator().manual_seed(6)) * 255
+    with torch_fidelity_inception():
+        tf1 = importlib.import_module("torch_fidelity.interpolate_compat_tensorflow")
+        want = tf1.interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+    torch.testing.assert_close(resize_bilinear_tf1(x, 299), want, rtol=0, atol=1e-3)
+    # Torch's own bilinear resize centres pixels, so it differs: the check above can fail.
+    assert not torch.allclose(F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False), want, atol=1)
 
 
 def test_every_block_sees_the_feature_map_sizes_of_torchvisions_inception3(net):
