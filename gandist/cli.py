@@ -106,7 +106,8 @@ def cmd_shard(args: argparse.Namespace) -> int:
     for split, info in manifest.splits.items():
         size = sum(s["bytes"] for s in info["shards"])
         print(f"{split}: {info['samples']} samples in {len(info['shards'])} shards, {size / 1e6:.1f} MB")
-    print(f"classes: {manifest.classes or '(none)'}; image size {manifest.image_size}; "
+    print(f"classes: {manifest.classes or '(none)'}; labels: {manifest.labels or '(none)'}; "
+          f"image size {manifest.image_size}; "
           f"tasks: {', '.join(manifest.tasks)}")
     print(f"manifest: {dest}/manifest.json")
     task = "segment" if "segment" in manifest.tasks else "generate"

@@ -178,6 +178,7 @@ def test_an_old_segment_config_keeps_the_pix2pix_recipe_it_was_trained_with():
      "or use task.semi=self_training"),
     (["task=generate", "data.label_fraction=0.5"], "are for task=segment"),
     (["task=segment", "model.g_refine=-1"], "model.g_refine=-1 must be >= 0"),
+    (["task=segment", "model.conditional=true"], "set model.conditional=false"),
     (["task=segment", "data.label_fraction=0"], "data.label_fraction=0.0 must be in (0, 1]"),
     (["task=segment", "data.label_fraction=0.5", "task.semi=adversarial", "task.semi_threshold=1.5"],
      "task.semi_threshold=1.5 must be in [0, 1)"),
@@ -188,3 +189,17 @@ def test_segment_rules_between_keys(overrides, needle):
     assert needle in str(info.value)
     compose_config(["task=segment", "model.d_arch=pixel", "model.resolution=32"])  # 32 = 2 ** (3 + 2) fits
     compose_config(["task=segment", "data.label_fraction=0.125", "task.semi=adversarial"])
+
+
+def test_a_conditional_model_needs_labels_in_the_shard_set(tmp_path):
+    from gandist.data.checks import check_data_fits
+    from gandist.data.manifest import Manifest
+
+    cfg = compose_config(["task=generate", "model.conditional=true", "model.resolution=32"])
+    unlabeled = Manifest(source="folder", image_size=32, classes=None, has_masks=False, tasks=["generate"],
+                         splits={}, url=str(tmp_path))
+    with pytest.raises(ConfigError, match="--layout classes.*or set model.conditional=false"):
+        check_data_fits(cfg, unlabeled)
+    labeled = Manifest(source="builtin:shapes", image_size=32, classes=["background", "circle"], has_masks=True,
+                       tasks=["generate", "segment"], splits={}, labels=["circle", "square"], url=str(tmp_path))
+    assert check_data_fits(cfg, labeled) == ["circle", "square"]

@@ -87,6 +87,9 @@ def check_model(cfg: Config) -> None:
         raise ConfigError(f"model.resolution={m.resolution}: unet max-pools 4 times and needs a multiple of 16")
     if m.arch == Arch.r3gan:
         check_r3gan(cfg)
+    if m.conditional and cfg.task.name != TaskName.generate:
+        raise ConfigError(f"model.conditional=true conditions a generator on image labels (task=generate); "
+                          f"task={cfg.task.name} is conditioned on its input image already: set model.conditional=false")
     if m.d_arch == DArch.pixel:
         if m.arch not in SEGMENTERS:
             raise ConfigError(f"model.d_arch=pixel is a segmentation D (model.arch=unet or pix2pix); "

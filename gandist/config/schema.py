@@ -180,6 +180,8 @@ class ModelConfig:
     blocks: int = doc(2, "r3gan: residual blocks per stage, in G and in D")
     expansion: int = doc(2, "r3gan: a block's inner width as a multiple of its stage's width")
     group_channels: int = doc(16, "r3gan: channels per group of a block's grouped 3x3 conv")
+    conditional: bool = doc(False, "generate: class-conditional G (a class embedding beside the noise) and projection "
+                            "D, on the shard set's image labels (--layout classes, builtin:shapes, builtin:digits)")
     d_arch: DArch = doc(DArch.patch, "unet, pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
                         "a confidence map at the input resolution, Hung et al.)")
 

@@ -9,7 +9,8 @@ from gandist.data.manifest import Manifest
 
 
 def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
-    """Refuse a shard set that cannot train this config; return its classes (segment)."""
+    """Refuse a shard set that cannot train this config; return its classes: the mask classes
+    (segment) or the label classes G and D are conditioned on (model.conditional)."""
     url = cfg.data.url
     if manifest.image_size != cfg.model.resolution:
         raise ConfigError(
@@ -29,6 +30,13 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
                 f"{list(manifest.classes)}; fix data.classes, or point data.url at the right shard set"
             )
         return list(manifest.classes)
+    if cfg.model.conditional:
+        if not manifest.labels:
+            raise ConfigError(
+                f"model.conditional=true needs a label per image, but the shard set at data.url={url} has none "
+                f"(it was written from {manifest.source}); shard class folders with --layout classes, or "
+                "builtin:shapes or builtin:digits, or set model.conditional=false")
+        return list(manifest.labels)
     return None
 
 

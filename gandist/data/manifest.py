@@ -32,6 +32,7 @@ class Manifest:
     tasks: list[str]
     splits: dict[str, dict[str, Any]]  # split -> {"samples": n, "shards": [{name, samples, bytes, sha256}]}
     seed: int = 0
+    labels: Optional[list[str]] = None  # whole-image classes of the samples' labels ("cls"); None: no labels
     format: str = FORMAT
     version: int = 1
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -61,3 +61,10 @@ def render_shapes(index: int, seed: int, size: int = 64) -> tuple[np.ndarray, np
         image[inside] = shade[inside]
         mask[inside] = kind  # later shapes occlude earlier ones, in the image and the mask
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), mask
+
+
+def dominant_shape(mask: np.ndarray) -> int:
+    """The image's label: the shape class (0 circle, 1 square, 2 triangle) covering the most
+    visible pixels, ties to the lower id; an image always holds at least one shape."""
+    counts = np.bincount(mask.ravel(), minlength=len(CLASSES))[1:]
+    return int(counts.argmax())

@@ -124,6 +124,6 @@ def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = Non
         log.warning("skipped %d unusable input file(s); --strict stops at the first instead", source.skipped)
     info = source.info
     manifest = Manifest(source=info.name, image_size=size, classes=info.classes, has_masks=info.has_masks,
-                        tasks=info.tasks, splits=splits, seed=seed, url=dest)
+                        tasks=info.tasks, splits=splits, seed=seed, labels=info.labels, url=dest)
     manifest.save(dest)
     return manifest

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from gandist.data.shapes import CLASSES as SHAPE_CLASSES
-from gandist.data.shapes import render_shapes
+from gandist.data.shapes import dominant_shape, render_shapes
 from gandist.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class SourceInfo:
     classes: Optional[list[str]]
     has_masks: bool
     tasks: list[str]  # what a shard set of this source can train: "generate", "segment"
+    labels: Optional[list[str]] = None  # names of the whole-image classes its samples carry, if any
 
 
 def default_heldout(total: int) -> int:
@@ -83,7 +84,8 @@ class Source:
 
 
 class ShapesSource(Source):
-    info = SourceInfo("builtin:shapes", list(SHAPE_CLASSES), True, ["generate", "segment"])
+    info = SourceInfo("builtin:shapes", list(SHAPE_CLASSES), True, ["generate", "segment"],
+                      labels=list(SHAPE_CLASSES[1:]))
 
     def plan(self, samples, heldout):
         n = SHAPES_DEFAULT_SAMPLES if samples is None else samples
@@ -94,7 +96,7 @@ class ShapesSource(Source):
         # Held-out samples come from their own seed, so they never repeat a training sample.
         seed = self.seed if split == "train" else derive_seed(self.seed, "heldout")
         image, mask = render_shapes(item, seed, self.size)
-        return Sample(key=f"{split}_{index:08d}", image=image, mask=mask)
+        return Sample(key=f"{split}_{index:08d}", image=image, mask=mask, label=dominant_shape(mask))
 
 
 def _split_finite(source: Source, items: list[Any], samples: Optional[int],
@@ -118,7 +120,7 @@ class DigitsSource(Source):
     """scikit-learn's bundled 8x8 digits, upsampled; mask = digit class + 1 on the strokes."""
 
     info = SourceInfo("builtin:digits", ["background"] + [str(d) for d in range(10)], True,
-                      ["generate", "segment"])
+                      ["generate", "segment"], labels=[str(d) for d in range(10)])
 
     def __init__(self, size: int, seed: int) -> None:
         super().__init__(size, seed)
@@ -200,7 +202,7 @@ class ClassFolderSource(FolderSource):
         super().__init__(url, size, seed, strict)
         self.classes = sorted({label for _, label in self.items})
         self.items = [(path, self.classes.index(label)) for path, label in self.items]
-        self.info = SourceInfo(url, self.classes, False, ["generate"])
+        self.info = SourceInfo(url, self.classes, False, ["generate"], labels=self.classes)
 
     def find_items(self) -> list[Any]:
         items = []

@@ -17,6 +17,7 @@ def summary(manifest: Manifest) -> list[str]:
         f"source    : {manifest.source} (seed {manifest.seed}, written {manifest.created})",
         f"tasks     : {', '.join(manifest.tasks)}",
         f"classes   : {', '.join(manifest.classes) if manifest.classes else '(none)'}",
+        f"labels    : {', '.join(manifest.labels) if manifest.labels else '(none)'}",
         f"image size: {manifest.image_size} x {manifest.image_size}",
     ]
     for split, info in manifest.splits.items():

@@ -2,7 +2,9 @@
 
 generate: the Fréchet and kernel distances between the features of ``eval.samples``
 generated images (fixed noise, so successive evaluations compare) and as many real images
-of the held-out split. The real side is extracted once per process and kept.
+of the held-out split. The real side is extracted once per process and kept. A conditional G
+generates each real image's class, so the class mix is the data's, and the Fréchet distance
+is also given per class.
 segment: per-class IoU, mIoU and pixel accuracy of the predicted masks on the held-out split.
 """
 
@@ -58,6 +60,7 @@ class Evaluator:
         self.split = self._pick_split()
         self.extractor: Optional[nn.Module] = None
         self.real: Optional[tuple[Distances, Tensor]] = None
+        self.real_labels: Optional[Tensor] = None  # conditional: the classes of the real side
 
     def _pick_split(self) -> Optional[str]:
         split = self.cfg.data.eval_split
@@ -123,15 +126,20 @@ class Evaluator:
             loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
                                   world_size=self.world_size, num_workers=0, epoch=0,
                                   seed=self.cfg.trainer.seed, shuffle=False, with_masks=False)
-            feats, have = [], 0
+            conditional = self.cfg.model.conditional
+            feats, labels, have = [], [], 0
             for batch in loader:
                 if have >= mine:
                     break
                 images = batch["image"][: mine - have]
                 feats.append(self._features(images))
+                if conditional:
+                    labels.append(batch["label"][: mine - have])
                 have += images.shape[0]
             local = torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)
             real = gather_rows(local).to(self.device)  # the distances are computed on this device
+            if conditional:
+                self.real_labels = gather_rows(torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long))
             self.real = (Distances(real), real)
             if self.rank == 0:
                 log.info("Evaluation: %d real %s images from split %r, %s features",
@@ -146,9 +154,14 @@ class Evaluator:
         gen = torch.Generator().manual_seed(derive_seed(self.cfg.trainer.seed, "eval-noise"))
         z_all = torch.randn(count, self.cfg.model.z_dim, generator=gen)
         first = sum(share(count, r, self.world_size) for r in range(self.rank))
-        z_mine = z_all[first:first + share(count, self.rank, self.world_size)]
+        mine = slice(first, first + share(count, self.rank, self.world_size))
+        z_mine, batch = z_all[mine], self.cfg.data.batch_size
         # Clamped as a saved image would be (R3GAN's G has no tanh), as FID implementations score uint8 images.
-        feats = [self._features(G_ema(z.to(self.device)).clamp(-1, 1)) for z in z_mine.split(self.cfg.data.batch_size)]
+        if self.real_labels is None:
+            feats = [self._features(G_ema(z.to(self.device)).clamp(-1, 1)) for z in z_mine.split(batch)]
+        else:
+            feats = [self._features(G_ema(z.to(self.device), y.to(self.device)).clamp(-1, 1))
+                     for z, y in zip(z_mine.split(batch), self.real_labels[mine].split(batch))]
         fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)).to(self.device)
         scores: dict[str, float] = {}
         if self.rank == 0:
@@ -158,8 +171,21 @@ class Evaluator:
             try:
                 precision, recall = precision_recall(real, fake)
                 fd, kd = distances(fake)
-                scores = {fd_tag: fd, kd_tag: kd, precision_tag: precision, recall_tag: recall}
+                scores = {fd_tag: fd, kd_tag: kd, precision_tag: precision, recall_tag: recall,
+                          **self._per_class(fd_tag, real, fake)}
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
                 scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}
         return broadcast_value(scores)
+
+    def _per_class(self, fd_tag: str, real: Tensor, fake: Tensor) -> dict[str, float]:
+        """eval/<fd>/<class>: each class's generated images against its real ones (few per
+        class, so biased upwards by the sample size; they compare between evaluations)."""
+        if self.real_labels is None:
+            return {}
+        out = {}
+        for c, name in enumerate(self.classes):
+            rows = (self.real_labels == c).nonzero().flatten().to(real.device)
+            if rows.numel() >= 2:  # the fakes of class c are the rows of the reals of class c
+                out[f"{fd_tag}/{name}"] = Distances(real[rows], kid_subsets=1)(fake[rows])[0]
+        return out

@@ -70,3 +70,27 @@ def segment_triplets(image: Tensor, target: Tensor, pred: Tensor,
     if not classes:
         return body
     return torch.cat([legend(classes, body.shape[2]), body], dim=1)
+
+
+def class_grid(G: torch.nn.Module, z: Tensor, classes: Sequence[str], batch: int = 64) -> Tensor:
+    """A conditional G's samples, one row per class (named on the left), the same noise in
+    every row: a column shows one z under each class. ``z``: [per_class, z_dim] on G's device."""
+    per_class = z.shape[0]
+    labels = torch.arange(len(classes), device=z.device).repeat_interleave(per_class)
+    z_all = z.repeat(len(classes), 1)
+    images = torch.cat([G(zc, yc) for zc, yc in zip(z_all.split(batch), labels.split(batch))])
+    body = grid(to_unit(images), nrow=per_class)
+    return torch.cat([row_names(classes, body.shape[1], images.shape[2]), body], dim=2)
+
+
+def row_names(names: Sequence[str], height: int, row: int, pad: int = 2) -> Tensor:
+    """A [3, height, w] strip on white with ``names[i]`` beside the i-th grid row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    width = 6 + max(int(font.getlength(name)) for name in names)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, name in enumerate(names):
+        draw.text((3, pad + i * (row + pad) + max(0, row // 2 - 6)), name, fill=(0, 0, 0), font=font)
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255

@@ -14,7 +14,7 @@ from torch import nn
 
 from gandist.ckpt import load_checkpoint, read_meta, resolve_checkpoint
 from gandist.config import Config, ConfigError, TaskName, compose_saved
-from gandist.inference.grids import colorize, grid, legend, segment_triplets, to_unit
+from gandist.inference.grids import class_grid, colorize, grid, legend, segment_triplets, to_unit
 from gandist.models.factory import build_networks
 from gandist.seeding import derive_seed
 
@@ -56,8 +56,12 @@ def save_png(image: torch.Tensor, out: str) -> None:
 @torch.no_grad()
 def sample_generate(run: Loaded, n: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(derive_seed(seed, "sample"))
-    z = torch.randn(n, run.cfg.model.z_dim, generator=gen)
     device = next(run.G_ema.parameters()).device
+    if run.cfg.model.conditional:  # one row per class, about n images in all
+        classes = run.classes or []
+        z = torch.randn(max(1, round(n / len(classes))), run.cfg.model.z_dim, generator=gen)
+        return class_grid(run.G_ema, z.to(device), classes).cpu()
+    z = torch.randn(n, run.cfg.model.z_dim, generator=gen)
     images = torch.cat([run.G_ema(chunk.to(device)).cpu() for chunk in z.split(64)])
     return grid(to_unit(images), nrow=max(1, int(round(n ** 0.5))))
 

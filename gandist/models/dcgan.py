@@ -66,7 +66,16 @@ class DCGANDiscriminator(nn.Module):
             ch *= 2
         layers.append(nn.Conv2d(ch, 1, 4, 1, 0))  # 4x4 -> 1x1
         self.net = nn.Sequential(*layers)
+        self.feature_dim = ch * 16  # the last 4x4 map, flattened: what a projection D projects on
         self.apply(init_weights)
 
+    def features(self, x: Tensor) -> Tensor:
+        for layer in self.net[:-1]:
+            x = layer(x)
+        return x.flatten(1)
+
+    def head(self, h: Tensor) -> Tensor:
+        return self.net[-1](h.view(h.shape[0], -1, 4, 4)).view(h.shape[0])
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(x.shape[0])
+        return self.head(self.features(x))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from gandist.config import Arch, Config, DArch
+from gandist.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gandist.models import d_inputs
 from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
@@ -16,16 +17,22 @@ from gandist.seeding import derive_seed
 
 
 def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]:
-    """Generator and discriminator for the configured architecture (same init on every rank)."""
+    """Generator and discriminator for the configured architecture (same init on every rank).
+    ``num_classes``: a segmenter's classes, or the labels a conditional G and D take."""
     m = cfg.model
     torch.manual_seed(derive_seed(cfg.trainer.seed, "init"))
-    if m.arch == Arch.dcgan:
-        G: nn.Module = DCGANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width)
-        D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
-    elif m.arch == Arch.r3gan:
-        shape = dict(widths=m.stage_widths, blocks=m.blocks, expansion=m.expansion, group_channels=m.group_channels)
-        G = R3GANGenerator(z_dim=m.z_dim, resolution=m.resolution, width=m.g_width, **shape)
-        D = R3GANDiscriminator(resolution=m.resolution, width=m.d_width, **shape)
+    if m.arch in (Arch.dcgan, Arch.r3gan):
+        g_in = 2 * m.z_dim if m.conditional else m.z_dim  # the class embedding joins the noise
+        if m.arch == Arch.dcgan:
+            G: nn.Module = DCGANGenerator(z_dim=g_in, resolution=m.resolution, width=m.g_width)
+            D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
+        else:
+            shape = dict(widths=m.stage_widths, blocks=m.blocks, expansion=m.expansion,
+                         group_channels=m.group_channels)
+            G = R3GANGenerator(z_dim=g_in, resolution=m.resolution, width=m.g_width, **shape)
+            D = R3GANDiscriminator(resolution=m.resolution, width=m.d_width, **shape)
+        if m.conditional:
+            G, D = ConditionalGenerator(G, num_classes, m.z_dim), ProjectionDiscriminator(D, num_classes)
     else:  # a segmenter and the pix2pix discriminators
         if m.arch == Arch.unet:
             G = UNet(in_channels=3, out_channels=num_classes, resolution=m.resolution, width=m.g_width)

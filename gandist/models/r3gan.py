@@ -165,7 +165,14 @@ class R3GANDiscriminator(nn.Module):
         # 4x4 -> 1x1 per channel, then one logit.
         self.basis = msr_init(nn.Conv2d(ws[-1], ws[-1], 4, groups=ws[-1], bias=False))
         self.logit = msr_init(nn.Linear(ws[-1], 1, bias=False))
+        self.feature_dim = ws[-1]
+
+    def features(self, x: Tensor) -> Tensor:
+        h = self.basis(self.body(x))
+        return h.reshape(h.shape[0], -1)
+
+    def head(self, h: Tensor) -> Tensor:
+        return self.logit(h).reshape(h.shape[0])
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.basis(self.body(x))
-        return self.logit(h.reshape(h.shape[0], -1)).reshape(x.shape[0])
+        return self.head(self.features(x))

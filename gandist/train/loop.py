@@ -21,7 +21,7 @@ from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
 from gandist.inference.evaluator import Evaluator
-from gandist.inference.grids import grid, segment_triplets, to_unit
+from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, rng_state, seed_process, set_rng_state
@@ -48,7 +48,7 @@ log = logging.getLogger("gandist.train")
 # the data cursors count in. (A shard set may move, so its URL is not one of them.)
 CHECKPOINT_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
                    ("model", "g_width"), ("model", "g_refine"), ("model", "d_width"), ("model", "d_layers"),
-                   ("model", "d_arch"), ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
+                   ("model", "d_arch"), ("model", "conditional"), ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
 
 
 def fit(cfg: Config, ctx: Context) -> TrainState:
@@ -286,7 +286,7 @@ def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController])
 
 def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = None) -> Task:
     if cfg.task.name == TaskName.generate:
-        return GenerateTask(cfg.model.z_dim, augmenter)
+        return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional)
     t = cfg.task
     semi = str(t.semi)
     threshold = t.semi_threshold if t.semi_threshold is not None else SEMI_THRESHOLDS.get(semi, 0.0)
@@ -338,10 +338,13 @@ def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
     """Rank 0's fixed inputs for image grids, so successive grids compare."""
     if task.name == TaskName.generate:
         gen = torch.Generator().manual_seed(derive_seed(cfg.trainer.seed, "preview"))
-        z = torch.randn(64, cfg.model.z_dim, generator=gen).to(ctx.device)
+        conditional = cfg.model.conditional
+        z = torch.randn(8 if conditional else 64, cfg.model.z_dim, generator=gen).to(ctx.device)
 
         @torch.no_grad()
         def sample_grid(G_ema: nn.Module) -> torch.Tensor:
+            if conditional:
+                return class_grid(G_ema, z, manifest.labels or [])
             return grid(to_unit(G_ema(z)), nrow=8)
 
         return sample_grid

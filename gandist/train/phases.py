@@ -104,14 +104,15 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         penalize = penalty is not None and penalty.due(v.batch["step"])
         fake = v.fake.detach()
         fake_in, real_in = task.d_fake(v.batch, fake), task.d_real(v.batch, fake)
+        d_args = task.d_args(v.batch)
         if penalize:
             real_in = real_in.detach().requires_grad_(True)
             if penalty.r2:
                 fake_in = fake_in.detach().requires_grad_(True)
         with no_sync(D), amp():
-            fake_logits = D(fake_in)
+            fake_logits = D(fake_in, *d_args)
         with amp():
-            real_logits = D(real_in)
+            real_logits = D(real_in, *d_args)
         total, stats = gan.d(real_logits.float(), fake_logits.float())
         stats = {"loss/D": total.detach(), **stats}
         if penalize:
@@ -136,8 +137,8 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                 with no_sync(D):
                     if gan.relativistic:  # G's loss pairs D(fake) with D(real); nothing to learn through D(real)
                         with torch.no_grad():
-                            real_logits = D(task.d_real(v.batch, v.fake.detach())).float()
-                    d_logits = D(task.d_fake(v.batch, v.fake)).float()
+                            real_logits = D(task.d_real(v.batch, v.fake.detach()), *task.d_args(v.batch)).float()
+                    d_logits = D(task.d_fake(v.batch, v.fake), *task.d_args(v.batch)).float()
             terms, extra = task.g_losses(v.batch, v.fake, d_logits, gan, real_logits)
             total = torch.zeros((), device=v.fake.device)
             for weight, value in terms.values():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -21,10 +21,14 @@ class Task(Protocol):
     name: str
     adv_weight: float  # > 0: D is trained, and G's loss has adversarial terms; 0 = no D at all
 
-    def g_input(self, batch: Batch) -> Tensor: ...
+    def g_input(self, batch: Batch) -> Any: ...
 
-    def fake(self, G: nn.Module, g_in: Tensor) -> Tensor:
+    def fake(self, G: nn.Module, g_in: Any) -> Tensor:
         """G's raw output (images; class logits for segment)."""
+        ...
+
+    def d_args(self, batch: Batch) -> tuple[Tensor, ...]:
+        """What D takes after its input: the labels for a conditional D, else nothing."""
         ...
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
@@ -51,16 +55,23 @@ class GenerateTask:
     name = "generate"
     adv_weight = 1.0
 
-    def __init__(self, z_dim: int, augment: Optional[Callable[[Tensor], Tensor]] = None) -> None:
-        self.z_dim = z_dim
+    def __init__(self, z_dim: int, augment: Optional[Callable[[Tensor], Tensor]] = None,
+                 conditional: bool = False) -> None:
+        self.z_dim, self.conditional = z_dim, conditional
         self.augment = augment if augment is not None else (lambda x: x)
 
-    def g_input(self, batch: Batch) -> Tensor:
+    def g_input(self, batch: Batch) -> Any:
+        """Noise, and for a conditional G the real batch's labels: the fakes' classes follow
+        the data's, and each fake is judged (and, for rpgan, paired) under a real one's class."""
         image = batch["image"]
-        return torch.randn(image.shape[0], self.z_dim, device=image.device)
+        z = torch.randn(image.shape[0], self.z_dim, device=image.device)
+        return (z, batch["label"]) if self.conditional else z
 
-    def fake(self, G: nn.Module, g_in: Tensor) -> Tensor:
-        return G(g_in)
+    def fake(self, G: nn.Module, g_in: Any) -> Tensor:
+        return G(*g_in) if self.conditional else G(g_in)
+
+    def d_args(self, batch: Batch) -> tuple[Tensor, ...]:
+        return (batch["label"],) if self.conditional else ()
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
         return self.augment(fake)
@@ -129,6 +140,9 @@ class SegmentTask:
             return d_inputs.scaled_one_hot(batch["mask"], self.probs(self.labeled(batch, fake).detach()),
                                            self.scaling_tau)
         return d_inputs.one_hot(batch["mask"], self.num_classes)
+
+    def d_args(self, batch: Batch) -> tuple[Tensor, ...]:
+        return ()
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
         """Every prediction, labeled and unlabeled (Hung et al. train D on both)."""

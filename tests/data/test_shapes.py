@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gandist.data.shapes import CLASSES, render_shapes
+from gandist.data.shapes import CLASSES, dominant_shape, render_shapes
 
 
 def test_deterministic_per_seed_and_index():
@@ -37,3 +37,15 @@ def test_mask_marks_the_shapes_in_the_image():
         inside.append(diff[same & (mask[:, 1:] > 0)].mean())
         outside.append(diff[same & (mask[:, 1:] == 0)].mean())
     assert np.mean(inside) < 0.8 * np.mean(outside)
+
+
+def test_the_label_is_the_shape_class_with_the_most_visible_pixels():
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:2] = 1  # 16 circle pixels
+    mask[4:, :5] = 3  # 20 triangle pixels
+    assert dominant_shape(mask) == 2  # triangle (labels leave the background out)
+    mask[2:4] = 2  # 16 square pixels: a tie with the circle goes to the lower id when it leads
+    mask[4:, :5] = 0
+    assert dominant_shape(mask) == 0
+    labels = [dominant_shape(render_shapes(i, seed=0, size=32)[1]) for i in range(60)]
+    assert set(labels) == {0, 1, 2}  # every class is some image's label

@@ -39,12 +39,13 @@ def test_write_then_read_back_every_sample_once(tmp_path, dest_kind):
             assert len(data) == entry["bytes"]
             assert hashlib.sha256(data).hexdigest() == entry["sha256"]
             members.update(read_tar_members(fs, path))
-        assert len(members) == 2 * count  # image and mask per sample, each once
+        assert len(members) == 3 * count  # image, mask and label per sample, each once
         expected = list(source.samples(split, source.plan(23, 5)[split]))
         for sample in expected:
             image = np.asarray(Image.open(io.BytesIO(members[f"{sample.key}.image.png"])))
             mask = np.asarray(Image.open(io.BytesIO(members[f"{sample.key}.mask.png"])))
             assert np.array_equal(image, sample.image) and np.array_equal(mask, sample.mask)
+            assert int(members[f"{sample.key}.cls"]) == sample.label
     assert not [p for p in fs.ls(root, detail=False) if p.endswith(".partial")]
     if dest_kind == "memory":
         fs.rm(root, recursive=True)
@@ -65,6 +66,7 @@ def test_manifest_records_what_training_checks(tmp_path):
     write_shard_set("builtin:digits", dest, samples=30, heldout=0, shard_size=16, size=16)
     data = json.loads((tmp_path / "digits" / "manifest.json").read_text())
     assert data["image_size"] == 16 and data["has_masks"] and data["classes"][0] == "background"
+    assert data["labels"] == [str(d) for d in range(10)]  # what model.conditional trains on
     assert set(data["splits"]) == {"train"}
     with pytest.raises(ShardSetError, match="no split 'heldout'.*train"):
         Manifest.load(dest).samples("heldout")

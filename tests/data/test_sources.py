@@ -59,7 +59,7 @@ def test_class_folders_keep_the_label(tmp_path):
         for i in range(3):
             Image.new("RGB", (20, 20), colour).save(tmp_path / name / "deeper" / f"{i}.png")
     source = open_source(str(tmp_path), size=8, layout="classes")
-    assert source.info.classes == ["cats", "dogs"]
+    assert source.info.classes == source.info.labels == ["cats", "dogs"]
     plan = source.plan(samples=None, heldout=0)
     samples = list(source.samples("train", plan["train"]))
     assert sorted(s.label for s in samples) == [0, 0, 0, 1, 1, 1]

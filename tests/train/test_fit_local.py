@@ -90,3 +90,26 @@ def test_resume_with_another_batch_size_splits_the_rest_of_the_epoch(shapes_url,
     assert state["epoch"] == 0 and state["batch_in_epoch"] == 2
     assert state["data_history"] == [{"world_size": 1, "batch_size": 8, "num_workers": 0, "batches": 3}]
     assert state["data_layout"] == {"world_size": 1, "batch_size": 4, "num_workers": 0}
+
+
+def test_a_conditional_dcgan_logs_one_grid_row_per_class_and_exports_a_conditional_g(shapes_url, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gandist.inference.export import export_generator, load_generator
+
+    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "cond", task="generate") + [
+        "launcher.name=local", "trainer.num_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2",
+        "model.conditional=true"]))
+    summary = run_local(cfg)
+    assert summary.step == 2 and "eval/fd_randconv" in summary.metrics
+    acc = EventAccumulator(str(tmp_path / "cond" / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    last = acc.Images("samples")[-1]
+    assert last.height == 3 * 34 + 2 and last.width > 8 * 34 + 2  # circle, square, triangle rows, named
+    export_generator(summary.checkpoint, str(tmp_path / "g.pt"))
+    G, exported = load_generator(str(tmp_path / "g.pt"))
+    assert exported["classes"] == ["circle", "square", "triangle"]
+    z = torch.randn(2, cfg.model.z_dim)
+    with torch.no_grad():
+        a, b = G(z, torch.tensor([0, 0])), G(z, torch.tensor([2, 2]))
+    assert a.shape == (2, 3, 32, 32) and not torch.equal(a, b)

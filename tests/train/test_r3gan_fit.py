@@ -26,7 +26,11 @@ LAZY_R1_HINGE = ["task.penalty=r1", "task.penalty_every=2", "task.loss=hinge"]
 ADA = ["task.augment=[color,translation,cutout]", "task.ada_target=0.6", "task.ada_interval=3", "task.ada_kimg=0.1"]
 
 
-@pytest.mark.parametrize("extra", [[], LAZY_R1_HINGE, ADA], ids=["recipe", "lazy-r1-hinge", "ada"])
+CONDITIONAL = ["model.conditional=true"]  # on builtin:shapes' labels: circle, square, triangle
+
+
+@pytest.mark.parametrize("extra", [[], LAZY_R1_HINGE, ADA, CONDITIONAL],
+                         ids=["recipe", "lazy-r1-hinge", "ada", "conditional"])
 def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extra):
     """4 steps straight, against the step-2 checkpoint of the same run copied to a new run
     and resumed to step 4: every weight, both optimizers' moments and the schedules' values
@@ -37,11 +41,19 @@ def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extr
     straight = run_local(cfg)
     assert straight.step == 4 and "eval/fd_randconv" in straight.metrics
     assert 0 <= straight.metrics["eval/precision_randconv"] <= 1 and 0 <= straight.metrics["eval/recall_randconv"] <= 1
+    per_class = sorted(k for k in straight.metrics if k.startswith("eval/fd_randconv/"))
+    if extra == CONDITIONAL:  # 16 held-out images: a class with fewer than 2 of them has no distance
+        assert per_class and set(per_class) <= {f"eval/fd_randconv/{c}" for c in ("circle", "square", "triangle")}
+        assert all(straight.metrics[k] > 0 for k in per_class)
+    else:
+        assert not per_class
     (tmp_path / "resumed").mkdir()
     shutil.copytree(tmp_path / "straight" / "checkpoint_00000002", tmp_path / "resumed" / "checkpoint_00000002")
     resumed = run_local(r3gan_cfg(shapes_url, tmp_path, "resumed", *extra))
     assert read_meta(resumed.checkpoint)["resumed_from"] == 2
     a, b = load_checkpoint(straight.checkpoint)["state"], load_checkpoint(resumed.checkpoint)["state"]
+    if extra == CONDITIONAL:
+        assert a["G"]["embed.weight"].shape == (3, cfg.model.z_dim) and "embed.weight" in a["D"]
     for net in ("G", "D", "G_ema"):
         for key, tensor in a[net].items():
             assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
