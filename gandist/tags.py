@@ -24,12 +24,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "eval/recall": ("recall", ".3f"),
     "eval/precision_randconv": ("precision(randconv)", ".3f"),
     "eval/recall_randconv": ("recall(randconv)", ".3f"),
+    "eval/fd_shapes": ("FD(shapes)", ".4g"),  # eval.features=shapes: the judge trained on builtin:shapes
+    "eval/kd_shapes": ("KD(shapes)", ".4g"),
+    "eval/precision_shapes": ("precision(shapes)", ".3f"),
+    "eval/recall_shapes": ("recall(shapes)", ".3f"),
+    "eval/modes": ("modes", ".0f"),
+    "eval/modes_real": ("of real", ".0f"),
+    "eval/mode_kl": ("mode KL", ".3f"),
 }
 
 # What each console line shows, in order (tags a run lacks are left out).
 PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake")
 SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
-          "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv")
+          "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv",
+          "eval/fd_shapes", "eval/kd_shapes", "eval/precision_shapes", "eval/recall_shapes",
+          "eval/modes", "eval/modes_real", "eval/mode_kl")
 SUMMARY = SCORES + ("eval/miou_all_background",)
 
 
@@ -49,4 +58,5 @@ def headline_tags(cfg: Config) -> list[str]:
         return tags + ["loss/G_seg", "eval/miou", "eval/pixel_accuracy"]
     if cfg.eval.features == Features.inception:
         return tags + ["eval/fid", "eval/kid"]
-    return tags + [f"eval/fd_{cfg.eval.features}", f"eval/kd_{cfg.eval.features}"]
+    tags += [f"eval/fd_{cfg.eval.features}", f"eval/kd_{cfg.eval.features}"]
+    return tags + (["eval/modes", "eval/mode_kl"] if cfg.eval.features == Features.shapes else [])

@@ -18,3 +18,8 @@ def local_path(url: str) -> str:
 def absolute(url: str) -> str:
     """A relative local path made absolute (other processes do not share this working dir)."""
     return os.path.abspath(url) if "://" not in url else url
+
+
+def cache_dir() -> str:
+    """Local scratch space: $GANDIST_CACHE_DIR, else ~/.cache/gandist."""
+    return os.environ.get("GANDIST_CACHE_DIR") or os.path.expanduser("~/.cache/gandist")

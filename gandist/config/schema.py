@@ -92,6 +92,7 @@ class AmpMode(Choice):
 class Features(Choice):
     randconv = "randconv"
     inception = "inception"
+    shapes = "shapes"
 
 
 class LauncherName(Choice):
@@ -253,7 +254,8 @@ class EvalConfig:
     samples: int = doc(1024, "generate: images generated per evaluation, compared with as many real held-out images")
     features: Features = doc(Features.randconv, "generate: feature extractor for the distances: randconv (offline, fixed random "
                         "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "
-                        "eval.inception_weights)")
+                        "eval.inception_weights) | shapes (builtin:shapes only: a judge trained on the shapes, "
+                        "tags eval/fd_shapes ..., and mode coverage eval/modes, eval/mode_kl)")
     inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (pytorch-fid) or "
                                            "weights-inception-2015-12-05-6726825d.pth (torch-fidelity): the standard "
                                            "FID Inception weights; never downloaded")

@@ -18,6 +18,10 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
             f"model.resolution={cfg.model.resolution}; set model.resolution={manifest.image_size} "
             f"or write the shards again with --size {cfg.model.resolution}"
         )
+    if cfg.task.name == TaskName.generate and cfg.eval.features == "shapes" and manifest.source != "builtin:shapes":
+        raise ConfigError(
+            f"eval.features=shapes judges builtin:shapes images, but the shard set at data.url={url} was written "
+            f"from {manifest.source}; use eval.features=randconv (offline) or inception")
     if cfg.task.name == TaskName.segment:
         if not manifest.has_masks or not manifest.classes:
             raise ConfigError(

@@ -24,6 +24,7 @@ from gandist.data.stream import epoch_loader
 from gandist.metrics.distance import Distances
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.precision_recall import precision_recall
+from gandist.metrics.shapes_judge import mode_scores
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
 from gandist.collectives import all_reduce_sum, distributed, gather_objects
@@ -61,6 +62,7 @@ class Evaluator:
         self.extractor: Optional[nn.Module] = None
         self.real: Optional[tuple[Distances, Tensor]] = None
         self.real_labels: Optional[Tensor] = None  # conditional: the classes of the real side
+        self.real_modes: Optional[Tensor] = None  # eval.features=shapes: the judge's modes of the real side
 
     def _pick_split(self) -> Optional[str]:
         split = self.cfg.data.eval_split
@@ -111,10 +113,21 @@ class Evaluator:
         return out
 
     # -- generate ----------------------------------------------------------------------------
-    def _features(self, images: Tensor) -> Tensor:
+    def _features(self, images: Tensor, modes: Optional[list[Tensor]] = None) -> Tensor:
+        """The extractor's features of ``images``; a judge's modes of them appended to ``modes``."""
         assert self.extractor is not None
         with full_precision():  # no TF32: GPU and CPU scores compare
-            return self.extractor(images.to(self.device)).float().cpu()
+            if modes is None or not hasattr(self.extractor, "describe"):
+                return self.extractor(images.to(self.device)).float().cpu()
+            features, judged = self.extractor.describe(images.to(self.device))
+            modes.append(judged.cpu())
+            return features.float().cpu()
+
+    def _judged(self, modes: list[Tensor]) -> Optional[Tensor]:
+        """Every rank's modes in rank order, or None without a judge."""
+        if not hasattr(self.extractor, "describe"):
+            return None
+        return gather_rows(torch.cat(modes) if modes else torch.zeros(0, dtype=torch.long))
 
     def _real_features(self) -> tuple[Distances, Tensor]:
         """The real side, once per process: this rank's share of the split, gathered."""
@@ -127,12 +140,12 @@ class Evaluator:
                                   world_size=self.world_size, num_workers=0, epoch=0,
                                   seed=self.cfg.trainer.seed, shuffle=False, with_masks=False)
             conditional = self.cfg.model.conditional
-            feats, labels, have = [], [], 0
+            feats, labels, modes, have = [], [], [], 0
             for batch in loader:
                 if have >= mine:
                     break
                 images = batch["image"][: mine - have]
-                feats.append(self._features(images))
+                feats.append(self._features(images, modes))
                 if conditional:
                     labels.append(batch["label"][: mine - have])
                 have += images.shape[0]
@@ -140,6 +153,7 @@ class Evaluator:
             real = gather_rows(local).to(self.device)  # the distances are computed on this device
             if conditional:
                 self.real_labels = gather_rows(torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long))
+            self.real_modes = self._judged(modes)
             self.real = (Distances(real), real)
             if self.rank == 0:
                 log.info("Evaluation: %d real %s images from split %r, %s features",
@@ -157,12 +171,14 @@ class Evaluator:
         mine = slice(first, first + share(count, self.rank, self.world_size))
         z_mine, batch = z_all[mine], self.cfg.data.batch_size
         # Clamped as a saved image would be (R3GAN's G has no tanh), as FID implementations score uint8 images.
+        modes: list[Tensor] = []
         if self.real_labels is None:
-            feats = [self._features(G_ema(z.to(self.device)).clamp(-1, 1)) for z in z_mine.split(batch)]
+            feats = [self._features(G_ema(z.to(self.device)).clamp(-1, 1), modes) for z in z_mine.split(batch)]
         else:
-            feats = [self._features(G_ema(z.to(self.device), y.to(self.device)).clamp(-1, 1))
+            feats = [self._features(G_ema(z.to(self.device), y.to(self.device)).clamp(-1, 1), modes)
                      for z, y in zip(z_mine.split(batch), self.real_labels[mine].split(batch))]
         fake = gather_rows(torch.cat(feats) if feats else torch.zeros(0, self.extractor.dim)).to(self.device)
+        fake_modes = self._judged(modes)
         scores: dict[str, float] = {}
         if self.rank == 0:
             fd_tag, kd_tag = distance_tags(self.extractor)
@@ -173,6 +189,8 @@ class Evaluator:
                 fd, kd = distances(fake)
                 scores = {fd_tag: fd, kd_tag: kd, precision_tag: precision, recall_tag: recall,
                           **self._per_class(fd_tag, real, fake)}
+                if fake_modes is not None:
+                    scores.update(mode_scores(self.real_modes, fake_modes))
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
                 scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}

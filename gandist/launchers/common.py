@@ -10,17 +10,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from gandist.config import Config, LauncherName
-from gandist.urls import is_local, local_path
+from gandist.urls import cache_dir, is_local, local_path
 
 
 def run_dir(cfg: Config) -> str:
     """<run.storage>/<run.name>: checkpoints, TensorBoard logs and sample grids of one run."""
     return f"{cfg.run.storage.rstrip('/')}/{cfg.run.name}"
-
-
-def cache_dir() -> str:
-    """Local scratch space: $GANDIST_CACHE_DIR, else ~/.cache/gandist."""
-    return os.environ.get("GANDIST_CACHE_DIR") or os.path.expanduser("~/.cache/gandist")
 
 
 def log_dir(cfg: Config) -> str:

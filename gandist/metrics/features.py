@@ -73,13 +73,17 @@ def make_extractor(features: str, inception_weights: Optional[str], device: torc
     Building it leaves the global RNG untouched (torch's layer constructors draw initial
     weights from it), so evaluating never changes what training does next.
     """
-    if features not in ("randconv", "inception"):
-        raise ValueError(f"eval.features={features!r} is not one of randconv, inception")
+    if features not in ("randconv", "inception", "shapes"):
+        raise ValueError(f"eval.features={features!r} is not one of randconv, inception, shapes")
     if features == "inception" and not inception_weights:
         raise ValueError("eval.features=inception needs eval.inception_weights=PATH")
     with torch.random.fork_rng(devices=[]):
         if features == "randconv":
             return RandConvFeatures().to(device)
+        if features == "shapes":
+            from gandist.metrics.shapes_judge import load_judge
+
+            return load_judge(device)
         from gandist.metrics.inception import load_fid_inception
 
         return load_fid_inception(inception_weights, device)

@@ -49,12 +49,16 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(conv_block(2 * chans[i], chans[i]) for i in reversed(range(LEVELS)))
         self.classify = nn.Conv2d(chans[0], out_channels, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def trace(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(bottleneck features, the last decoder features, class logits) of ``x``."""
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
-        x = skips.pop()  # the bottleneck is the decoder's input, not a skip
+        x = bottleneck = skips.pop()  # the bottleneck is the decoder's input, not a skip
         for upsample, block in zip(self.upsample, self.up):
             x = block(torch.cat([upsample(x), skips.pop()], dim=1))
-        return self.classify(x)
+        return bottleneck, x, self.classify(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.trace(x)[2]
