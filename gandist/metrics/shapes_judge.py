@@ -190,12 +190,12 @@ def save_judge(judge: ShapesJudge, accuracy: dict[str, float], path: str) -> Non
 
 
 def mode_scores(real_modes: Tensor, fake_modes: Tensor) -> dict[str, float]:
-    """Modes reached by the generated images, modes present among the real ones, and
-    KL(real || generated) of the mode histograms (generated smoothed so a missed mode costs a
-    finite, large amount)."""
+    """Coverage: how many of the modes the real images show the generated ones reach (a mode
+    only a misread sample lands in does not count), of how many; and KL(real || generated) of
+    the mode histograms (generated smoothed, so a missed mode costs a finite, large amount)."""
     real = torch.bincount(real_modes.cpu(), minlength=NUM_MODES).double()
     fake = torch.bincount(fake_modes.cpu(), minlength=NUM_MODES).double()
     p, q = real / real.sum(), (fake + 1e-3) / (fake + 1e-3).sum()
     seen = p > 0
-    return {"eval/modes": float((fake > 0).sum()), "eval/modes_real": float(seen.sum()),
+    return {"eval/modes": float((seen & (fake > 0)).sum()), "eval/modes_real": float(seen.sum()),
             "eval/mode_kl": float((p[seen] * (p[seen] / q[seen]).log()).sum())}

@@ -43,7 +43,7 @@ def test_mode_coverage_and_kl_match_a_hand_count():
     real = torch.tensor([1, 1, 2, 3])
     fake = torch.tensor([1, 1, 1, 0])  # one mode of the three, and an image with no shape
     scores = mode_scores(real, fake)
-    assert scores["eval/modes"] == 2 and scores["eval/modes_real"] == 3
+    assert scores["eval/modes"] == 1 and scores["eval/modes_real"] == 3  # "no shape" is no real mode
     q = (torch.bincount(fake, minlength=NUM_MODES).double() + 1e-3)
     q = q / q.sum()
     want = 0.5 * math.log(0.5 / q[1]) + 0.25 * math.log(0.25 / q[2]) + 0.25 * math.log(0.25 / q[3])
