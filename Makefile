@@ -77,9 +77,10 @@ quality: $(STAMP)
 	$(PY) bench/quality.py --json bench/quality.json
 
 # Generation: DCGAN against R3GAN for the same wall time, R3GAN with and without ADA on a 10%
-# subset, scored by the shapes judge. About 16 minutes on 2 CPU cores; writes bench/quality_generate.json.
+# subset, scored by the shapes judge. About 16 minutes on 2 CPU cores; writes bench/quality_generate.json
+# and each run's last sample grid to bench/grids/.
 quality-generate: $(STAMP)
-	$(PY) bench/quality_generate.py --json bench/quality_generate.json
+	$(PY) bench/quality_generate.py --json bench/quality_generate.json --grids bench/grids
 
 # What the CPU tests cannot see, on a machine with CUDA (under 8 minutes on one H200): 1 and N
 # GPUs under Ray, bf16 and fp16, a kill and recovery, a CPU checkpoint resumed on a GPU, compile.

@@ -35,7 +35,7 @@ import time
 from common import Row, finish, scalars, windows
 
 COMMON = ["task=generate", "model.resolution=32", "data.batch_size=32", "data.loader_workers=0",
-          "launcher.name=local", "trainer.num_workers=1", "trainer.image_every=100000", "eval.features=shapes"]
+          "launcher.name=local", "trainer.num_workers=1", "eval.features=shapes"]
 ADA = ["task.augment=[color,translation,cutout]", "task.ada_target=0.6", "task.ada_kimg=20"]
 RUNS = {  # name -> (shard set, overrides)
     "dcgan": ("full", []),
@@ -56,7 +56,10 @@ def main() -> int:
     parser.add_argument("--calibrate", type=int, default=30, help="steps of each calibration run")
     parser.add_argument("--only", default=",".join(RUNS), help="comma-separated subset of " + ", ".join(RUNS))
     parser.add_argument("--json", default=None, help="also write the table to this file")
+    parser.add_argument("--grids", default=None, help="copy each run's last sample grid (EMA G) to this folder")
     args = parser.parse_args()
+
+    import shutil
 
     import torch
 
@@ -87,12 +90,16 @@ def main() -> int:
                 f"eval.samples={args.heldout}"]))
 
         for name in [n for n in args.only.split(",") if n]:
-            probe = run_local(cfg(name, args.calibrate, 10 ** 9, ["trainer.log_every=5"]))
+            probe = run_local(cfg(name, args.calibrate, 10 ** 9, ["trainer.log_every=5", "trainer.image_every=100000"]))
             step_s = statistics.median(windows(probe.log_dir, "perf/step_time_s"))
             steps = max(args.evals, int(args.minutes * 60 / step_s))
             started = time.monotonic()
             every = -(-steps // args.evals)  # ceil: --evals evaluations, the last at the end
-            summary = run_local(cfg(name, steps, every, ["trainer.log_every=50"]))
+            summary = run_local(cfg(name, steps, every, ["trainer.log_every=50", f"trainer.image_every={steps}"]))
+            if args.grids:
+                os.makedirs(args.grids, exist_ok=True)
+                shutil.copy(os.path.join(tmp, "runs", f"{name}-{steps}", "samples", f"samples_{steps:08d}.png"),
+                            os.path.join(args.grids, f"{name}.png"))
             curves = {tag: {str(k): v for k, v in sorted(scalars(summary.log_dir, tag).items())} for tag in SCORES}
             results[name] = {"overrides": RUNS[name][1], "images": sizes[RUNS[name][0]], "step_s": step_s,
                              "steps": steps, "seconds": time.monotonic() - started,
