@@ -1,4 +1,5 @@
-"""gandist command line: thin entry points over the package (train, submit, shard, inspect, export, sample, evaluate)."""
+"""gandist command line: thin entry points over the package (train, submit, shard, inspect, export, sample,
+evaluate, report)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def print_summary(cfg: Config, summary) -> None:
     bin_dir = command_prefix()
     rows += [("TensorBoard", f"{bin_dir}tensorboard --logdir {summary.log_dir}"),
              ("export", f"{bin_dir}gandist export {summary.run_dir} {summary.run_dir}/generator.pt"),
-             ("sample", f"{bin_dir}gandist sample {summary.run_dir} --out {summary.run_dir}/grid.png")]
+             ("sample", f"{bin_dir}gandist sample {summary.run_dir} --out {summary.run_dir}/grid.png"),
+             ("report", f"{bin_dir}gandist report {summary.run_dir}")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}} : {value}")
@@ -194,6 +196,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with fsspec.open(out, "w") as f:
         json.dump(record, f, indent=2)
     print(f"Wrote {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gandist.inference.report import read_report
+
+    print(read_report(args.run.rstrip("/")))
     return 0
 
 
@@ -362,6 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "<run dir>/eval_<run>_step<N>.json, beside the checkpoint)")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "report", help="a run's attempts and goodput: where its time went",
+        description="Print a run's attempts as a timeline (start, end, steps, the step each resumed from, "
+                    "steps lost and recovery time after a failure, the cause when known) and where all of "
+                    "its time since the first start went (productive steps, data wait, checkpoints, "
+                    "evaluation, start-up, replayed steps, recovery, rollbacks), from <run dir>/goodput.json. "
+                    "Works while the run is going (figures up to its last record, seconds old).",
+        epilog="Example: gandist report runs/store/demo   or   gandist report s3://bucket/runs/exp1",
+    )
+    p.add_argument("run", metavar="RUN", help="the run directory, <run.storage>/<run.name> (local or fsspec URL)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

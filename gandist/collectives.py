@@ -29,6 +29,15 @@ def all_reduce_sum(t: Tensor) -> Tensor:
     return t
 
 
+def all_reduce_max(values: list[float], device: torch.device) -> list[float]:
+    """The largest of each value over ranks, on every rank (a no-op in one process)."""
+    if not distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
 def gather_objects(obj: Any) -> list[Any]:
     """Every rank's ``obj``, in rank order, on every rank (picklable objects)."""
     if not distributed():

@@ -31,15 +31,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "eval/modes": ("modes", ".0f"),
     "eval/modes_real": ("of real", ".0f"),
     "eval/mode_kl": ("mode KL", ".3f"),
+    "goodput/fraction": ("goodput", ".3f"),  # productive / all time since the run first started (gandist.ledger)
 }
 
 # What each console line shows, in order (tags a run lacks are left out).
-PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake")
+PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake", "goodput/fraction")
 SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
           "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv",
           "eval/fd_shapes", "eval/kd_shapes", "eval/precision_shapes", "eval/recall_shapes",
           "eval/modes", "eval/modes_real", "eval/mode_kl")
-SUMMARY = SCORES + ("eval/miou_all_background",)
+SUMMARY = SCORES + ("eval/miou_all_background", "goodput/fraction")
 
 
 def label(tag: str) -> str:

@@ -130,8 +130,11 @@ def check_data(cfg: Config) -> None:
 
 def check_trainer(cfg: Config) -> None:
     t = cfg.trainer
-    _positive(t, "trainer", "num_workers", "max_steps", "ckpt_every", "keep_checkpoints", "log_every",
-              "image_every", "lr_g", "lr_d", "max_bad_steps")
+    _positive(t, "trainer", "num_workers", "max_steps", "keep_checkpoints", "log_every",
+              "image_every", "lr_g", "lr_d", "max_bad_steps", "mtbf_hours")
+    if t.ckpt_every != "auto" and (isinstance(t.ckpt_every, str) or t.ckpt_every <= 0):
+        raise ConfigError(f"trainer.ckpt_every={t.ckpt_every!r} must be a number of steps > 0, or auto (the "
+                          "Young-Daly interval from the measured checkpoint stall and trainer.mtbf_hours)")
     _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", allow_zero=True)
     _fraction("trainer.lr_decay_start", t.lr_decay_start)
     _fraction("trainer.beta1", t.beta1)

@@ -129,6 +129,8 @@ def iter_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, str
         base = args[0] if optional else hint
         if isinstance(base, type) and issubclass(base, Choice):
             type_name = "one of " + " | ".join(c.value for c in base)
+        elif typing.get_origin(hint) is typing.Union and not optional:  # e.g. int or str: the doc names the words
+            type_name = " or ".join(a.__name__ for a in args)
         else:
             type_name = getattr(base, "__name__", str(base))
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # e.g. a list

@@ -20,6 +20,7 @@ from gandist.launchers.common import (
     run_dir,
 )
 from gandist.credentials import check_credentials, storage_settings
+from gandist.ledger import note_launch
 from gandist.train import Context, fit
 from gandist.urls import is_local, local_path
 
@@ -110,6 +111,8 @@ def run_local(cfg: Config) -> RunSummary:
     check_credentials(cfg, f"rank {rank}")
     path = local_path(run_dir(cfg))
     os.makedirs(path, exist_ok=True)
+    if rank == 0:
+        note_launch(path)
     ctx = LocalContext(rank, world_size, device, path, cfg.trainer.keep_checkpoints, log_dir(cfg))
     try:
         state = fit(cfg, ctx)

@@ -31,6 +31,7 @@ from gandist.launchers.common import (
     run_dir,
 )
 from gandist.credentials import check_credentials, storage_settings
+from gandist.ledger import note_launch
 from gandist.train import Context, fit
 from gandist.urls import is_local, local_path
 
@@ -173,6 +174,7 @@ def run_ray(cfg: Config) -> RunSummary:
             worker_runtime_env={"env_vars": {**storage_settings(cfg), **gandist_env(), **collective_env(cfg)}},
         ),
     )
+    note_launch(run_dir(cfg))
     try:
         result = trainer.fit()
     except Exception as e:

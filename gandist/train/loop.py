@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist import __version__
 from gandist.ckpt import CheckpointError, write_checkpoint
-from gandist.collectives import check_identical_across_ranks, gather_objects
+from gandist.collectives import all_reduce_max, check_identical_across_ranks, gather_objects
 from gandist.config import Config, Flips, PenaltyKind, TaskName, from_dict
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
@@ -29,10 +29,12 @@ from gandist.tags import SCORES, describe, headline_tags
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
+from gandist.train.ckpt_schedule import CheckpointSchedule
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
 from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import EmaUpdater, ema_beta
+from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
 from gandist.train.progress import Throughput, log_progress
 from gandist.train.schedule import apply_lr, beta2_at, gamma_at
@@ -53,11 +55,23 @@ CHECKPOINT_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"),
 
 def fit(cfg: Config, ctx: Context) -> TrainState:
     """Train until ``trainer.max_steps``, resuming from the context's latest checkpoint if any."""
+    clock = GoodputClock(ctx.run_dir, ctx.is_chief)  # this attempt's time, from now
+    try:
+        return train(cfg, ctx, clock)
+    except BaseException as e:
+        clock.finish(f"stopped by {type(e).__name__}: {e}"[:300])
+        raise
+
+
+def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     t = cfg.trainer
     manifest, classes = open_data(cfg)
     state = TrainState.fresh(cfg, len(classes or []), ctx.device)
     seed_process(derive_seed(t.seed, "rank", ctx.rank))
-    resumed_from = resume(cfg, ctx, state, classes)
+    resumed_from, saved = resume(cfg, ctx, state, classes)
+    clock.begin(resumed_from, saved.get("ledger"), ctx.world_size, read_drill_record(ctx.run_dir, faults.MARKER))
+    schedule = CheckpointSchedule(t.ckpt_every, t.mtbf_hours, ctx.world_size, t.log_every, last_ckpt=state.step,
+                                  saved=saved.get("ckpt_schedule"))
     adopt_data_layout(state, cfg, ctx)
     gpu_path = accel.prepare(cfg, ctx.device, state.G, state.D, uncompiled=(state.G_ema,))
     accel.match_optimizer_layout(state.opt_g, state.opt_d)  # resumed moments follow the new layout
@@ -84,11 +98,11 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
     last_ckpt, metrics = resumed_from, {}
     augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1
     if state.step >= t.max_steps:
-        return finish_without_training(cfg, ctx, state, evaluator, monitor)
+        return finish_without_training(cfg, ctx, state, evaluator, monitor, clock)
 
     batches = training_batches(cfg, state.data, state.unlabeled, manifest, rank=ctx.rank,
                                world_size=ctx.world_size, pin_memory=accel.pin_memory(cfg, ctx.device))
-    for batch in throughput.timed(batches):
+    for batch in clock.timed(throughput.timed(batches)):
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
             batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
@@ -103,9 +117,14 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
         state.images_seen += global_batch
         update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
         done = state.step >= t.max_steps
+        clock.step_done(state.step)
 
         if state.step % t.log_every == 0 or done:
-            values = {**throughput.reduce(state.step), **augment_values(augmenter, ada),
+            values = throughput.reduce(state.step)
+            if schedule.auto:  # every rank must plan the same checkpoints: the slowest rank's step time
+                schedule.observe_step_time(all_reduce_max([values["perf/step_time_s"]], ctx.device)[0])
+                clock.ledger.ckpt_interval = schedule.interval
+            values = {**values, **augment_values(augmenter, ada), **clock.values(), **schedule.values(),
                       "train/skipped_steps": float(bad_steps.pop_since_log()),
                       "train/images_seen": float(state.images_seen),
                       **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
@@ -113,22 +132,31 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
             metrics.update(values)
             if ctx.is_chief:
                 log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
+            clock.heartbeat()
         if preview is not None and (state.step % t.image_every == 0 or done):
             monitor.image("samples", preview(state.G_ema), state.step)
+        clock.charge("other")
         if state.step % cfg.eval.every == 0 or done:
             metrics.update(evaluate(evaluator, state, monitor, ctx))
-        if state.step % t.ckpt_every == 0 or done:
+            clock.charge("evaluation")
+        if schedule.due(state.step) or done:
             if ada is not None:
                 state.ada = ada.state_dict()  # a collective: the open window summed over ranks
-            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from,
+            clock.ledger.checkpoints += 1
+            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from, clock, schedule,
                                      asynchronous=t.async_checkpoint and not done)
             monitor.scalars(timing, state.step)
+            stall = timing["ckpt/stall_s"]
+            schedule.checkpointed(state.step, all_reduce_max([stall], ctx.device)[0] if schedule.auto else stall)
             last_ckpt = state.step
+            clock.charge("checkpoint")
+            clock.heartbeat(force=True)
         if after_step is not None:
             after_step(state.step)
         if done:
             break
     monitor.close()
+    clock.finish()
     return state
 
 
@@ -146,14 +174,16 @@ def open_data(cfg: Config) -> tuple[Manifest, Optional[list[str]]]:
     return manifest, classes
 
 
-def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]]) -> Optional[int]:
+def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]]
+           ) -> tuple[Optional[int], dict[str, Any]]:
     """Load the context's latest checkpoint into ``state`` (and this rank's RNGs, when the world
-    size is unchanged); return the step it resumed from, or None for a fresh run."""
+    size is unchanged); return the step it resumed from (None for a fresh run) and the records
+    it carries beside the training state (the goodput ledger, the checkpoint schedule's)."""
     payload = ctx.restore()
     if payload is None:
         if ctx.is_chief:
             log.info("Starting a new run: no checkpoint found")
-        return None
+        return None, {}
     check_checkpoint_fits(cfg, payload, classes)
     state.load_state_dict(payload["state"])
     rngs = payload.get("rng") or []
@@ -162,7 +192,7 @@ def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[
     if ctx.is_chief:
         log.info("Resumed from checkpoint at step %d (epoch %d, batch %d of the epoch, %d images seen)",
                  state.step, state.data.epoch, state.data.batch_in_epoch, state.images_seen)
-    return state.step
+    return state.step, {key: payload.get(key) for key in ("ledger", "ckpt_schedule")}
 
 
 def wrap_networks(state: TrainState, ctx: Context) -> tuple[nn.Module, nn.Module]:
@@ -189,13 +219,16 @@ def evaluate(evaluator: Evaluator, state: TrainState, monitor: NullMonitor, ctx:
 
 
 def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evaluator: Evaluator,
-                            monitor: NullMonitor) -> TrainState:
+                            monitor: NullMonitor, clock: GoodputClock) -> TrainState:
     """The run had already reached trainer.max_steps: evaluate and report, nothing more."""
     if ctx.is_chief:
         log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, cfg.trainer.max_steps)
+    clock.charge("startup")
     metrics = evaluator(state.G_ema)
+    clock.charge("evaluation")
     ctx.report({**metrics, "step": state.step}, None)
     monitor.close()
+    clock.finish()
     return state
 
 
@@ -309,6 +342,7 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
 
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
                     metrics: dict[str, float], resumed_from: Optional[int] = None,
+                    clock: Optional[GoodputClock] = None, schedule: Optional[CheckpointSchedule] = None,
                     asynchronous: bool = False) -> dict[str, float]:
     """Rank 0 writes the complete state into a temporary directory; every rank reports it
     (the context persists and then removes the directory). Returns how long training waited."""
@@ -318,7 +352,9 @@ def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optio
     if ctx.is_chief:
         ckpt_dir = tempfile.mkdtemp(prefix="gandist-ckpt-")
         payload = {"state": state.state_dict(), "rng": rngs, "config": cfg.to_dict(),
-                   "classes": classes, "gandist_version": __version__}
+                   "classes": classes, "gandist_version": __version__,
+                   "ledger": clock.state_dict() if clock is not None else None,
+                   "ckpt_schedule": schedule.state_dict() if schedule is not None else None}
         meta = {"step": state.step, "epoch": state.epoch, "images_seen": state.images_seen,
                 "resumed_from": resumed_from,  # the step this process started from (null: fresh)
                 "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name}

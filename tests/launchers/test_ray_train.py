@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 
 import fsspec
 
@@ -18,6 +19,7 @@ from gandist.config import absolutize, compose_config
 from gandist.ckpt import read_meta
 from gandist.inference.export import load_generator
 from gandist.launchers.common import log_dir
+from gandist.ledger import load_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +80,9 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     clean = str(tmp_path / "clean" / "checkpoint_00000006")
     cfg = absolutize(compose_config(overrides(storage, "s3run", "faults.kill_rank=1", "faults.at_step=5",
                                               "trainer.max_failures=1", "trainer.async_checkpoint=true")))
+    began = time.time()
     drilled = run_ray(cfg)
+    ended = time.time()
     assert read_meta(clean)["step"] == drilled.step == 6 and 0.0 <= drilled.metrics["eval/miou"] <= 1.0
     assert drilled.checkpoint == f"{storage}/s3run/checkpoint_00000006"
     assert s3.exists(f"{storage}/s3run/fault_drill_done.json")
@@ -93,6 +97,20 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     logs = out.out + out.err
     assert "Checkpoint at step 3: training waited" in logs and "upload continues in the background" in logs
     assert "Resumed from checkpoint at step 3" in logs
+
+    # The goodput ledger in the bucket: the killed attempt, its cause and the replay, every second
+    # from the launch to the end charged once; `gandist report` reads it there.
+    ledger = load_ledger(f"{storage}/s3run")
+    killed, recovered = ledger.attempts
+    assert killed.cause == "fault drill: rank 1 killed after step 5" and recovered.cause == "finished"
+    assert recovered.resumed_from == 3 and ledger.steps_lost(1) == 2 and ledger.parts["replayed"] > 0
+    assert ledger.parts["recovery"] > 0 and ledger.high_water == 6
+    assert began <= killed.started and recovered.ended <= ended
+    assert ledger.total_s == pytest.approx(recovered.ended - killed.started, abs=0.2)
+    assert ledger.total_s == pytest.approx(ended - began, abs=5.0)
+    assert main(["report", f"{storage}/s3run"]) == 0
+    report = capfd.readouterr().out
+    assert "2 attempt(s)" in report and "fault drill: rank 1 killed after step 5" in report
 
     s3.invalidate_cache()
     assert sorted(p.rsplit("/", 1)[-1] for p in s3.glob(f"{storage}/s3run/checkpoint_0*")) == [
@@ -215,6 +233,13 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     assert resumed["step"] == 20 and resumed["resumed_from"] >= killed_at, (resumed, killed_at)
     assert f"Resumed from checkpoint at step {resumed['resumed_from']}" in output
     assert "finished at step 20" in output
+    # The ledger outlived the driver: the killed attempt, then the resubmitted one, and the gap
+    # between them charged to recovery.
+    ledger = load_ledger(run_dir)
+    killed, again = ledger.attempts
+    assert killed.cause != "finished" and again.cause == "finished" and again.resumed_from == resumed["resumed_from"]
+    assert again.recovery_s > 0 and killed.last_step > 0
+    assert ledger.total_s == pytest.approx(again.ended - killed.started, abs=0.2)
 
     torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                                "2", *train_args(str(tmp_path), "clean"), "launcher.name=torchrun"],
