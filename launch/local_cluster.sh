@@ -60,7 +60,10 @@ check_index() {
 
 make_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add "$BRIDGE" type bridge
+    # A fixed MAC: a bridge left to itself takes the lowest MAC of its ports, so adding a node
+    # could change it under the others' ARP caches and stall their traffic to the host for
+    # seconds (an S3 request from the head timed out so while a replacement node joined).
+    ip link add "$BRIDGE" address 02:67:64:00:00:01 type bridge
     ip addr add "$HOST_IP/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
   fi
