@@ -30,6 +30,7 @@ BENCHMARKS = {
     "distributed": [],
     "data": [],
     "checkpoint": [],
+    "plan": [],
     "evaluation": ["--resolution", "32", "--steps", "500", "--every", "250", "--samples", "512"],
 }
 

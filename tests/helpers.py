@@ -309,3 +309,81 @@ def http_answering(status: int, body: bytes, path: Optional[str] = None) -> Iter
     finally:
         server.shutdown()
         server.server_close()
+
+
+# gandist.data.plan as first written, one Python integer per sample: what tests/data/test_plan.py
+# checks the compact plan against, and bench/plan.py times it against.
+
+
+def ref_consumed(counts: list[int], skip: int) -> list[int]:
+    from gandist.data.plan import rank_batch_order
+
+    consumed = [0] * len(counts)
+    for w, _ in rank_batch_order(counts)[:skip]:
+        consumed[w] += 1
+    return consumed
+
+
+def ref_assignment(counts: list[int], skip: int, num_workers: int) -> list[tuple[Optional[int], int]]:
+    from gandist.data.plan import rank_batch_order
+
+    consumed, due = ref_consumed(counts, skip), []
+    for w, _ in rank_batch_order(counts)[skip:]:
+        if w not in due:
+            due.append(w)
+    return [(due[i], consumed[due[i]]) if i < len(due) else (None, 0) for i in range(max(1, num_workers))]
+
+
+def ref_layout(base: Sequence[int], world_size: int, batch_size: int, num_workers: int):
+    n = len(base) // (world_size * batch_size)
+    workers = max(1, num_workers)
+    ranks = []
+    for r in range(world_size):
+        rank_pos = base[r * n * batch_size:(r + 1) * n * batch_size]
+        blocks, first = [], 0
+        for w in range(workers):
+            count = n // workers + (1 if w < n % workers else 0)
+            blocks.append(rank_pos[first * batch_size:(first + count) * batch_size])
+            first += count
+        ranks.append(blocks)
+    return n, ranks
+
+
+def ref_remaining(total: int, history, *, epoch: int, seed: int, shuffle_buffer: int) -> list[int]:
+    from gandist.data.plan import buffer_rng, buffer_shuffle
+
+    remaining: Sequence[int] = range(total)
+    for index, seg in enumerate(history):
+        seen = set()
+        _, ranks = ref_layout(remaining, seg.world_size, seg.batch_size, seg.num_workers)
+        for rank, blocks in enumerate(ranks):
+            consumed = ref_consumed([len(b) // seg.batch_size for b in blocks], seg.batches)
+            for w, block in enumerate(blocks):
+                order = buffer_shuffle(iter(range(len(block))), shuffle_buffer,
+                                       buffer_rng(seed, epoch, rank, w, index))
+                for _ in range(consumed[w] * seg.batch_size):
+                    seen.add(block[next(order)])
+        remaining = [p for p in remaining if p not in seen]
+    return list(remaining)
+
+
+def ref_pieces(manifest, split: str, order: Sequence[int], positions: Sequence[int], subset=None) -> list:
+    import bisect
+
+    from gandist.data.stream import Piece
+    from gandist.data.subsets import shard_counts
+
+    shards, urls = manifest.shards(split), manifest.shard_urls(split)
+    counts = shard_counts(manifest, split, subset)
+    pieces, offset = [], 0
+    for i in order:
+        count = counts[i]
+        lo, hi = bisect.bisect_left(positions, offset), bisect.bisect_left(positions, offset + count)
+        if lo < hi:
+            local = [p - offset for p in positions[lo:hi]]
+            indices = local if subset is None else [int(subset[i][j]) for j in local]
+            first, last = indices[0], indices[-1]
+            keep = None if last - first + 1 == len(indices) else frozenset(indices)
+            pieces.append(Piece(urls[i], first, last + 1, int(shards[i].get("bytes", 0)), keep))
+        offset += count
+    return pieces

@@ -14,7 +14,6 @@ left unread (see ``gandist.data.plan``).
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import io
 import logging
@@ -31,8 +30,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
-from gandist.data.manifest import Manifest, ShardSetError
+from gandist.data.manifest import Manifest, ShardSetError, join
 from gandist.data.plan import (
+    Positions,
     Segment,
     buffer_rng,
     buffer_shuffle,
@@ -72,31 +72,68 @@ def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_siz
     return n
 
 
-def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: bool) -> list[int]:
+def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
     n = len(manifest.shards(split))
     if not shuffle:
-        return list(range(n))
-    return [int(i) for i in np.random.default_rng(derive_seed(seed, "shards", epoch)).permutation(n)]
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng(derive_seed(seed, "shards", epoch)).permutation(n)
 
 
-def pieces_for_positions(manifest: Manifest, split: str, order: list[int], positions: Sequence[int],
+@dataclass(frozen=True)
+class ShardIndex:
+    """One split's shards for one epoch, compact: what a loader worker needs to find its
+    block's pieces. At 1M shards a manifest holds 381 MiB of Python dicts and walking them
+    took 3-4 s in every loader worker; this is 39 MiB of arrays (names as bytes), so a
+    stream neither keeps the dicts nor walks every shard: a block's shards are a binary
+    search (13 ms, bench/plan.py)."""
+
+    root: str  # the shard set's URL
+    names: np.ndarray  # manifest order, UTF-8 bytes
+    sizes: np.ndarray  # bytes of each shard, manifest order (0 when the manifest has none)
+    order: np.ndarray  # manifest indices in the epoch's order
+    ends: np.ndarray  # end of each shard's positions, epoch order: order[k] holds [ends[k-1], ends[k])
+
+    @classmethod
+    def build(cls, manifest: Manifest, split: str, order: np.ndarray, counts: Sequence[int]) -> "ShardIndex":
+        shards = manifest.shards(split)
+        names = np.array([s["name"].encode() for s in shards], dtype=np.bytes_)
+        sizes = np.fromiter((int(s.get("bytes", 0)) for s in shards), dtype=np.int64, count=len(shards))
+        ends = np.cumsum(np.asarray(counts, dtype=np.int64)[order])
+        return cls(manifest.url, names, sizes, np.asarray(order, dtype=np.int64), ends)
+
+    def url(self, shard: int) -> str:
+        return join(self.root, self.names[shard].decode())
+
+
+def pieces_for_positions(shards: ShardIndex, positions: Positions,
                          subset: Optional[Subset] = None) -> list[Piece]:
-    """The shard pieces holding ``positions`` (ascending) of the epoch's global sequence (of
-    ``subset``'s samples only, when given)."""
-    shards, urls = manifest.shards(split), manifest.shard_urls(split)
-    counts = shard_counts(manifest, split, subset)
-    pieces, offset = [], 0
-    for i in order:
-        count = counts[i]
-        lo, hi = bisect.bisect_left(positions, offset), bisect.bisect_left(positions, offset + count)
-        if lo < hi:
-            local = [p - offset for p in positions[lo:hi]]
-            indices = local if subset is None else [int(subset[i][j]) for j in local]
-            first, last = indices[0], indices[-1]
-            contiguous = last - first + 1 == len(indices)
-            keep = None if contiguous else frozenset(indices)
-            pieces.append(Piece(urls[i], first, last + 1, int(shards[i].get("bytes", 0)), keep))
-        offset += count
+    """The shard pieces holding ``positions`` of the epoch's global sequence (of ``subset``'s
+    samples only, when given), in sequence order: one per shard touched, ``keep`` naming
+    its samples only where the positions leave holes in it."""
+    runs: list[tuple[int, list[tuple[int, int]]]] = []  # (epoch-order shard, local [lo, hi) runs)
+    ends = shards.ends
+    for a, b in positions.runs().tolist():
+        for k in range(int(np.searchsorted(ends, a, "right")), int(np.searchsorted(ends, b - 1, "right")) + 1):
+            start = int(ends[k - 1]) if k else 0
+            lo, hi = max(a, start) - start, min(b, int(ends[k])) - start
+            if lo >= hi:
+                continue
+            if runs and runs[-1][0] == k:
+                runs[-1][1].append((lo, hi))
+            else:
+                runs.append((k, [(lo, hi)]))
+    pieces = []
+    for k, local in runs:
+        i = int(shards.order[k])
+        if subset is None and len(local) == 1:  # the common case: one contiguous piece
+            (lo, hi), = local
+            pieces.append(Piece(shards.url(i), lo, hi, int(shards.sizes[i])))
+            continue
+        indices = np.concatenate([np.arange(lo, hi) if subset is None else np.asarray(subset[i][lo:hi])
+                                  for lo, hi in local]).tolist()
+        first, last = indices[0], indices[-1]
+        keep = None if last - first + 1 == len(indices) else frozenset(indices)
+        pieces.append(Piece(shards.url(i), first, last + 1, int(shards.sizes[i]), keep))
     return pieces
 
 
@@ -195,30 +232,32 @@ class ShardStream(IterableDataset):
                  world_size: int = 1, num_workers: int = 0, epoch: int = 0, seed: int = 0,
                  skip_batches: int = 0, shuffle_buffer: int = 256, with_masks: bool = True,
                  shuffle: bool = True, max_bad_fraction: float = 0.01,
-                 history: Sequence[Segment] = (), subset: Optional[Subset] = None) -> None:
+                 history: Sequence[Segment] = (), subset: Optional[Subset] = None,
+                 manifest: Optional[Manifest] = None) -> None:
         super().__init__()
         self.max_bad_fraction = max_bad_fraction
-        self.manifest = Manifest.load(url)
+        manifest = manifest if manifest is not None else Manifest.load(url)  # not kept: see ShardIndex
         self.split, self.batch_size, self.rank = split, batch_size, rank
         self.epoch, self.seed, self.shuffle = epoch, seed, shuffle
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
         self.with_masks = with_masks
         self.history = list(history)
         self.subset = subset
-        total = sum(shard_counts(self.manifest, split, subset))
+        counts = shard_counts(manifest, split, subset)
+        total = sum(counts)
         if self.history:  # the epoch was partly read under other layouts: split the rest
             base = remaining_positions(total, self.history, epoch=epoch, seed=seed,
                                        shuffle_buffer=self.shuffle_buffer)
         else:
-            batches_per_epoch(self.manifest, split, world_size, batch_size, subset)  # too few samples: say so
-            base = range(total)
+            batches_per_epoch(manifest, split, world_size, batch_size, subset)  # too few samples: say so
+            base = Positions.whole(total)
         self.n_batches, ranks = layout(base, world_size, batch_size, num_workers)
         if not 0 <= skip_batches <= self.n_batches:
             raise ValueError(f"skip_batches={skip_batches} is outside 0..{self.n_batches} for this epoch")
         self.block_positions = ranks[rank]
-        self.order = shard_order(self.manifest, split, epoch, seed, shuffle)
-        counts = [len(b) // batch_size for b in self.block_positions]
-        self.assignment = resume_assignment(counts, skip_batches, num_workers)
+        self.shards = ShardIndex.build(manifest, split, shard_order(manifest, split, epoch, seed, shuffle), counts)
+        block_batches = [len(b) // batch_size for b in self.block_positions]
+        self.assignment = resume_assignment(block_batches, skip_batches, num_workers)
 
     def __len__(self) -> int:
         return sum(len(self.block_positions[b]) // self.batch_size - skip
@@ -231,7 +270,7 @@ class ShardStream(IterableDataset):
             return
         positions = self.block_positions[block]
         count = len(positions) // self.batch_size
-        pieces = pieces_for_positions(self.manifest, self.split, self.order, positions, self.subset)
+        pieces = pieces_for_positions(self.shards, positions, self.subset)
         raw = read_pieces(pieces)
         rng = buffer_rng(self.seed, self.epoch, self.rank, block, len(self.history))
         shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
@@ -277,13 +316,16 @@ def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int =
                  num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
                  shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
                  max_bad_fraction: float = 0.01, history: Sequence[Segment] = (),
-                 pin_memory: bool = False, subset: Optional[Subset] = None) -> DataLoader:
+                 pin_memory: bool = False, subset: Optional[Subset] = None,
+                 manifest: Optional[Manifest] = None) -> DataLoader:
     """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them (of
-    ``subset``'s samples only, when given)."""
+    ``subset``'s samples only, when given). ``manifest``: ``url``'s, if loaded already (a
+    1M-shard one takes 2 s to load)."""
     stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
                          num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
                          shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
-                         max_bad_fraction=max_bad_fraction, history=history, subset=subset)
+                         max_bad_fraction=max_bad_fraction, history=history, subset=subset,
+                         manifest=manifest)
     # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG,
     # which would shift the training RNG stream by when loaders happen to be created.
     generator = torch.Generator().manual_seed(derive_seed(seed, "loader", split, epoch, rank))

@@ -57,16 +57,19 @@ class Cursor:
 
 
 def stream_batches(url: str, cursor: Cursor, cfg: Config, *, rank: int, world_size: int, seed: int,
-                   with_masks: bool, pin_memory: bool, subset: Optional[Subset] = None) -> Iterator[Batch]:
+                   with_masks: bool, pin_memory: bool, subset: Optional[Subset] = None,
+                   manifest: Optional[Manifest] = None) -> Iterator[Batch]:
     """Batches of the training split, epoch after epoch from the cursor on; the cursor counts
-    each batch as it is taken."""
+    each batch as it is taken. ``manifest``: ``url``'s, when the caller has it already."""
     d = cfg.data
+    manifest = manifest if manifest is not None else Manifest.load(url)  # once, not every epoch
     while True:
         loader = epoch_loader(url, split="train", batch_size=d.batch_size, rank=rank, world_size=world_size,
                               num_workers=d.loader_workers, epoch=cursor.epoch, seed=seed,
                               skip_batches=cursor.batch_in_epoch, shuffle_buffer=d.shuffle_buffer,
                               with_masks=with_masks, max_bad_fraction=d.max_bad_fraction,
-                              history=[Segment(**s) for s in cursor.history], pin_memory=pin_memory, subset=subset)
+                              history=[Segment(**s) for s in cursor.history], pin_memory=pin_memory, subset=subset,
+                              manifest=manifest)
         for batch in loader:
             cursor.batch_in_epoch += 1
             yield batch
@@ -95,7 +98,8 @@ def training_batches(cfg: Config, data: Cursor, unlabeled: Cursor, manifest: Man
     if d.label_fraction < 1:
         labeled_part, unlabeled_part = label_split(manifest, "train", d.label_fraction)
     common = dict(rank=rank, world_size=world_size, pin_memory=pin_memory)
-    batches = stream_batches(d.url, data, cfg, seed=seed, with_masks=segment, subset=labeled_part, **common)
+    batches = stream_batches(d.url, data, cfg, seed=seed, with_masks=segment, subset=labeled_part,
+                             manifest=manifest, **common)
     if cfg.task.semi == Semi.none:
         return batches
     url = d.unlabeled_url or d.url
