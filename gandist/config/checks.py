@@ -135,7 +135,15 @@ def check_trainer(cfg: Config) -> None:
     if t.ckpt_every != "auto" and (isinstance(t.ckpt_every, str) or t.ckpt_every <= 0):
         raise ConfigError(f"trainer.ckpt_every={t.ckpt_every!r} must be a number of steps > 0, or auto (the "
                           "Young-Daly interval from the measured checkpoint stall and trainer.mtbf_hours)")
-    _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", allow_zero=True)
+    _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", "keep_best", allow_zero=True)
+    if t.best_metric is not None:
+        from gandist.tags import check_score_fits, score_order  # here: gandist.tags imports this package
+
+        try:
+            score_order(t.best_metric)
+            check_score_fits(cfg, t.best_metric)
+        except ValueError as e:
+            raise ConfigError(f"trainer.best_metric={t.best_metric}: {e}") from None
     _fraction("trainer.lr_decay_start", t.lr_decay_start)
     _fraction("trainer.beta1", t.beta1)
     _fraction("trainer.beta2", t.beta2)

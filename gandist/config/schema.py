@@ -223,7 +223,12 @@ class TrainerConfig:
     mtbf_hours: float = doc(50000.0, "ckpt_every=auto: mean hours between failures of one worker; the run's MTBF is "
                             "this / the number of workers (default: Llama 3's 419 unexpected interruptions in 54 "
                             "days on 16,384 GPUs)")
-    keep_checkpoints: int = doc(3, "how many recent checkpoints to keep")
+    keep_checkpoints: int = doc(3, "how many recent checkpoints to keep (without trainer.keep_best)")
+    keep_best: int = doc(0, "keep the K best checkpoints by trainer.best_metric, and always the newest one (Ray Train's "
+                         "checkpoint score); a checkpoint is then also taken at each evaluation; 0 = off")
+    best_metric: Optional[str] = doc(None, "the score that ranks checkpoints (keep_best, --best), e.g. eval/miou "
+                                     "(higher is better) or eval/fid, eval/fd_shapes (lower is better); null = the "
+                                     "task's headline score")
     log_every: int = doc(20, "steps between scalar logs (losses, throughput)")
     image_every: int = doc(250, "steps between image grids in TensorBoard")
     lr_g: float = doc(2e-4, "generator Adam learning rate")
@@ -249,7 +254,8 @@ class TrainerConfig:
                            "false = torch's default implementation")
     compile: bool = doc(False, "torch.compile G and D (faster steps after minutes of compiling at the start)")
     max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop after this many in a row")
-    async_checkpoint: bool = doc(False, "ray: upload checkpoints in the background instead of waiting for the upload")
+    async_checkpoint: bool = doc(True, "ray: upload checkpoints in the background (the final one is waited for); "
+                                 "false = training waits for each upload")
 
 
 @dataclass

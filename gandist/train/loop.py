@@ -14,9 +14,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist import __version__
-from gandist.ckpt import CheckpointError, write_checkpoint
+from gandist.ckpt import NO_SCORE, SCORE_ATTRIBUTE, CheckpointError, score_key, write_checkpoint
 from gandist.collectives import all_reduce_max, check_identical_across_ranks, gather_objects
-from gandist.config import Config, Flips, PenaltyKind, TaskName, from_dict
+from gandist.config import Config, ConfigError, Flips, PenaltyKind, TaskName, from_dict
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
@@ -25,7 +25,7 @@ from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, rng_state, seed_process, set_rng_state
-from gandist.tags import SCORES, describe, headline_tags
+from gandist.tags import NOT_SCORES, SCORES, best_metric, describe, headline_tags
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
@@ -96,6 +96,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     stats = Stats(ctx.device)
     throughput = Throughput(stats, global_batch, state.step, ctx.device)
     last_ckpt, metrics = resumed_from, {}
+    score_tag, score_order = best_metric(cfg)
     augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1
     if state.step >= t.max_steps:
         return finish_without_training(cfg, ctx, state, evaluator, monitor, clock)
@@ -136,14 +137,17 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         if preview is not None and (state.step % t.image_every == 0 or done):
             monitor.image("samples", preview(state.G_ema), state.step)
         clock.charge("other")
+        score = None
         if state.step % cfg.eval.every == 0 or done:
-            metrics.update(evaluate(evaluator, state, monitor, ctx))
+            scores = evaluate(evaluator, state, monitor, ctx)
+            metrics.update(scores)
+            score = checkpoint_score(scores, score_tag, score_order, required=bool(t.keep_best or t.best_metric))
             clock.charge("evaluation")
-        if schedule.due(state.step) or done:
+        if schedule.due(state.step) or done or (t.keep_best and score is not None):
             if ada is not None:
                 state.ada = ada.state_dict()  # a collective: the open window summed over ranks
             clock.ledger.checkpoints += 1
-            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from, clock, schedule,
+            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from, clock, schedule, score,
                                      asynchronous=t.async_checkpoint and not done)
             monitor.scalars(timing, state.step)
             stall = timing["ckpt/stall_s"]
@@ -230,6 +234,20 @@ def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evalua
     monitor.close()
     clock.finish()
     return state
+
+
+def checkpoint_score(scores: dict[str, float], tag: str, order: str, required: bool) -> Optional[dict[str, Any]]:
+    """The record that ranks a checkpoint taken after this evaluation, or None without a score.
+    A score this run never produces is a config mistake when it was asked for (``required``):
+    refused with the ones it has."""
+    if not scores or (tag not in scores and not required):
+        return None
+    if tag not in scores:
+        have = sorted(k for k in scores if k.startswith("eval/") and k not in NOT_SCORES)
+        raise ConfigError(f"trainer.best_metric={tag} is not among this run's evaluation scores ({', '.join(have)}); "
+                          "set trainer.best_metric to one of them")
+    value = float(scores[tag])
+    return None if value != value else {"metric": tag, "order": order, "value": value}  # NaN ranks nothing
 
 
 def remote_log_root(ctx: Context) -> Optional[str]:
@@ -343,9 +361,10 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
                     metrics: dict[str, float], resumed_from: Optional[int] = None,
                     clock: Optional[GoodputClock] = None, schedule: Optional[CheckpointSchedule] = None,
-                    asynchronous: bool = False) -> dict[str, float]:
+                    score: Optional[dict[str, Any]] = None, asynchronous: bool = False) -> dict[str, float]:
     """Rank 0 writes the complete state into a temporary directory; every rank reports it
-    (the context persists and then removes the directory). Returns how long training waited."""
+    (the context persists and then removes the directory). ``score``: the evaluation at this
+    step that ranks the checkpoint (trainer.keep_best, --best). Returns how long training waited."""
     began = time.perf_counter()
     rngs = gather_objects(rng_state())
     ckpt_dir = None
@@ -357,10 +376,13 @@ def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optio
                    "ckpt_schedule": schedule.state_dict() if schedule is not None else None}
         meta = {"step": state.step, "epoch": state.epoch, "images_seen": state.images_seen,
                 "resumed_from": resumed_from,  # the step this process started from (null: fresh)
-                "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name}
+                "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name, "score": score}
         write_checkpoint(ckpt_dir, payload, meta)
     written = time.perf_counter()
-    ctx.report({**metrics, "step": state.step}, ckpt_dir, asynchronous=asynchronous)
+    reported = {**metrics, "step": state.step}
+    if cfg.trainer.keep_best:  # what Ray Train ranks checkpoints by: higher is better
+        reported[SCORE_ATTRIBUTE] = NO_SCORE if score is None else score_key({"score": score})
+    ctx.report(reported, ckpt_dir, asynchronous=asynchronous)
     ended = time.perf_counter()
     timing = {"ckpt/stall_s": ended - began, "ckpt/write_s": written - began, "ckpt/persist_s": ended - written}
     if ctx.is_chief:
