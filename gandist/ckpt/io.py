@@ -107,7 +107,7 @@ def is_complete(fs: fsspec.AbstractFileSystem, path: str) -> bool:
     return expected is None or size == expected["bytes"]
 
 
-def _checkpoint_dirs(run_url: str) -> tuple[fsspec.AbstractFileSystem, str, list[tuple[int, str]]]:
+def list_checkpoints(run_url: str) -> tuple[fsspec.AbstractFileSystem, str, list[tuple[int, str]]]:
     """(fs, URL prefix, [(step, path)] newest first) of the checkpoint directories under a run."""
     fs, path = fsspec.core.url_to_fs(run_url)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
@@ -124,7 +124,7 @@ def _checkpoint_dirs(run_url: str) -> tuple[fsspec.AbstractFileSystem, str, list
 
 def find_latest_checkpoint(run_url: str) -> Optional[str]:
     """The complete checkpoint with the highest step directly under a run directory, or None."""
-    fs, prefix, candidates = _checkpoint_dirs(run_url)
+    fs, prefix, candidates = list_checkpoints(run_url)
     for step, entry in candidates:
         if is_complete(fs, entry):
             return prefix + entry
@@ -156,7 +156,7 @@ def retained_steps(checkpoints: Sequence[tuple[int, Optional[float]]], keep_best
 def find_best_checkpoint(run_url: str) -> str:
     """The complete checkpoint of a run with the best evaluation score in its meta.json (the
     newer of equals); a clear error when none has one."""
-    fs, prefix, candidates = _checkpoint_dirs(run_url)
+    fs, prefix, candidates = list_checkpoints(run_url)
     scored = []
     for step, entry in candidates:
         if not is_complete(fs, entry):

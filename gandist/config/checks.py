@@ -207,6 +207,23 @@ def check_faults(cfg: Config) -> None:
     if f.nan_rank is not None and (f.nan_at_step < 1 or f.nan_steps < 1):
         raise ConfigError(f"faults.nan_at_step={f.nan_at_step} and faults.nan_steps={f.nan_steps} "
                           "must both be >= 1 for the divergence drill")
+    if f.collapse_at_step is not None and f.collapse_at_step < 1:
+        raise ConfigError(f"faults.collapse_at_step={f.collapse_at_step} must be a step >= 1 for the collapse drill")
+
+
+def check_collapse(cfg: Config) -> None:
+    c = cfg.collapse
+    _positive(c, "collapse", "gap_limit", "window", "patience", "lr_factor", "gamma_factor")
+    if c.rt_limit is not None and not 0 < c.rt_limit <= 1:
+        raise ConfigError(f"collapse.rt_limit={c.rt_limit} must be in (0, 1] (r_t is a mean of signs), or null")
+    _positive(c, "collapse", "metric_margin", allow_zero=True)
+    _positive(cfg.trainer, "trainer", "max_rollbacks", allow_zero=True)
+    if c.lr_factor > 1:
+        raise ConfigError(f"collapse.lr_factor={c.lr_factor} would raise the learning rates at a rollback; use a "
+                          "factor in (0, 1], e.g. 0.5")
+    if c.gamma_factor < 1:
+        raise ConfigError(f"collapse.gamma_factor={c.gamma_factor} would lower the gradient penalty at a rollback; "
+                          "use 1 (keep it) or more, e.g. 2")
 
 
 def check_across_sections(cfg: Config) -> None:
@@ -243,7 +260,8 @@ def check_unlabeled_data(cfg: Config) -> None:
 
 
 CHECKS: list[Callable[[Config], None]] = [check_task, check_model, check_data, check_trainer, check_eval,
-                                          check_run, check_no_secrets, check_faults, check_across_sections]
+                                          check_run, check_no_secrets, check_faults, check_collapse,
+                                          check_across_sections]
 
 
 def validate(cfg: Config) -> Config:

@@ -1,5 +1,6 @@
 """Fault drills: a rank kills its own process at a chosen step, once per run; or a rank's
-losses turn NaN for some steps (the divergence drill, see ``train.divergence``).
+losses turn NaN for some steps (the divergence drill, see ``train.divergence``); or D's
+weights turn NaN (the collapse drill, see ``train.collapse``).
 
 Users rehearse recovery on their cluster with ``faults.kill_rank=R faults.at_step=S``;
 the tests prove recovery with it. Rank 0 records the drill in the run directory before
@@ -16,6 +17,7 @@ import signal
 from typing import TYPE_CHECKING, Callable, Optional
 
 import fsspec
+import torch
 import torch.distributed as dist
 
 from gandist.config import Config
@@ -57,7 +59,8 @@ def install(cfg: Config, ctx: Context, state: "TrainState") -> Optional[Callable
     step, or None when no drill is configured (the loop then carries no drill code at all).
 
     The divergence drill is a forward hook on this rank's G that turns its output NaN for
-    steps faults.nan_at_step .. +nan_steps-1 (1-based), as a real divergence would.
+    steps faults.nan_at_step .. +nan_steps-1 (1-based), as a real divergence would; the
+    collapse drill poisons D once (``poison_d``).
     """
     f = cfg.faults
     if f.nan_rank is not None and f.nan_rank == ctx.rank:
@@ -66,6 +69,27 @@ def install(cfg: Config, ctx: Context, state: "TrainState") -> Optional[Callable
             return output * float("nan") if f.nan_at_step <= step < f.nan_at_step + f.nan_steps else None
 
         state.G.register_forward_hook(poison)
-    if not drill_pending(cfg, ctx):
+    hooks: list[Callable[[int], None]] = []
+    if f.collapse_at_step is not None:
+        hooks.append(lambda step: poison_d(state) if step == f.collapse_at_step else None)
+    if drill_pending(cfg, ctx):
+        hooks.append(lambda step: maybe_kill(cfg, ctx, step))
+    if not hooks:
         return None
-    return lambda step: maybe_kill(cfg, ctx, step)
+
+    def after_step(step: int) -> None:
+        for hook in hooks:
+            hook(step)
+
+    return after_step
+
+
+def poison_d(state: "TrainState") -> None:
+    """The collapse drill: D's weights become NaN on every rank, as a corrupted update would
+    leave them. The steps after it are non-finite until trainer.max_bad_steps stops the run or,
+    with trainer.max_rollbacks, a rollback heals it. The step count only grows, so it happens
+    once per run (and again, identically, in a replay from an earlier checkpoint)."""
+    log.warning("Collapse drill: D's weights become NaN after step %d", state.step)
+    with torch.no_grad():
+        for p in state.D.parameters():
+            p.fill_(float("nan"))

@@ -91,8 +91,24 @@ class GoodputClock:
         replay = step <= self.ledger.high_water
         self.charge("replayed" if replay else "productive")
         if self.begun:
+            self.ledger.productive_steps += 0 if replay else 1
             self.ledger.current.last_step = step
             self.ledger.high_water = max(self.ledger.high_water, step)
+
+    def rolled_back(self, steps: int) -> None:
+        """A collapse rollback threw away the last ``steps`` steps: their time (at the mean
+        productive step time) moves from productive to rollback, as does the reload."""
+        self.charge("rollback")
+        if not self.begun:
+            return
+        ledger = self.ledger
+        ledger.rollbacks += 1
+        steps = min(steps, ledger.productive_steps)
+        if steps > 0:
+            moved = ledger.parts["productive"] * steps / ledger.productive_steps
+            ledger.parts["productive"] -= moved
+            ledger.parts["rollback"] += moved
+            ledger.productive_steps -= steps
 
     def values(self) -> dict[str, float]:
         """goodput/fraction and each part's seconds so far, for TensorBoard and the progress line."""

@@ -30,9 +30,10 @@ from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
 from gandist.train.ckpt_schedule import CheckpointSchedule
+from gandist.train.collapse import CollapseWatch, Healing, Trouble
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
-from gandist.train.divergence import BadStepTracker
+from gandist.train.divergence import BadStepTracker, DivergenceError
 from gandist.train.ema import EmaUpdater, ema_beta
 from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
@@ -81,7 +82,8 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     augmenter, ada = make_augmentation(cfg, ctx, state)
     task = make_task(cfg, len(classes or []), augmenter)
     amp = autocast(ctx.device, gpu_path.amp)
-    penalty = make_penalty(cfg)
+    penalty = make_penalty(cfg, state.healing)
+    watch = CollapseWatch(cfg, state.healing, ctx)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp, penalty)
     update_ema = EmaUpdater(state.G_ema, state.G)
@@ -107,13 +109,13 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
             batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
-        lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
+        lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1
         if ada is not None:
             ada.observe(result.stats["D/real_sign"])
             ada.maybe_adjust(state.step)
-        if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
+        if not record_step(bad_steps, watch, state, result, last_ckpt, clock, ada):  # every rank agrees on a skip
             stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
         state.images_seen += global_batch
         update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
@@ -128,12 +130,14 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
             values = {**values, **augment_values(augmenter, ada), **clock.values(), **schedule.values(),
                       "train/skipped_steps": float(bad_steps.pop_since_log()),
                       "train/images_seen": float(state.images_seen),
+                      "train/rollbacks": float(state.healing.rollbacks),
                       **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
             monitor.scalars(values, state.step)
             metrics.update(values)
             if ctx.is_chief:
                 log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
             clock.heartbeat()
+            heal(watch, watch.observe_log(state.step, values), state, clock, ada)
         if preview is not None and (state.step % t.image_every == 0 or done):
             monitor.image("samples", preview(state.G_ema), state.step)
         clock.charge("other")
@@ -143,6 +147,8 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
             metrics.update(scores)
             score = checkpoint_score(scores, score_tag, score_order, required=bool(t.keep_best or t.best_metric))
             clock.charge("evaluation")
+            if heal(watch, watch.observe_eval(state.step, score), state, clock, ada):
+                score = None  # the score was the collapsed networks'; the ones now in place have none yet
         if schedule.due(state.step) or done or (t.keep_best and score is not None):
             if ada is not None:
                 state.ada = ada.state_dict()  # a collective: the open window summed over ranks
@@ -236,6 +242,32 @@ def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evalua
     return state
 
 
+def record_step(bad_steps: BadStepTracker, watch: CollapseWatch, state: TrainState, result: Any,
+                last_ckpt: Optional[int], clock: GoodputClock, ada: Any) -> bool:
+    """Account for the step just taken; True if it was skipped. Too many non-finite steps in a
+    row stop the run, unless a collapse rollback is left to heal it."""
+    try:
+        return bad_steps.record(state.step, result, last_ckpt)
+    except DivergenceError:
+        first_bad = state.step - bad_steps.in_a_row + 1
+        trouble = Trouble(f"{bad_steps.in_a_row} steps in a row (from step {first_bad}) had non-finite losses or "
+                          "gradients (trainer.max_bad_steps)", first_bad - 1)
+        if watch.roll_back(trouble, state, clock, ada) is None:
+            raise
+        bad_steps.in_a_row = 0
+        return True
+
+
+def heal(watch: CollapseWatch, trouble: Optional[Trouble], state: TrainState, clock: GoodputClock, ada: Any) -> bool:
+    """Roll back on a collapse, or warn when no rollback is left; True when it rolled back."""
+    if trouble is None:
+        return False
+    if watch.roll_back(trouble, state, clock, ada) is not None:
+        return True
+    watch.warn(state.step, trouble)
+    return False
+
+
 def checkpoint_score(scores: dict[str, float], tag: str, order: str, required: bool) -> Optional[dict[str, Any]]:
     """The record that ranks a checkpoint taken after this evaluation, or None without a score.
     A score this run never produces is a config mistake when it was asked for (``required``):
@@ -290,12 +322,15 @@ def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optiona
         )
 
 
-def make_penalty(cfg: Config) -> Optional[Penalty]:
-    """The gradient penalties task.gamma asks for, or None when they are off for the whole run."""
+def make_penalty(cfg: Config, healing: Optional[Healing] = None) -> Optional[Penalty]:
+    """The gradient penalties task.gamma asks for (times what collapse rollbacks left), or None
+    when they are off for the whole run."""
     t = cfg.task
     if t.gamma == 0 and not t.gamma_final:
         return None
-    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer.max_steps, step), every=t.penalty_every,
+    healing = healing or Healing()
+    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer.max_steps, step) * healing.gamma_scale,
+                   every=t.penalty_every,
                    r2=t.penalty == PenaltyKind.r1_r2)
 
 
