@@ -38,11 +38,15 @@ def drill_pending(cfg: Config, ctx: Context) -> bool:
     return not fs.exists(f"{path.rstrip('/')}/{MARKER}")
 
 
-def maybe_kill(cfg: Config, ctx: Context, step: int) -> None:
-    """At faults.at_step: rank 0 records the drill, then rank faults.kill_rank dies by SIGKILL."""
+def maybe_kill(cfg: Config, ctx: Context, step: int, before_kill: Optional[Callable[[], None]] = None) -> None:
+    """At faults.at_step: rank 0 records the drill (and ``before_kill``: brings the goodput
+    ledger up to this step, so the drill's steps lost are exact), then rank faults.kill_rank
+    dies by SIGKILL."""
     if step != cfg.faults.at_step:
         return
     if ctx.is_chief:
+        if before_kill is not None:
+            before_kill()
         fs, path = fsspec.core.url_to_fs(ctx.run_dir)
         fs.makedirs(path, exist_ok=True)
         with fs.open(f"{path.rstrip('/')}/{MARKER}", "w") as f:
@@ -54,7 +58,8 @@ def maybe_kill(cfg: Config, ctx: Context, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def install(cfg: Config, ctx: Context, state: "TrainState") -> Optional[Callable[[int], None]]:
+def install(cfg: Config, ctx: Context, state: "TrainState",
+            before_kill: Optional[Callable[[], None]] = None) -> Optional[Callable[[int], None]]:
     """Set up the drills that ``faults.*`` asks for; return the hook the loop calls after each
     step, or None when no drill is configured (the loop then carries no drill code at all).
 
@@ -73,7 +78,7 @@ def install(cfg: Config, ctx: Context, state: "TrainState") -> Optional[Callable
     if f.collapse_at_step is not None:
         hooks.append(lambda step: poison_d(state) if step == f.collapse_at_step else None)
     if drill_pending(cfg, ctx):
-        hooks.append(lambda step: maybe_kill(cfg, ctx, step))
+        hooks.append(lambda step: maybe_kill(cfg, ctx, step, before_kill))
     if not hooks:
         return None
 

@@ -134,6 +134,15 @@ class GoodputClock:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gandist-ledger")
         self._pending = self._writer.submit(self._write, self.ledger.to_dict())
 
+    def flush(self) -> None:
+        """Write the ledger as of now and wait for it (the fault drill, before its kill)."""
+        self.charge("other")
+        if self.run_dir is None or not self.begun:
+            return
+        if self._pending is not None:
+            self._pending.result()
+        self._write(self.ledger.to_dict())
+
     def _write(self, data: dict[str, Any]) -> None:
         try:
             save_ledger(self.run_dir, data)

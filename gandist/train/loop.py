@@ -93,7 +93,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     monitor.hparams({**cfg.to_dict(), "in_effect": asdict(gpu_path)}, headline_tags(cfg))
     preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
     evaluator = Evaluator(cfg, manifest, ctx.rank, ctx.world_size, ctx.device, classes)
-    after_step = faults.install(cfg, ctx, state)  # None unless a faults.* drill is configured
+    after_step = faults.install(cfg, ctx, state, clock.flush)  # None unless a faults.* drill is configured
     global_batch = cfg.data.batch_size * ctx.world_size
     stats = Stats(ctx.device)
     throughput = Throughput(stats, global_batch, state.step, ctx.device)
