@@ -134,10 +134,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+BEST_HELP = ("from a run directory, take its best checkpoint by the evaluation score its meta.json "
+             "records (trainer.best_metric; see trainer.keep_best) instead of the latest")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from gandist.inference.export import export_generator
 
-    meta = export_generator(args.source, args.out)
+    meta = export_generator(args.source, args.out, best=args.best)
     print(f"Exported the EMA generator of step {meta['step']} ({meta['task']}, {meta['arch']}) "
           f"from {meta['checkpoint']} to {args.out}")
     return 0
@@ -154,7 +158,7 @@ def _device(name: str):
 def cmd_sample(args: argparse.Namespace) -> int:
     from gandist.inference.saved_run import load_run, sample_generate, sample_segment, save_png
 
-    run = load_run(args.source, device=_device(args.device))
+    run = load_run(args.source, device=_device(args.device), best=args.best)
     if run.cfg.task.name == "generate":
         image = sample_generate(run, args.n, args.seed)
         what = f"{args.n} samples of EMA G (seed {args.seed})"
@@ -179,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     configure_logging()
     device = _device(args.device)
-    run = load_run(args.source, args.overrides, device=device)
+    run = load_run(args.source, args.overrides, device=device, best=args.best)
     scores = evaluate_run(run, device)
     if not scores:
         raise ValueError(f"nothing to evaluate: data.url={run.cfg.data.url} has no usable "
@@ -338,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("out", metavar="OUT.pt")
+    p.add_argument("--best", action="store_true", help=BEST_HELP)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -352,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="segment: a shard set or a folder of images "
                    "(default: the run's data.url, held-out split)")
     p.add_argument("--seed", type=int, default=0, help="generate: noise seed (default 0)")
+    p.add_argument("--best", action="store_true", help=BEST_HELP)
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
     p.set_defaults(func=cmd_sample)
 
@@ -369,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="data.* and eval.* overrides")
     p.add_argument("--json", default=None, help="where to write the scores (default: "
                    "<run dir>/eval_<run>_step<N>.json, beside the checkpoint)")
+    p.add_argument("--best", action="store_true", help=BEST_HELP)
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
     p.set_defaults(func=cmd_evaluate)
 

@@ -65,6 +65,7 @@ class Ledger:
     attempts: list[Attempt] = field(default_factory=list)
     parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
     high_water: int = 0  # the highest step any attempt completed: steps up to it are replays
+    productive_steps: int = 0  # the steps charged to productive (a rollback takes back those it throws away)
     rollbacks: int = 0
     checkpoints: int = 0
     ckpt_interval: Optional[int] = None  # trainer.ckpt_every=auto: the last interval chosen, in steps
@@ -115,7 +116,8 @@ class Ledger:
         parts = dict.fromkeys(PARTS, 0.0)
         parts.update({k: float(v) for k, v in d.get("parts", {}).items() if k in parts})
         return cls(attempts=[Attempt(**a) for a in d.get("attempts", [])], parts=parts,
-                   high_water=int(d.get("high_water", 0)), rollbacks=int(d.get("rollbacks", 0)),
+                   high_water=int(d.get("high_water", 0)), productive_steps=int(d.get("productive_steps", 0)),
+                   rollbacks=int(d.get("rollbacks", 0)),
                    checkpoints=int(d.get("checkpoints", 0)), ckpt_interval=d.get("ckpt_interval"),
                    launched=d.get("launched"))
 

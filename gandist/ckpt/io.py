@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import fsspec
 import torch
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "checkpoint_"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
+# trainer.keep_best: the reported metric Ray Train ranks checkpoints by (higher is better), and the
+# value of a checkpoint taken without an evaluation (finite: Ray's saved state holds no infinities).
+SCORE_ATTRIBUTE = "ckpt/score"
+NO_SCORE = -1e300
 _NAME_RE = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
 
 
@@ -103,26 +107,83 @@ def is_complete(fs: fsspec.AbstractFileSystem, path: str) -> bool:
     return expected is None or size == expected["bytes"]
 
 
-def find_latest_checkpoint(run_url: str) -> Optional[str]:
-    """The complete checkpoint with the highest step directly under a run directory, or None."""
+def list_checkpoints(run_url: str) -> tuple[fsspec.AbstractFileSystem, str, list[tuple[int, str]]]:
+    """(fs, URL prefix, [(step, path)] newest first) of the checkpoint directories under a run."""
     fs, path = fsspec.core.url_to_fs(run_url)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     if not fs.exists(path):
-        return None
+        return fs, prefix, []
     candidates = []
     for entry in fs.ls(path, detail=False):
         match = _NAME_RE.match(entry.rstrip("/").rsplit("/", 1)[-1])
         if match:
             candidates.append((int(match.group(1)), entry.rstrip("/")))
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    for step, entry in sorted(candidates, reverse=True):
+    return fs, prefix, sorted(candidates, reverse=True)
+
+
+def find_latest_checkpoint(run_url: str) -> Optional[str]:
+    """The complete checkpoint with the highest step directly under a run directory, or None."""
+    fs, prefix, candidates = list_checkpoints(run_url)
+    for step, entry in candidates:
         if is_complete(fs, entry):
-            return entry if protocol in ("file", "local") else f"{protocol}://{entry}"
+            return prefix + entry
         log.warning("Skipping %s: an interrupted checkpoint write (incomplete meta.json/state.pt)", entry)
     return None
 
 
-def resolve_checkpoint(source: str) -> str:
-    """A checkpoint directory itself, or the latest complete checkpoint of a run directory."""
+def score_key(meta: dict[str, Any]) -> Optional[float]:
+    """A checkpoint's evaluation score as "higher is better", or None when it has none."""
+    score = meta.get("score")
+    if not score or score.get("value") is None:
+        return None
+    return float(score["value"]) if score.get("order") == "max" else -float(score["value"])
+
+
+def retained_steps(checkpoints: Sequence[tuple[int, Optional[float]]], keep_best: int, keep_recent: int) -> set[int]:
+    """Which of a run's checkpoints, (step, score_key or None), to keep: with ``keep_best`` the
+    K best by score (unscored ones rank last, the newer of equals first) and the newest one,
+    Ray Train's rule for a checkpoint score attribute; otherwise the ``keep_recent`` newest."""
+    if not checkpoints:
+        return set()
+    newest = max(step for step, _ in checkpoints)
+    if not keep_best:
+        return {step for step, _ in sorted(checkpoints, reverse=True)[:keep_recent]}
+    ranked = sorted(checkpoints, key=lambda c: (NO_SCORE if c[1] is None else c[1], c[0]), reverse=True)
+    return {step for step, _ in ranked[:keep_best]} | {newest}
+
+
+def find_best_checkpoint(run_url: str) -> str:
+    """The complete checkpoint of a run with the best evaluation score in its meta.json (the
+    newer of equals); a clear error when none has one."""
+    fs, prefix, candidates = list_checkpoints(run_url)
+    scored = []
+    for step, entry in candidates:
+        if not is_complete(fs, entry):
+            continue
+        meta = read_meta(prefix + entry)
+        key = score_key(meta)
+        if key is not None:
+            scored.append((key, step, prefix + entry, meta["score"]))
+    if not scored:
+        raise CheckpointError(
+            f"no complete checkpoint under {run_url} has an evaluation score: only checkpoints taken at an "
+            "evaluation have one (trainer.keep_best=K takes one at each evaluation and keeps the K best); "
+            "drop --best to use the latest")
+    key, step, best, score = max(scored)
+    log.info("Best checkpoint: %s (%s %.4g at step %d, of %d scored)", best, score["metric"], score["value"], step,
+             len(scored))
+    return best
+
+
+def resolve_checkpoint(source: str, best: bool = False) -> str:
+    """A checkpoint directory itself, or the latest (``best``: best-scored) complete checkpoint
+    of a run directory."""
+    if best:
+        if checkpoint_step(source) >= 0:
+            raise CheckpointError(f"--best picks among a run's checkpoints, but {source} is one checkpoint: pass "
+                                  "its run directory (the folder above it), or drop --best")
+        return find_best_checkpoint(source)
     latest = find_latest_checkpoint(source)
     if latest is not None:
         return latest

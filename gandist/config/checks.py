@@ -135,7 +135,15 @@ def check_trainer(cfg: Config) -> None:
     if t.ckpt_every != "auto" and (isinstance(t.ckpt_every, str) or t.ckpt_every <= 0):
         raise ConfigError(f"trainer.ckpt_every={t.ckpt_every!r} must be a number of steps > 0, or auto (the "
                           "Young-Daly interval from the measured checkpoint stall and trainer.mtbf_hours)")
-    _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", allow_zero=True)
+    _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", "keep_best", allow_zero=True)
+    if t.best_metric is not None:
+        from gandist.tags import check_score_fits, score_order  # here: gandist.tags imports this package
+
+        try:
+            score_order(t.best_metric)
+            check_score_fits(cfg, t.best_metric)
+        except ValueError as e:
+            raise ConfigError(f"trainer.best_metric={t.best_metric}: {e}") from None
     _fraction("trainer.lr_decay_start", t.lr_decay_start)
     _fraction("trainer.beta1", t.beta1)
     _fraction("trainer.beta2", t.beta2)
@@ -199,6 +207,23 @@ def check_faults(cfg: Config) -> None:
     if f.nan_rank is not None and (f.nan_at_step < 1 or f.nan_steps < 1):
         raise ConfigError(f"faults.nan_at_step={f.nan_at_step} and faults.nan_steps={f.nan_steps} "
                           "must both be >= 1 for the divergence drill")
+    if f.collapse_at_step is not None and f.collapse_at_step < 1:
+        raise ConfigError(f"faults.collapse_at_step={f.collapse_at_step} must be a step >= 1 for the collapse drill")
+
+
+def check_collapse(cfg: Config) -> None:
+    c = cfg.collapse
+    _positive(c, "collapse", "gap_limit", "window", "patience", "lr_factor", "gamma_factor")
+    if c.rt_limit is not None and not 0 < c.rt_limit <= 1:
+        raise ConfigError(f"collapse.rt_limit={c.rt_limit} must be in (0, 1] (r_t is a mean of signs), or null")
+    _positive(c, "collapse", "metric_margin", allow_zero=True)
+    _positive(cfg.trainer, "trainer", "max_rollbacks", allow_zero=True)
+    if c.lr_factor > 1:
+        raise ConfigError(f"collapse.lr_factor={c.lr_factor} would raise the learning rates at a rollback; use a "
+                          "factor in (0, 1], e.g. 0.5")
+    if c.gamma_factor < 1:
+        raise ConfigError(f"collapse.gamma_factor={c.gamma_factor} would lower the gradient penalty at a rollback; "
+                          "use 1 (keep it) or more, e.g. 2")
 
 
 def check_across_sections(cfg: Config) -> None:
@@ -235,7 +260,8 @@ def check_unlabeled_data(cfg: Config) -> None:
 
 
 CHECKS: list[Callable[[Config], None]] = [check_task, check_model, check_data, check_trainer, check_eval,
-                                          check_run, check_no_secrets, check_faults, check_across_sections]
+                                          check_run, check_no_secrets, check_faults, check_collapse,
+                                          check_across_sections]
 
 
 def validate(cfg: Config) -> Config:

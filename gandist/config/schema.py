@@ -223,7 +223,12 @@ class TrainerConfig:
     mtbf_hours: float = doc(50000.0, "ckpt_every=auto: mean hours between failures of one worker; the run's MTBF is "
                             "this / the number of workers (default: Llama 3's 419 unexpected interruptions in 54 "
                             "days on 16,384 GPUs)")
-    keep_checkpoints: int = doc(3, "how many recent checkpoints to keep")
+    keep_checkpoints: int = doc(3, "how many recent checkpoints to keep (without trainer.keep_best)")
+    keep_best: int = doc(0, "keep the K best checkpoints by trainer.best_metric, and always the newest one (Ray Train's "
+                         "checkpoint score); a checkpoint is then also taken at each evaluation; 0 = off")
+    best_metric: Optional[str] = doc(None, "the score that ranks checkpoints (keep_best, --best), e.g. eval/miou "
+                                     "(higher is better) or eval/fid, eval/fd_shapes (lower is better); null = the "
+                                     "task's headline score")
     log_every: int = doc(20, "steps between scalar logs (losses, throughput)")
     image_every: int = doc(250, "steps between image grids in TensorBoard")
     lr_g: float = doc(2e-4, "generator Adam learning rate")
@@ -248,8 +253,12 @@ class TrainerConfig:
     fused_adam: bool = doc(True, "Adam's update as one fused kernel per network (torch's fused=True, CPU and GPU); "
                            "false = torch's default implementation")
     compile: bool = doc(False, "torch.compile G and D (faster steps after minutes of compiling at the start)")
-    max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop after this many in a row")
-    async_checkpoint: bool = doc(False, "ray: upload checkpoints in the background instead of waiting for the upload")
+    max_bad_steps: int = doc(5, "non-finite loss or gradient: skip the step on every rank; stop (or, with "
+                             "max_rollbacks, roll back) after this many in a row")
+    max_rollbacks: int = doc(0, "a collapse (see collapse.*) rolls G, D and their optimizers back to the best or last "
+                             "good checkpoint at most this many times per run; 0 = only warn")
+    async_checkpoint: bool = doc(True, "ray: upload checkpoints in the background (the final one is waited for); "
+                                 "false = training waits for each upload")
 
 
 @dataclass
@@ -297,6 +306,23 @@ class FaultsConfig:
     nan_rank: Optional[int] = doc(None, "divergence drill: this rank's losses become NaN; null = off")
     nan_at_step: int = doc(0, "divergence drill: the first step (1-based) with NaN losses on faults.nan_rank")
     nan_steps: int = doc(1, "divergence drill: how many steps in a row have NaN losses")
+    collapse_at_step: Optional[int] = doc(None, "collapse drill: after this step D's weights become NaN on every rank "
+                                          "(trainer.max_rollbacks > 0 rolls back); null = off")
+
+
+@dataclass
+class CollapseConfig:
+    gap_limit: float = doc(20.0, "D's logit gap D(real) - D(fake) at or above this for collapse.window logs is a "
+                           "collapse (D wins outright)")
+    rt_limit: Optional[float] = doc(None, "r_t = E[sign D(real)] at or above this for collapse.window logs is a "
+                                    "collapse (D sure of the real images: overfitting), e.g. 0.99 for small-data "
+                                    "generation without ADA; null = not watched (a segment D is sure of real masks)")
+    window: int = doc(5, "logs in a row a D signal must stay at its limit")
+    metric_margin: float = doc(0.25, "the evaluation score (trainer.best_metric) worse than the run's best by this "
+                               "fraction for collapse.patience evaluations in a row is a collapse")
+    patience: int = doc(3, "evaluations in a row")
+    lr_factor: float = doc(0.5, "each rollback multiplies both learning rates by this")
+    gamma_factor: float = doc(2.0, "each rollback multiplies the gradient penalty weight (task.gamma) by this")
 
 
 @dataclass
@@ -310,6 +336,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def to_dict(self) -> dict:
         """Plain values only (choices as strings): for YAML, checkpoints, HPARAMS and Ray workers."""

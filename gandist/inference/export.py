@@ -17,9 +17,10 @@ from gandist.config import from_dict
 from gandist.models.factory import build_networks
 
 
-def export_generator(source: str, out: str) -> dict[str, Any]:
-    """Write {"generator": EMA G state_dict, "config", "classes", "step"} to ``out``."""
-    checkpoint = resolve_checkpoint(source)
+def export_generator(source: str, out: str, best: bool = False) -> dict[str, Any]:
+    """Write {"generator": EMA G state_dict, "config", "classes", "step"} to ``out``; from a run
+    directory, its latest checkpoint (``best``: its best-scored one)."""
+    checkpoint = resolve_checkpoint(source, best)
     meta = read_meta(checkpoint)
     payload = load_checkpoint(checkpoint)
     exported = {

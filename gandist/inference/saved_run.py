@@ -30,10 +30,11 @@ class Loaded:
     checkpoint: str
 
 
-def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = torch.device("cpu")) -> Loaded:
-    """EMA G of a checkpoint (or a run's latest) with its config; ``overrides`` may change
-    data.* and eval.* (the networks are the checkpoint's)."""
-    checkpoint = resolve_checkpoint(source)
+def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = torch.device("cpu"),
+             best: bool = False) -> Loaded:
+    """EMA G of a checkpoint (or a run's latest; ``best``: its best-scored) with its config;
+    ``overrides`` may change data.* and eval.* (the networks are the checkpoint's)."""
+    checkpoint = resolve_checkpoint(source, best)
     payload = load_checkpoint(checkpoint, map_location=device)
     cfg = compose_saved(payload["config"], overrides)
     classes = payload.get("classes")

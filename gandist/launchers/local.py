@@ -10,7 +10,17 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from gandist.ckpt import CHECKPOINT_PREFIX, CheckpointError, checkpoint_name, find_latest_checkpoint, load_checkpoint
+from gandist.ckpt import (
+    CHECKPOINT_PREFIX,
+    CheckpointError,
+    checkpoint_name,
+    checkpoint_step,
+    find_latest_checkpoint,
+    load_checkpoint,
+    read_meta,
+    retained_steps,
+    score_key,
+)
 from gandist.config import Config, ConfigError
 from gandist.launchers.common import (
     RunSummary,
@@ -31,11 +41,11 @@ class LocalContext(Context):
     """Checkpoints go to <run_dir>/checkpoint_<step>, renamed into place once complete."""
 
     def __init__(self, rank: int, world_size: int, device: torch.device, run_path: str,
-                 keep: int, log_path: Optional[str]) -> None:
+                 keep: int, log_path: Optional[str], keep_best: int = 0) -> None:
         super().__init__(rank=rank, world_size=world_size, device=device,
                          log_dir=log_path if rank == 0 else None, run_dir=run_path)
         self.run_path = run_path
-        self.keep = keep
+        self.keep, self.keep_best = keep, keep_best
         self.last_metrics: dict[str, float] = {}
         self.last_checkpoint: Optional[str] = find_latest_checkpoint(run_path)
 
@@ -56,10 +66,15 @@ class LocalContext(Context):
             dist.barrier()
 
     def _prune(self) -> None:
-        names = sorted(n for n in os.listdir(self.run_path)
-                       if n.startswith(CHECKPOINT_PREFIX) and not n.endswith(".partial"))
-        for name in names[:-self.keep]:
-            shutil.rmtree(os.path.join(self.run_path, name), ignore_errors=True)
+        """Ray Train's retention, on local disk: the newest trainer.keep_checkpoints, or with
+        trainer.keep_best the K best by score and the newest (gandist.ckpt.retained_steps)."""
+        paths = {checkpoint_step(n): os.path.join(self.run_path, n) for n in os.listdir(self.run_path)
+                 if n.startswith(CHECKPOINT_PREFIX) and not n.endswith(".partial")}
+        scores = {step: score_key(read_meta(path)) if self.keep_best else None for step, path in paths.items()}
+        keep = retained_steps(list(scores.items()), self.keep_best, self.keep)
+        for step, path in paths.items():
+            if step not in keep:
+                shutil.rmtree(path, ignore_errors=True)
 
     def restore(self) -> Optional[dict[str, Any]]:
         """Rank 0 chooses the checkpoint and tells the others, so all ranks resume from the same
@@ -113,7 +128,8 @@ def run_local(cfg: Config) -> RunSummary:
     os.makedirs(path, exist_ok=True)
     if rank == 0:
         note_launch(path)
-    ctx = LocalContext(rank, world_size, device, path, cfg.trainer.keep_checkpoints, log_dir(cfg))
+    ctx = LocalContext(rank, world_size, device, path, cfg.trainer.keep_checkpoints, log_dir(cfg),
+                       cfg.trainer.keep_best)
     try:
         state = fit(cfg, ctx)
     finally:

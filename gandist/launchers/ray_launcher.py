@@ -2,7 +2,8 @@
 
 Ray Train owns persistence: rank 0 hands a checkpoint directory to ``ray.train.report``,
 Ray copies it to ``<run.storage>/<run.name>/checkpoint_<step>`` and keeps
-``trainer.keep_checkpoints`` of them; ``ray.train.get_checkpoint`` gives the latest back
+``trainer.keep_checkpoints`` of them (or, with ``trainer.keep_best``, the best by the reported
+score and the newest); ``ray.train.get_checkpoint`` gives the latest back
 after a worker-group restart or when the same run name is submitted again.
 """
 
@@ -20,7 +21,7 @@ import torch
 from ray.train import Checkpoint, CheckpointConfig, CheckpointUploadMode, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from gandist.ckpt import checkpoint_name, checkpoint_step, find_latest_checkpoint, load_checkpoint, read_meta
+from gandist.ckpt import SCORE_ATTRIBUTE, checkpoint_name, checkpoint_step, find_latest_checkpoint, load_checkpoint, read_meta
 from gandist.config import Config, ConfigError, from_dict
 from gandist.launchers.common import (
     RunSummary,
@@ -151,6 +152,16 @@ def ray_num_workers(cfg: Config) -> int | tuple[int, int]:
     return t.num_workers if t.min_workers is None else (t.min_workers, t.num_workers)
 
 
+def checkpoint_config(cfg: Config) -> CheckpointConfig:
+    """Which checkpoints Ray Train keeps: the newest few, or the K best by the score the loop
+    reports (higher is better whatever the metric) and always the newest."""
+    t = cfg.trainer
+    if not t.keep_best:
+        return CheckpointConfig(num_to_keep=t.keep_checkpoints)
+    return CheckpointConfig(num_to_keep=t.keep_best, checkpoint_score_attribute=SCORE_ATTRIBUTE,
+                            checkpoint_score_order="max")
+
+
 def run_ray(cfg: Config) -> RunSummary:
     init_ray(cfg)
     use_gpu = cfg.trainer.use_gpu
@@ -167,7 +178,7 @@ def run_ray(cfg: Config) -> RunSummary:
             name=cfg.run.name,
             storage_path=storage,
             storage_filesystem=storage_fs,
-            checkpoint_config=CheckpointConfig(num_to_keep=cfg.trainer.keep_checkpoints),
+            checkpoint_config=checkpoint_config(cfg),
             failure_config=FailureConfig(max_failures=cfg.trainer.max_failures),
             # Settings only: Ray logs runtime environments. Credentials stay in each process's own
             # environment (a cluster gandist starts inherits the driver's), see gandist.credentials.

@@ -91,8 +91,24 @@ class GoodputClock:
         replay = step <= self.ledger.high_water
         self.charge("replayed" if replay else "productive")
         if self.begun:
+            self.ledger.productive_steps += 0 if replay else 1
             self.ledger.current.last_step = step
             self.ledger.high_water = max(self.ledger.high_water, step)
+
+    def rolled_back(self, steps: int) -> None:
+        """A collapse rollback threw away the last ``steps`` steps: their time (at the mean
+        productive step time) moves from productive to rollback, as does the reload."""
+        self.charge("rollback")
+        if not self.begun:
+            return
+        ledger = self.ledger
+        ledger.rollbacks += 1
+        steps = min(steps, ledger.productive_steps)
+        if steps > 0:
+            moved = ledger.parts["productive"] * steps / ledger.productive_steps
+            ledger.parts["productive"] -= moved
+            ledger.parts["rollback"] += moved
+            ledger.productive_steps -= steps
 
     def values(self) -> dict[str, float]:
         """goodput/fraction and each part's seconds so far, for TensorBoard and the progress line."""
@@ -117,6 +133,15 @@ class GoodputClock:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gandist-ledger")
         self._pending = self._writer.submit(self._write, self.ledger.to_dict())
+
+    def flush(self) -> None:
+        """Write the ledger as of now and wait for it (the fault drill, before its kill)."""
+        self.charge("other")
+        if self.run_dir is None or not self.begun:
+            return
+        if self._pending is not None:
+            self._pending.result()
+        self._write(self.ledger.to_dict())
 
     def _write(self, data: dict[str, Any]) -> None:
         try:

@@ -14,9 +14,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist import __version__
-from gandist.ckpt import CheckpointError, write_checkpoint
+from gandist.ckpt import NO_SCORE, SCORE_ATTRIBUTE, CheckpointError, score_key, write_checkpoint
 from gandist.collectives import all_reduce_max, check_identical_across_ranks, gather_objects
-from gandist.config import Config, Flips, PenaltyKind, TaskName, from_dict
+from gandist.config import Config, ConfigError, Flips, PenaltyKind, TaskName, from_dict
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.stream import epoch_loader
@@ -25,14 +25,15 @@ from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, rng_state, seed_process, set_rng_state
-from gandist.tags import SCORES, describe, headline_tags
+from gandist.tags import NOT_SCORES, SCORES, best_metric, describe, headline_tags
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
 from gandist.train.ckpt_schedule import CheckpointSchedule
+from gandist.train.collapse import CollapseWatch, Healing, Trouble
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
-from gandist.train.divergence import BadStepTracker
+from gandist.train.divergence import BadStepTracker, DivergenceError
 from gandist.train.ema import EmaUpdater, ema_beta
 from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
@@ -81,7 +82,8 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     augmenter, ada = make_augmentation(cfg, ctx, state)
     task = make_task(cfg, len(classes or []), augmenter)
     amp = autocast(ctx.device, gpu_path.amp)
-    penalty = make_penalty(cfg)
+    penalty = make_penalty(cfg, state.healing)
+    watch = CollapseWatch(cfg, state.healing, ctx)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp, penalty)
     update_ema = EmaUpdater(state.G_ema, state.G)
@@ -91,11 +93,12 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     monitor.hparams({**cfg.to_dict(), "in_effect": asdict(gpu_path)}, headline_tags(cfg))
     preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
     evaluator = Evaluator(cfg, manifest, ctx.rank, ctx.world_size, ctx.device, classes)
-    after_step = faults.install(cfg, ctx, state)  # None unless a faults.* drill is configured
+    after_step = faults.install(cfg, ctx, state, clock.flush)  # None unless a faults.* drill is configured
     global_batch = cfg.data.batch_size * ctx.world_size
     stats = Stats(ctx.device)
     throughput = Throughput(stats, global_batch, state.step, ctx.device)
     last_ckpt, metrics = resumed_from, {}
+    score_tag, score_order = best_metric(cfg)
     augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1
     if state.step >= t.max_steps:
         return finish_without_training(cfg, ctx, state, evaluator, monitor, clock)
@@ -106,13 +109,13 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
             batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
-        lr = apply_lr(t, state.step, state.opt_g, state.opt_d)
+        lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1
         if ada is not None:
             ada.observe(result.stats["D/real_sign"])
             ada.maybe_adjust(state.step)
-        if not bad_steps.record(state.step, result, last_ckpt):  # every rank agrees on a skip
+        if not record_step(bad_steps, watch, state, result, last_ckpt, clock, ada):  # every rank agrees on a skip
             stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
         state.images_seen += global_batch
         update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
@@ -127,23 +130,30 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
             values = {**values, **augment_values(augmenter, ada), **clock.values(), **schedule.values(),
                       "train/skipped_steps": float(bad_steps.pop_since_log()),
                       "train/images_seen": float(state.images_seen),
+                      "train/rollbacks": float(state.healing.rollbacks),
                       **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
             monitor.scalars(values, state.step)
             metrics.update(values)
             if ctx.is_chief:
                 log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
             clock.heartbeat()
+            heal(watch, watch.observe_log(state.step, values), state, clock, ada)
         if preview is not None and (state.step % t.image_every == 0 or done):
             monitor.image("samples", preview(state.G_ema), state.step)
         clock.charge("other")
+        score = None
         if state.step % cfg.eval.every == 0 or done:
-            metrics.update(evaluate(evaluator, state, monitor, ctx))
+            scores = evaluate(evaluator, state, monitor, ctx)
+            metrics.update(scores)
+            score = checkpoint_score(scores, score_tag, score_order, required=bool(t.keep_best or t.best_metric))
             clock.charge("evaluation")
-        if schedule.due(state.step) or done:
+            if heal(watch, watch.observe_eval(state.step, score), state, clock, ada):
+                score = None  # the score was the collapsed networks'; the ones now in place have none yet
+        if schedule.due(state.step) or done or (t.keep_best and score is not None):
             if ada is not None:
                 state.ada = ada.state_dict()  # a collective: the open window summed over ranks
             clock.ledger.checkpoints += 1
-            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from, clock, schedule,
+            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from, clock, schedule, score,
                                      asynchronous=t.async_checkpoint and not done)
             monitor.scalars(timing, state.step)
             stall = timing["ckpt/stall_s"]
@@ -232,6 +242,46 @@ def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evalua
     return state
 
 
+def record_step(bad_steps: BadStepTracker, watch: CollapseWatch, state: TrainState, result: Any,
+                last_ckpt: Optional[int], clock: GoodputClock, ada: Any) -> bool:
+    """Account for the step just taken; True if it was skipped. Too many non-finite steps in a
+    row stop the run, unless a collapse rollback is left to heal it."""
+    try:
+        return bad_steps.record(state.step, result, last_ckpt)
+    except DivergenceError:
+        first_bad = state.step - bad_steps.in_a_row + 1
+        trouble = Trouble(f"{bad_steps.in_a_row} steps in a row (from step {first_bad}) had non-finite losses or "
+                          "gradients (trainer.max_bad_steps)", first_bad - 1)
+        if watch.roll_back(trouble, state, clock, ada) is None:
+            raise
+        bad_steps.in_a_row = 0
+        return True
+
+
+def heal(watch: CollapseWatch, trouble: Optional[Trouble], state: TrainState, clock: GoodputClock, ada: Any) -> bool:
+    """Roll back on a collapse, or warn when no rollback is left; True when it rolled back."""
+    if trouble is None:
+        return False
+    if watch.roll_back(trouble, state, clock, ada) is not None:
+        return True
+    watch.warn(state.step, trouble)
+    return False
+
+
+def checkpoint_score(scores: dict[str, float], tag: str, order: str, required: bool) -> Optional[dict[str, Any]]:
+    """The record that ranks a checkpoint taken after this evaluation, or None without a score.
+    A score this run never produces is a config mistake when it was asked for (``required``):
+    refused with the ones it has."""
+    if not scores or (tag not in scores and not required):
+        return None
+    if tag not in scores:
+        have = sorted(k for k in scores if k.startswith("eval/") and k not in NOT_SCORES)
+        raise ConfigError(f"trainer.best_metric={tag} is not among this run's evaluation scores ({', '.join(have)}); "
+                          "set trainer.best_metric to one of them")
+    value = float(scores[tag])
+    return None if value != value else {"metric": tag, "order": order, "value": value}  # NaN ranks nothing
+
+
 def remote_log_root(ctx: Context) -> Optional[str]:
     """Where rank 0's logs are copied to: the run directory, when it is not on this machine."""
     if ctx.log_dir is None or ctx.run_dir is None:
@@ -272,12 +322,15 @@ def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optiona
         )
 
 
-def make_penalty(cfg: Config) -> Optional[Penalty]:
-    """The gradient penalties task.gamma asks for, or None when they are off for the whole run."""
+def make_penalty(cfg: Config, healing: Optional[Healing] = None) -> Optional[Penalty]:
+    """The gradient penalties task.gamma asks for (times what collapse rollbacks left), or None
+    when they are off for the whole run."""
     t = cfg.task
     if t.gamma == 0 and not t.gamma_final:
         return None
-    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer.max_steps, step), every=t.penalty_every,
+    healing = healing or Healing()
+    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer.max_steps, step) * healing.gamma_scale,
+                   every=t.penalty_every,
                    r2=t.penalty == PenaltyKind.r1_r2)
 
 
@@ -343,9 +396,10 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
 def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
                     metrics: dict[str, float], resumed_from: Optional[int] = None,
                     clock: Optional[GoodputClock] = None, schedule: Optional[CheckpointSchedule] = None,
-                    asynchronous: bool = False) -> dict[str, float]:
+                    score: Optional[dict[str, Any]] = None, asynchronous: bool = False) -> dict[str, float]:
     """Rank 0 writes the complete state into a temporary directory; every rank reports it
-    (the context persists and then removes the directory). Returns how long training waited."""
+    (the context persists and then removes the directory). ``score``: the evaluation at this
+    step that ranks the checkpoint (trainer.keep_best, --best). Returns how long training waited."""
     began = time.perf_counter()
     rngs = gather_objects(rng_state())
     ckpt_dir = None
@@ -357,10 +411,13 @@ def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optio
                    "ckpt_schedule": schedule.state_dict() if schedule is not None else None}
         meta = {"step": state.step, "epoch": state.epoch, "images_seen": state.images_seen,
                 "resumed_from": resumed_from,  # the step this process started from (null: fresh)
-                "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name}
+                "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name, "score": score}
         write_checkpoint(ckpt_dir, payload, meta)
     written = time.perf_counter()
-    ctx.report({**metrics, "step": state.step}, ckpt_dir, asynchronous=asynchronous)
+    reported = {**metrics, "step": state.step}
+    if cfg.trainer.keep_best:  # what Ray Train ranks checkpoints by: higher is better
+        reported[SCORE_ATTRIBUTE] = NO_SCORE if score is None else score_key({"score": score})
+    ctx.report(reported, ckpt_dir, asynchronous=asynchronous)
     ended = time.perf_counter()
     timing = {"ckpt/stall_s": ended - began, "ckpt/write_s": written - began, "ckpt/persist_s": ended - written}
     if ctx.is_chief:

@@ -44,9 +44,11 @@ def gamma_at(task: TaskConfig, max_steps: int, step: int) -> float:
     return task.gamma if task.gamma_final is None else cosine(task.gamma, task.gamma_final, step, max_steps)
 
 
-def apply_lr(t: TrainerConfig, step: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> float:
-    """Set both optimizers' rates (and beta2, when scheduled) for ``step``; returns the factor applied."""
-    factor = lr_factor(t, step)
+def apply_lr(t: TrainerConfig, step: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+             scale: float = 1.0) -> float:
+    """Set both optimizers' rates (and beta2, when scheduled) for ``step``, times ``scale`` (what
+    collapse rollbacks left); returns the factor applied."""
+    factor = lr_factor(t, step) * scale
     beta2 = beta2_at(t, step) if t.beta2_final is not None else None
     for opt, base in ((opt_g, t.lr_g), (opt_d, t.lr_d)):
         for group in opt.param_groups:

@@ -11,6 +11,7 @@ from torch import nn
 
 from gandist.config import Config
 from gandist.models.factory import build_networks
+from gandist.train.collapse import Healing
 from gandist.train.streams import Cursor
 
 
@@ -28,6 +29,7 @@ class TrainState:
     data: Cursor = field(default_factory=Cursor)  # the (labeled) training stream's place
     unlabeled: Cursor = field(default_factory=Cursor)  # semi-supervised segmentation's second stream
     ada: dict[str, Any] = field(default_factory=dict)  # ADA's p, r_t and open window (empty without ADA)
+    healing: Healing = field(default_factory=Healing)  # the collapse watch and its rollbacks (train.collapse)
 
     @classmethod
     def fresh(cls, cfg: Config, num_classes: int, device: torch.device) -> "TrainState":
@@ -68,9 +70,22 @@ class TrainState:
             "data_history": list(self.data.history),
             "unlabeled_cursor": self.unlabeled.to_dict(),
             "ada": dict(self.ada),
+            "healing": self.healing.to_dict(),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.load_networks(sd)
+        self.step = sd["step"]
+        self.images_seen = sd["images_seen"]
+        self.data = Cursor(sd["epoch"], sd["batch_in_epoch"], dict(sd.get("data_layout", {})),
+                           list(sd.get("data_history", [])))
+        # Checkpoints from before the unlabeled stream existed start it at its beginning.
+        self.unlabeled = Cursor.from_dict(sd["unlabeled_cursor"]) if "unlabeled_cursor" in sd else Cursor()
+        self.healing = Healing.from_dict(sd.get("healing"))
+
+    def load_networks(self, sd: dict[str, Any]) -> None:
+        """What a collapse rollback takes back from a checkpoint: the networks, their optimizers
+        and loss scalers, ADA; not the step, the data's place or the healing record."""
         self.G.load_state_dict(sd["G"])
         self.D.load_state_dict(sd["D"])
         self.G_ema.load_state_dict(sd["G_ema"])
@@ -82,10 +97,4 @@ class TrainState:
         for name, scaler in (("scaler_g", self.scaler_g), ("scaler_d", self.scaler_d)):
             if sd.get(name) and scaler.is_enabled():
                 scaler.load_state_dict(sd[name])
-        self.step = sd["step"]
-        self.images_seen = sd["images_seen"]
-        self.data = Cursor(sd["epoch"], sd["batch_in_epoch"], dict(sd.get("data_layout", {})),
-                           list(sd.get("data_history", [])))
-        # Checkpoints from before the unlabeled stream existed start it at its beginning.
-        self.unlabeled = Cursor.from_dict(sd["unlabeled_cursor"]) if "unlabeled_cursor" in sd else Cursor()
         self.ada = dict(sd.get("ada") or {})

@@ -59,3 +59,63 @@ def test_damaged_state_of_the_right_size_is_refused_with_the_fix(tmp_path):
     state.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="damaged.*resumes from the checkpoint before it"):
         load_checkpoint(f"{run}/checkpoint_00000002")
+
+
+def scored_run(tmp_path, values: dict[int, float | None], order: str) -> str:
+    """A run whose checkpoints record an evaluation score (None: taken without an evaluation)."""
+    run = tmp_path / f"scored-{order}"
+    for step, value in values.items():
+        score = None if value is None else {"metric": "eval/x", "order": order, "value": value}
+        write_checkpoint(str(run / f"checkpoint_{step:08d}"), {"w": torch.zeros(1)}, {"step": step, "score": score})
+    return str(run)
+
+
+@pytest.mark.parametrize("order, best_step", [("max", 4), ("min", 6)])
+def test_best_checkpoint_follows_the_metric_direction(tmp_path, order, best_step):
+    from gandist.ckpt import resolve_checkpoint
+
+    run = scored_run(tmp_path, {2: 0.5, 4: 0.9, 6: 0.1, 8: None}, order)
+    assert resolve_checkpoint(run, best=True).endswith(f"checkpoint_{best_step:08d}")
+    assert resolve_checkpoint(run).endswith("checkpoint_00000008")  # the latest, without --best
+
+
+def test_best_checkpoint_errors_name_the_fix(tmp_path):
+    from gandist.ckpt import resolve_checkpoint
+
+    run = scored_run(tmp_path, {2: None, 4: None}, "max")
+    with pytest.raises(CheckpointError, match="has an evaluation score.*trainer.keep_best.*drop --best"):
+        resolve_checkpoint(run, best=True)
+    with pytest.raises(CheckpointError, match="is one checkpoint: pass its run directory"):
+        resolve_checkpoint(f"{run}/checkpoint_00000002", best=True)
+
+
+def test_retention_keeps_the_k_best_and_the_newest_else_the_newest_few():
+    from gandist.ckpt import retained_steps
+
+    checkpoints = [(1, 0.3), (2, None), (3, 0.9), (4, 0.3), (5, -0.2), (6, None)]
+    assert retained_steps(checkpoints, keep_best=2, keep_recent=3) == {3, 4, 6}  # 4 beats 1: the newer of equals
+    assert retained_steps(checkpoints, keep_best=0, keep_recent=3) == {4, 5, 6}
+    assert retained_steps([(2, None), (4, None)], keep_best=1, keep_recent=1) == {4}
+    assert retained_steps([], keep_best=2, keep_recent=3) == set()
+
+
+@pytest.mark.parametrize("order", ["max", "min"])
+def test_pruning_after_each_checkpoint_never_drops_one_of_the_k_best(order):
+    """Pruned as runs prune (after each new checkpoint, from what is left), the kept set is always
+    the K best of every checkpoint so far, whichever way the metric is better, and the newest."""
+    import random
+
+    from gandist.ckpt import retained_steps, score_key
+
+    rng, k = random.Random(order), 3
+    kept: dict[int, float | None] = {}
+    history: list[tuple[int, float | None]] = []
+    for step in range(1, 60):
+        value = None if step % 4 == 0 else round(rng.uniform(0, 1), 2)  # ties happen
+        key = score_key({"score": {"order": order, "value": value}}) if value is not None else None
+        kept[step] = key
+        history.append((step, key))
+        kept = {s: v for s, v in kept.items() if s in retained_steps(list(kept.items()), k, keep_recent=1)}
+        scored = sorted((v, s) for s, v in history if v is not None)[-k:]
+        assert {s for _, s in scored} <= set(kept) and step in kept, (step, kept)
+        assert len(kept) <= k + 1

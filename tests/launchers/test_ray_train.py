@@ -250,3 +250,24 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     for net in ("G", "D", "G_ema"):
         for key, tensor in a[net].items():
             assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
+
+
+def test_keep_best_is_ray_trains_own_retention_by_the_reported_score(ray_cluster, shapes_url, tmp_path, capsys):
+    """trainer.keep_best=2 under Ray: Ray Train's checkpoint manager, ranking by the score the
+    loop reports, leaves the 2 best evaluations and the newest; `sample --best` takes the best."""
+    from gandist.ckpt import checkpoint_step
+    from gandist.launchers.ray_launcher import run_ray
+
+    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "best") + [
+        "trainer.num_workers=1", "trainer.max_steps=7", "trainer.ckpt_every=100", "eval.every=1",
+        "trainer.keep_best=2", "trainer.lr_g=1e-2", "trainer.image_every=100"]))
+    run_ray(cfg)
+    run_dir = tmp_path / "best"
+    miou = dict(scalar_events(str(run_dir / "tensorboard"))[0]["eval/miou"])
+    assert sorted(miou) == list(range(1, 8))
+    ranked = sorted(miou, key=lambda s: (miou[s], s), reverse=True)
+    kept = sorted(checkpoint_step(p.name) for p in run_dir.glob("checkpoint_0*"))
+    assert kept == sorted(set(ranked[:2]) | {7}), (miou, kept)
+    capsys.readouterr()
+    assert main(["sample", str(run_dir), "--best", "--n", "4", "--out", str(tmp_path / "best.png")]) == 0
+    assert f"at step {ranked[0]} from {run_dir}/checkpoint_{ranked[0]:08d}" in capsys.readouterr().out

@@ -1,0 +1,184 @@
+"""A collapse caught and rolled back.
+
+GANs fail in their own way: BigGAN's large models all collapse eventually, and the published
+practice is to take the model from before the collapse. The watch reads signals the loop
+already has, identical on every rank (reduced across ranks, or broadcast), so every rank
+decides the same:
+
+- D's logit gap D(real) - D(fake) at or above ``collapse.gap_limit`` for ``collapse.window``
+  logs in a row (D wins outright; G's gradient is worth nothing);
+- r_t = E[sign D(real)] at or above ``collapse.rt_limit`` (when set) for the same window (D is
+  sure of the real images: it has overfitted them);
+- the evaluation score worse than the run's best by ``collapse.metric_margin`` (relative) for
+  ``collapse.patience`` evaluations in a row;
+- non-finite losses ``trainer.max_bad_steps`` steps in a row (which otherwise stops the run).
+
+A rollback (at most ``trainer.max_rollbacks``) puts G, D, EMA G, both optimizers, the loss
+scalers and ADA back to a checkpoint from before the trouble began: the best-scored one among
+those, else the newest. The learning rates are then multiplied by ``collapse.lr_factor`` and the
+gradient penalty by ``collapse.gamma_factor``. The step count, the data stream and the
+schedules go on, so TensorBoard's curves and the checkpoint names stay in order and nothing
+already written is overwritten; the goodput ledger moves the steps thrown away from
+productive to rollback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch.distributed as dist
+
+from gandist.ckpt import is_complete, list_checkpoints, load_checkpoint, read_meta, score_key
+from gandist.collectives import distributed
+from gandist.config import Config
+from gandist.train.context import Context
+
+if TYPE_CHECKING:
+    from gandist.train.goodput import GoodputClock
+    from gandist.train.state import TrainState
+
+log = logging.getLogger("gandist.train")
+
+
+@dataclass
+class Healing:
+    """What the watch has seen and what rollbacks changed; travels in each checkpoint, so a
+    resumed run decides exactly as the uninterrupted one would."""
+
+    rollbacks: int = 0
+    lr_scale: float = 1.0  # multiplies the scheduled learning rates
+    gamma_scale: float = 1.0  # multiplies the scheduled gradient penalty weight
+    gap_since: Optional[int] = None  # the last log step before the gap reached its limit (None: it has not)
+    rt_since: Optional[int] = None
+    gap_logs: int = 0  # logs in a row at the limit
+    rt_logs: int = 0
+    best: Optional[float] = None  # the best evaluation so far, as score_key (higher is better)
+    best_step: Optional[int] = None
+    worse_evals: int = 0  # evaluations in a row worse than the best by the margin
+    last_log: int = 0
+    warned: bool = False  # the current episode's warning (max_rollbacks spent) was given
+    events: list[dict[str, Any]] = field(default_factory=list)  # each rollback: at, to, reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict[str, Any]]) -> "Healing":
+        return cls(**d) if d else cls()
+
+
+@dataclass
+class Trouble:
+    reason: str
+    good_before: int  # roll back to a checkpoint at or before this step
+
+
+class CollapseWatch:
+    def __init__(self, cfg: Config, healing: Healing, ctx: Context) -> None:
+        self.c, self.max_rollbacks, self.h, self.ctx = cfg.collapse, cfg.trainer.max_rollbacks, healing, ctx
+
+    def observe_log(self, step: int, values: dict[str, float]) -> Optional[Trouble]:
+        """The logged means of one window: D's logit gap and r_t."""
+        c, h = self.c, self.h
+        trouble = None
+        if "D/real" in values and "D/fake" in values:
+            gap = values["D/real"] - values["D/fake"]
+            h.gap_logs, h.gap_since = (h.gap_logs + 1, h.last_log if h.gap_since is None else h.gap_since) \
+                if gap >= c.gap_limit else (0, None)
+            if h.gap_logs >= c.window:
+                trouble = Trouble(f"D's logit gap D(real) - D(fake) has been at least collapse.gap_limit="
+                                  f"{c.gap_limit:g} for {h.gap_logs} logs (now {gap:.3g})", h.gap_since)
+        if c.rt_limit is not None and "D/real_sign" in values:
+            rt = values["D/real_sign"]
+            h.rt_logs, h.rt_since = (h.rt_logs + 1, h.last_log if h.rt_since is None else h.rt_since) \
+                if rt >= c.rt_limit else (0, None)
+            if trouble is None and h.rt_logs >= c.window:
+                trouble = Trouble(f"r_t = E[sign D(real)] has been at least collapse.rt_limit={c.rt_limit:g} for "
+                                  f"{h.rt_logs} logs (now {rt:.3g}): D has overfitted the real images", h.rt_since)
+        h.last_log = step
+        return trouble
+
+    def observe_eval(self, step: int, score: Optional[dict[str, Any]]) -> Optional[Trouble]:
+        """An evaluation's score record (``loop.checkpoint_score``)."""
+        h, c = self.h, self.c
+        key = score_key({"score": score}) if score else None
+        if key is None:
+            return None
+        if h.best is None or key >= h.best:
+            h.best, h.best_step, h.worse_evals = key, step, 0
+            return None
+        h.worse_evals = h.worse_evals + 1 if key < h.best - c.metric_margin * abs(h.best) else 0
+        if h.worse_evals < c.patience:
+            return None
+        best = h.best if score["order"] == "max" else -h.best
+        return Trouble(f"{score['metric']} has been worse than the run's best ({best:.4g} at step {h.best_step}) by "
+                       f"more than collapse.metric_margin={c.metric_margin:g} for {h.worse_evals} evaluations "
+                       f"(now {score['value']:.4g})", h.best_step)
+
+    def can_roll_back(self) -> bool:
+        return self.h.rollbacks < self.max_rollbacks
+
+    def warn(self, step: int, trouble: Trouble) -> None:
+        """A collapse the run may not roll back: said once per episode, training goes on."""
+        if self.ctx.is_chief and not self.h.warned:
+            spent = (f"trainer.max_rollbacks={self.max_rollbacks} spent" if self.max_rollbacks
+                     else "trainer.max_rollbacks=K rolls back automatically")
+            log.warning("The run may be collapsing at step %d: %s (%s)", step, trouble.reason, spent)
+        self.h.warned = True
+
+    def roll_back(self, trouble: Trouble, state: "TrainState", clock: "GoodputClock",
+                  ada: Any = None) -> Optional[int]:
+        """Every rank together: put the networks back to a checkpoint from before the trouble;
+        the step it came from, or None when the run has no such checkpoint (or no rollbacks left)."""
+        if not self.can_roll_back():
+            return None
+        choice = pick_checkpoint(self.ctx.run_dir, trouble.good_before) if self.ctx.is_chief else None
+        if distributed():
+            box = [choice]
+            dist.broadcast_object_list(box, src=0)
+            choice = box[0]
+        if choice is None:
+            if self.ctx.is_chief:
+                log.warning("Cannot roll back at step %d: no complete checkpoint at or before step %d is left in %s "
+                            "(%s)", state.step, trouble.good_before, self.ctx.run_dir, trouble.reason)
+            return None
+        path, to_step = choice
+        payload = load_checkpoint(path, map_location=self.ctx.device)
+        state.load_networks(payload["state"])
+        if ada is not None and state.ada:
+            ada.load_state_dict(state.ada, self.ctx.rank)
+        h, c = self.h, self.c
+        h.rollbacks += 1
+        h.lr_scale *= c.lr_factor
+        h.gamma_scale *= c.gamma_factor
+        h.gap_logs = h.rt_logs = h.worse_evals = 0
+        h.gap_since = h.rt_since = None
+        h.warned = False
+        h.events.append({"at": state.step, "to": to_step, "reason": trouble.reason})
+        clock.rolled_back(state.step - to_step)
+        if self.ctx.is_chief:
+            log.warning("Rollback %d of %d at step %d: %s. G, D, EMA G and the optimizers are back at the checkpoint "
+                        "of step %d; learning rates now x%.3g, gradient penalty x%.3g; the step count and the data "
+                        "go on", h.rollbacks, self.max_rollbacks, state.step, trouble.reason, to_step, h.lr_scale,
+                        h.gamma_scale)
+        return to_step
+
+
+def pick_checkpoint(run_dir: Optional[str], good_before: int) -> Optional[tuple[str, int]]:
+    """(path, step) of the checkpoint to roll back to: among the run's complete checkpoints at or
+    before ``good_before``, the best-scored one, else the newest."""
+    if run_dir is None:
+        return None
+    fs, prefix, candidates = list_checkpoints(run_dir)
+    best: Optional[tuple[tuple[float, int], str, int]] = None
+    for step, entry in candidates:  # newest first
+        if step > good_before or not is_complete(fs, entry):
+            continue
+        key = score_key(read_meta(prefix + entry))
+        rank = (float("-inf") if key is None else key, step)
+        if best is None or rank > best[0]:
+            best = (rank, prefix + entry, step)
+    return None if best is None else (best[1], best[2])
+
