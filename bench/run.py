@@ -31,6 +31,7 @@ BENCHMARKS = {
     "data": [],
     "checkpoint": [],
     "plan": [],
+    "goodput": ["--steps", "300", "--run-minutes", "3"],
     "evaluation": ["--resolution", "32", "--steps", "500", "--every", "250", "--samples", "512"],
 }
 
