@@ -15,6 +15,7 @@ left unread (see ``gandist.data.plan``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import tarfile
@@ -73,7 +74,11 @@ def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_siz
 
 
 def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
-    n = len(manifest.shards(split))
+    return epoch_order(len(manifest.shards(split)), epoch, seed, shuffle)
+
+
+def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
+    """The order of a split's ``n`` shards (manifest indices) in ``epoch``."""
     if not shuffle:
         return np.arange(n, dtype=np.int64)
     return np.random.default_rng(derive_seed(seed, "shards", epoch)).permutation(n)
@@ -161,8 +166,10 @@ def _samples_of(piece: Piece, first: int, data: Optional[bytes] = None) -> Itera
 
 
 def fetch(url: str) -> bytes:
-    with fsspec.open(url, "rb") as f:
-        return f.read()
+    """A whole shard in one request (from an object store one GET; opening it as a file would
+    ask for its size first)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.cat_file(path)
 
 
 def read_piece(piece: Piece, prefetched: Optional[Future] = None, retries: int = RETRIES,
@@ -225,8 +232,26 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+@dataclass(frozen=True)
+class EpochPlan:
+    """One rank's share of one epoch: its loader workers' blocks, the shards in the epoch's
+    order, and which block each worker reads after how many of its batches."""
+
+    epoch: int
+    segment: int  # earlier layouts of this epoch (len(history)): the shuffle buffer's seed changes with it
+    n_batches: int
+    block_positions: list[Positions]
+    shards: ShardIndex
+    assignment: list[tuple[Optional[int], int]]
+
+
 class ShardStream(IterableDataset):
-    """One rank's batches of one epoch (see the module docstring for the plan)."""
+    """One rank's batches of one epoch per pass (see the module docstring for the plan).
+
+    A pass reads the epoch last given to ``set_epoch`` (``epoch`` at first): that first epoch
+    after ``skip_batches`` batches and what ``history`` records, any later one from its start.
+    The epoch sits in shared memory, so loader workers that persist across epochs (each with
+    its storage client) read each pass's epoch from there and plan it themselves."""
 
     def __init__(self, url: str, *, split: str = "train", batch_size: int, rank: int = 0,
                  world_size: int = 1, num_workers: int = 0, epoch: int = 0, seed: int = 0,
@@ -238,41 +263,73 @@ class ShardStream(IterableDataset):
         self.max_bad_fraction = max_bad_fraction
         manifest = manifest if manifest is not None else Manifest.load(url)  # not kept: see ShardIndex
         self.split, self.batch_size, self.rank = split, batch_size, rank
-        self.epoch, self.seed, self.shuffle = epoch, seed, shuffle
+        self.world_size, self.num_workers = world_size, num_workers
+        self.seed, self.shuffle = seed, shuffle
         self.shuffle_buffer = shuffle_buffer if shuffle else 0
         self.with_masks = with_masks
-        self.history = list(history)
+        self.start_epoch, self.skip_batches, self.history = epoch, skip_batches, list(history)
         self.subset = subset
-        counts = shard_counts(manifest, split, subset)
-        total = sum(counts)
-        if self.history:  # the epoch was partly read under other layouts: split the rest
-            base = remaining_positions(total, self.history, epoch=epoch, seed=seed,
-                                       shuffle_buffer=self.shuffle_buffer)
-        else:
+        self.counts = np.asarray(shard_counts(manifest, split, subset), dtype=np.int64)
+        if not self.history:
             batches_per_epoch(manifest, split, world_size, batch_size, subset)  # too few samples: say so
+        # The epoch-independent part of the index (names, sizes); each epoch adds its order.
+        self._table = ShardIndex.build(manifest, split, np.arange(len(self.counts)), self.counts)
+        self._epoch = torch.tensor(epoch, dtype=torch.int64).share_memory_()
+        self._plan: Optional[EpochPlan] = None
+        self.plan(epoch)  # a bad start (skip_batches out of range) fails here, not in a worker
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next pass reads: set it before the DataLoader's next ``iter()``."""
+        if epoch < self.start_epoch:
+            raise ValueError(f"epoch {epoch} comes before this stream's first epoch {self.start_epoch}")
+        self._epoch.fill_(epoch)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        """This rank's plan of ``epoch`` (kept until another epoch is asked for)."""
+        if self._plan is not None and self._plan.epoch == epoch:
+            return self._plan
+        first = epoch == self.start_epoch
+        skip, history = (self.skip_batches, self.history) if first else (0, [])
+        total = int(self.counts.sum())
+        if history:  # the epoch was partly read under other layouts: split the rest
+            base = remaining_positions(total, history, epoch=epoch, seed=self.seed, shuffle_buffer=self.shuffle_buffer)
+        else:
             base = Positions.whole(total)
-        self.n_batches, ranks = layout(base, world_size, batch_size, num_workers)
-        if not 0 <= skip_batches <= self.n_batches:
-            raise ValueError(f"skip_batches={skip_batches} is outside 0..{self.n_batches} for this epoch")
-        self.block_positions = ranks[rank]
-        self.shards = ShardIndex.build(manifest, split, shard_order(manifest, split, epoch, seed, shuffle), counts)
-        block_batches = [len(b) // batch_size for b in self.block_positions]
-        self.assignment = resume_assignment(block_batches, skip_batches, num_workers)
+        n_batches, ranks = layout(base, self.world_size, self.batch_size, self.num_workers)
+        if not 0 <= skip <= n_batches:
+            raise ValueError(f"skip_batches={skip} is outside 0..{n_batches} for this epoch")
+        blocks = ranks[self.rank]
+        order = epoch_order(len(self.counts), epoch, self.seed, self.shuffle)
+        shards = dataclasses.replace(self._table, order=order, ends=np.cumsum(self.counts[order]))
+        assignment = resume_assignment([len(b) // self.batch_size for b in blocks], skip, self.num_workers)
+        self._plan = EpochPlan(epoch, len(history), n_batches, blocks, shards, assignment)
+        return self._plan
+
+    @property
+    def n_batches(self) -> int:
+        """Batches every rank yields in the current epoch (before any skip)."""
+        return self.plan(self.epoch).n_batches
 
     def __len__(self) -> int:
-        return sum(len(self.block_positions[b]) // self.batch_size - skip
-                   for b, skip in self.assignment if b is not None)
+        plan = self.plan(self.epoch)
+        return sum(len(plan.block_positions[b]) // self.batch_size - skip
+                   for b, skip in plan.assignment if b is not None)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        plan = self.plan(self.epoch)  # read when the DataLoader starts a pass
         info = get_worker_info()
-        block, skip = self.assignment[info.id if info else 0]
-        if block is None:
-            return
-        positions = self.block_positions[block]
+        block, skip = plan.assignment[info.id if info else 0]
+        return iter(()) if block is None else self._read(plan, block, skip)
+
+    def _read(self, plan: EpochPlan, block: int, skip: int) -> Iterator[dict[str, Any]]:
+        positions = plan.block_positions[block]
         count = len(positions) // self.batch_size
-        pieces = pieces_for_positions(self.shards, positions, self.subset)
-        raw = read_pieces(pieces)
-        rng = buffer_rng(self.seed, self.epoch, self.rank, block, len(self.history))
+        raw = read_pieces(pieces_for_positions(plan.shards, positions, self.subset))
+        rng = buffer_rng(self.seed, plan.epoch, self.rank, block, plan.segment)
         shuffled = buffer_shuffle(raw, self.shuffle_buffer, rng)
         for _ in range(skip * self.batch_size):  # skipped before decoding: cheap
             next(shuffled)
@@ -312,6 +369,40 @@ class ShardStream(IterableDataset):
             n_batches -= 1
 
 
+class StreamLoader:
+    """One rank's batches of a stream, epoch after epoch, from one DataLoader whose workers
+    persist.
+
+    A DataLoader per epoch forks its workers anew every epoch, and each new worker builds its
+    storage client again (for S3 an aiobotocore session, its service model, its connections)
+    before its first shard. Persistent workers keep theirs and take each epoch from the
+    stream's shared epoch. Every epoch is one pass of the DataLoader, whose turn-taking over
+    the workers starts afresh at worker 0, so its batches are exactly a fresh loader's."""
+
+    def __init__(self, url: str, *, split: str = "train", batch_size: int, rank: int = 0, world_size: int = 1,
+                 num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
+                 shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
+                 max_bad_fraction: float = 0.01, history: Sequence[Segment] = (),
+                 pin_memory: bool = False, subset: Optional[Subset] = None,
+                 manifest: Optional[Manifest] = None, persistent: bool = True) -> None:
+        self.stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
+                                  num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
+                                  shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
+                                  max_bad_fraction=max_bad_fraction, history=history, subset=subset,
+                                  manifest=manifest)
+        # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG,
+        # which would shift the training RNG stream by when loaders happen to be created.
+        generator = torch.Generator().manual_seed(derive_seed(seed, "loader", split, epoch, rank))
+        self.loader = DataLoader(self.stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+                                 generator=generator, persistent_workers=persistent and num_workers > 0)
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, Any]]:
+        """The batches of ``epoch`` (the first epoch's: those after ``skip_batches``). Read an
+        epoch to its end, or leave it, before asking for the next."""
+        self.stream.set_epoch(epoch)
+        return iter(self.loader)
+
+
 def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, epoch: int = 0, seed: int = 0, skip_batches: int = 0,
                  shuffle_buffer: int = 256, with_masks: bool = True, shuffle: bool = True,
@@ -319,16 +410,10 @@ def epoch_loader(url: str, *, split: str = "train", batch_size: int, rank: int =
                  pin_memory: bool = False, subset: Optional[Subset] = None,
                  manifest: Optional[Manifest] = None) -> DataLoader:
     """A DataLoader over one rank's batches of one epoch, after ``skip_batches`` of them (of
-    ``subset``'s samples only, when given). ``manifest``: ``url``'s, if loaded already (a
-    1M-shard one takes 2 s to load)."""
-    stream = ShardStream(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
-                         num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
-                         shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
-                         max_bad_fraction=max_bad_fraction, history=history, subset=subset,
-                         manifest=manifest)
-    # Its own generator: a DataLoader otherwise draws its base seed from the global torch RNG,
-    # which would shift the training RNG stream by when loaders happen to be created.
-    generator = torch.Generator().manual_seed(derive_seed(seed, "loader", split, epoch, rank))
-    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-                      generator=generator)
-
+    ``subset``'s samples only, when given); its workers end with it. ``manifest``: ``url``'s,
+    if loaded already (a 1M-shard one takes 2 s to load)."""
+    return StreamLoader(url, split=split, batch_size=batch_size, rank=rank, world_size=world_size,
+                        num_workers=num_workers, epoch=epoch, seed=seed, skip_batches=skip_batches,
+                        shuffle_buffer=shuffle_buffer, with_masks=with_masks, shuffle=shuffle,
+                        max_bad_fraction=max_bad_fraction, history=history, pin_memory=pin_memory,
+                        subset=subset, manifest=manifest, persistent=False).loader

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 from gandist.config import Config, Semi, TaskName
 from gandist.data.manifest import Manifest
 from gandist.data.plan import Segment
-from gandist.data.stream import epoch_loader
+from gandist.data.stream import StreamLoader
 from gandist.data.subsets import Subset, label_split
 from gandist.seeding import derive_seed
 
@@ -62,15 +62,15 @@ def stream_batches(url: str, cursor: Cursor, cfg: Config, *, rank: int, world_si
     """Batches of the training split, epoch after epoch from the cursor on; the cursor counts
     each batch as it is taken. ``manifest``: ``url``'s, when the caller has it already."""
     d = cfg.data
-    manifest = manifest if manifest is not None else Manifest.load(url)  # once, not every epoch
+    # One loader for the whole stream: its workers, and their storage clients, last across epochs.
+    loader = StreamLoader(url, split="train", batch_size=d.batch_size, rank=rank, world_size=world_size,
+                          num_workers=d.loader_workers, epoch=cursor.epoch, seed=seed,
+                          skip_batches=cursor.batch_in_epoch, shuffle_buffer=d.shuffle_buffer,
+                          with_masks=with_masks, max_bad_fraction=d.max_bad_fraction,
+                          history=[Segment(**s) for s in cursor.history], pin_memory=pin_memory, subset=subset,
+                          manifest=manifest)
     while True:
-        loader = epoch_loader(url, split="train", batch_size=d.batch_size, rank=rank, world_size=world_size,
-                              num_workers=d.loader_workers, epoch=cursor.epoch, seed=seed,
-                              skip_batches=cursor.batch_in_epoch, shuffle_buffer=d.shuffle_buffer,
-                              with_masks=with_masks, max_bad_fraction=d.max_bad_fraction,
-                              history=[Segment(**s) for s in cursor.history], pin_memory=pin_memory, subset=subset,
-                              manifest=manifest)
-        for batch in loader:
+        for batch in loader.epoch(cursor.epoch):
             cursor.batch_in_epoch += 1
             yield batch
         cursor.next_epoch()

@@ -80,3 +80,31 @@ def test_wrong_credentials_fail_naming_the_url(bucket, s3_server, tmp_path, caps
         require_auth("inf")
         fsspec.filesystem("s3").clear_instance_cache()
     assert Manifest.load(url).samples("train") == 4  # the same call works with auth off again
+
+
+def test_each_loader_worker_builds_one_s3_client_for_all_epochs(s3_shapes_url, monkeypatch):
+    import functools
+
+    import s3fs
+    import torch
+    from torch.utils.data import get_worker_info
+
+    from gandist.data import StreamLoader
+
+    def keys(batches) -> list:
+        return [b["key"] for b in batches]
+
+    fresh = [keys(epoch_loader(s3_shapes_url, batch_size=4, num_workers=2, epoch=e)) for e in range(3)]
+    built = torch.zeros((), dtype=torch.int64).share_memory_()  # counted in the workers, read here
+    init = s3fs.S3FileSystem.__init__
+
+    @functools.wraps(init)
+    def counting(self, *args, **kwargs):
+        if get_worker_info() is not None:
+            built.add_(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "__init__", counting)
+    loader = StreamLoader(s3_shapes_url, batch_size=4, num_workers=2, epoch=0)
+    assert [keys(loader.epoch(e)) for e in range(3)] == fresh
+    assert int(built) == 2  # one per worker; a loader per epoch built one per worker per epoch

@@ -173,3 +173,42 @@ def test_a_new_layout_mid_epoch_sees_every_unseen_sample_once(uneven, old, new):
         uneven, 10**6, world_size=2, batch_size=2, num_workers=1, rank=r, epoch=1, history=history2)
         for k in batch]
     assert not set(rest) & set(seen2) and len(rest) == len(set(rest))
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 3 loader workers on 2 cores
+@pytest.mark.parametrize("world_size, batch_size, num_workers, skip, history",
+                         [(1, 5, 2, 0, 0), (1, 7, 3, 2, 0), (2, 3, 2, 4, 0), (2, 4, 0, 3, 0), (2, 3, 2, 1, 2)])
+def test_one_loader_across_epochs_reads_what_a_fresh_loader_per_epoch_reads(
+        uneven, world_size, batch_size, num_workers, skip, history):
+    from gandist.data.plan import Segment
+    from gandist.data.stream import StreamLoader
+
+    # Resumed mid-epoch 2 (after layouts of its own when `history`), then whole epochs 3 and 4.
+    earlier = [Segment(1, 4, 1, batches=history)] if history else []
+    rank = world_size - 1
+    options = dict(batch_size=batch_size, rank=rank, world_size=world_size, num_workers=num_workers)
+    loader = StreamLoader(uneven, epoch=2, skip_batches=skip, history=earlier, **options)
+    for epoch in (2, 3, 4):
+        got = list(loader.epoch(epoch))
+        first = epoch == 2
+        fresh = list(epoch_loader(uneven, epoch=epoch, skip_batches=skip if first else 0,
+                                  history=earlier if first else (), **options))
+        assert [b["key"] for b in got] == [b["key"] for b in fresh], f"epoch {epoch}"
+        assert all(torch.equal(a["image"], b["image"]) for a, b in zip(got, fresh))
+    # The same epoch again is the same pass again.
+    assert [b["key"] for b in loader.epoch(4)] == [b["key"] for b in fresh]
+    with pytest.raises(ValueError, match="before this stream's first epoch 2"):
+        loader.epoch(1)
+
+
+def test_loader_workers_persist_across_epochs(uneven, monkeypatch):
+    import os
+
+    from gandist.data import stream
+
+    # Each batch says which process made it (the workers are forked with this patch in place).
+    collate = stream.collate
+    monkeypatch.setattr(stream, "collate", lambda samples: {**collate(samples), "pid": os.getpid()})
+    loader = stream.StreamLoader(uneven, batch_size=4, num_workers=2, epoch=0)
+    pids = [{b["pid"] for b in loader.epoch(epoch)} for epoch in range(3)]
+    assert pids[0] == pids[1] == pids[2] and len(pids[0]) == 2 and os.getpid() not in pids[0]
