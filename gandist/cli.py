@@ -172,13 +172,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
     import math
-    import posixpath
 
-    import fsspec
-
-    from gandist.inference.saved_run import evaluate_run, load_run
+    from gandist.inference.saved_run import evaluate_run, load_run, write_scores
     from gandist.launchers.common import configure_logging
 
     configure_logging()
@@ -192,14 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"Evaluation of {run.checkpoint} (step {run.step}, {run.cfg.task.name}) on {run.cfg.data.url}:")
     for key, value in scores.items():
         print(f"  {key:<32} {'nan' if math.isnan(value) else f'{value:.4f}'}")
-    # Beside the checkpoints it scores: <run dir>/eval_<run>_step<N>.json, not the working directory.
-    out = args.json or f"{posixpath.dirname(run.checkpoint.rstrip('/'))}/eval_{run.cfg.run.name}_step{run.step}.json"
-    record = {"checkpoint": run.checkpoint, "step": run.step, "task": run.cfg.task.name.value,
-              "data_url": run.cfg.data.url, "eval": run.cfg.to_dict()["eval"],
-              "scores": {k: (None if math.isnan(v) else v) for k, v in scores.items()}}
-    with fsspec.open(out, "w") as f:
-        json.dump(record, f, indent=2)
-    print(f"Wrote {out}")
+    print(f"Wrote {write_scores(run, scores, args.json)}")
     return 0
 
 

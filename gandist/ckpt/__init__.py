@@ -20,6 +20,7 @@ from gandist.ckpt.io import (
     resolve_checkpoint,
     retained_steps,
     score_key,
+    scored_checkpoints,
     write_checkpoint,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "resolve_checkpoint",
     "retained_steps",
     "score_key",
+    "scored_checkpoints",
     "write_checkpoint",
 ]

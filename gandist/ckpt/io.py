@@ -132,9 +132,9 @@ def find_latest_checkpoint(run_url: str) -> Optional[str]:
     return None
 
 
-def score_key(meta: dict[str, Any]) -> Optional[float]:
-    """A checkpoint's evaluation score as "higher is better", or None when it has none."""
-    score = meta.get("score")
+def score_key(score: Optional[dict[str, Any]]) -> Optional[float]:
+    """A checkpoint's evaluation score record (meta.json's "score") as "higher is better", or
+    None when it has none."""
     if not score or score.get("value") is None:
         return None
     return float(score["value"]) if score.get("order") == "max" else -float(score["value"])
@@ -153,18 +153,18 @@ def retained_steps(checkpoints: Sequence[tuple[int, Optional[float]]], keep_best
     return {step for step, _ in ranked[:keep_best]} | {newest}
 
 
+def scored_checkpoints(run_url: str) -> list[tuple[int, str, Optional[dict[str, Any]]]]:
+    """(step, path, score record or None) of each complete checkpoint under a run, newest first."""
+    fs, prefix, candidates = list_checkpoints(run_url)
+    return [(step, prefix + entry, read_meta(prefix + entry).get("score"))
+            for step, entry in candidates if is_complete(fs, entry)]
+
+
 def find_best_checkpoint(run_url: str) -> str:
     """The complete checkpoint of a run with the best evaluation score in its meta.json (the
     newer of equals); a clear error when none has one."""
-    fs, prefix, candidates = list_checkpoints(run_url)
-    scored = []
-    for step, entry in candidates:
-        if not is_complete(fs, entry):
-            continue
-        meta = read_meta(prefix + entry)
-        key = score_key(meta)
-        if key is not None:
-            scored.append((key, step, prefix + entry, meta["score"]))
+    scored = [(score_key(score), step, path, score) for step, path, score in scored_checkpoints(run_url)
+              if score_key(score) is not None]
     if not scored:
         raise CheckpointError(
             f"no complete checkpoint under {run_url} has an evaluation score: only checkpoints taken at an "

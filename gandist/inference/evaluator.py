@@ -15,19 +15,18 @@ import time
 from typing import Optional
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from gandist.config import Config
 from gandist.data.manifest import Manifest
-from gandist.data.stream import epoch_loader
+from gandist.data.loader import epoch_loader
 from gandist.metrics.distance import Distances
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.precision_recall import precision_recall
 from gandist.metrics.shapes_judge import mode_scores
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
-from gandist.collectives import all_reduce_sum, distributed, gather_objects
+from gandist.collectives import all_reduce_sum, broadcast_object, gather_objects
 
 log = logging.getLogger("gandist.train")
 
@@ -40,14 +39,6 @@ def share(counts: int, rank: int, world_size: int) -> int:
 def gather_rows(t: Tensor) -> Tensor:
     """Every rank's [n_r, D] rows, concatenated in rank order, on every rank (CPU)."""
     return torch.cat(gather_objects(t.cpu()))
-
-
-def broadcast_value(value: dict[str, float]) -> dict[str, float]:
-    if not distributed():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 class Evaluator:
@@ -194,7 +185,7 @@ class Evaluator:
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
                 scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}
-        return broadcast_value(scores)
+        return broadcast_object(scores)  # rank 0 computed them
 
     def _per_class(self, fd_tag: str, real: Tensor, fake: Tensor) -> dict[str, float]:
         """eval/<fd>/<class>: each class's generated images against its real ones (few per

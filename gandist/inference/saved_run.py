@@ -72,7 +72,7 @@ def sample_segment(run: Loaded, n: int, data: str) -> torch.Tensor:
     """input | target | prediction rows from a shard set (its held-out split when it has one),
     or input | prediction rows from a folder of images."""
     from gandist.data.manifest import Manifest
-    from gandist.data.stream import epoch_loader
+    from gandist.data.loader import epoch_loader
 
     fs, root = fsspec.core.url_to_fs(data)
     device = next(run.G_ema.parameters()).device
@@ -128,3 +128,19 @@ def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
         raise ConfigError(f"data.url={run.cfg.data.url} has classes {classes} but the checkpoint was trained on "
                           f"{run.classes}; evaluate on a shard set with the same classes")
     return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema)
+
+
+def write_scores(run: Loaded, scores: dict[str, float], out: Optional[str] = None) -> str:
+    """Write ``gandist evaluate``'s record (NaN as null) as JSON; by default beside the
+    checkpoints it scores, <run dir>/eval_<run>_step<N>.json. Returns where it went."""
+    import json
+    import math
+    import posixpath
+
+    out = out or f"{posixpath.dirname(run.checkpoint.rstrip('/'))}/eval_{run.cfg.run.name}_step{run.step}.json"
+    record = {"checkpoint": run.checkpoint, "step": run.step, "task": run.cfg.task.name.value,
+              "data_url": run.cfg.data.url, "eval": run.cfg.to_dict()["eval"],
+              "scores": {k: (None if math.isnan(v) else v) for k, v in scores.items()}}
+    with fsspec.open(out, "w") as f:
+        json.dump(record, f, indent=2)
+    return out

@@ -21,6 +21,7 @@ from gandist.ckpt import (
     retained_steps,
     score_key,
 )
+from gandist.collectives import broadcast_object
 from gandist.config import Config, ConfigError
 from gandist.launchers.common import (
     RunSummary,
@@ -70,7 +71,8 @@ class LocalContext(Context):
         trainer.keep_best the K best by score and the newest (gandist.ckpt.retained_steps)."""
         paths = {checkpoint_step(n): os.path.join(self.run_path, n) for n in os.listdir(self.run_path)
                  if n.startswith(CHECKPOINT_PREFIX) and not n.endswith(".partial")}
-        scores = {step: score_key(read_meta(path)) if self.keep_best else None for step, path in paths.items()}
+        scores = {step: score_key(read_meta(path).get("score")) if self.keep_best else None
+                  for step, path in paths.items()}
         keep = retained_steps(list(scores.items()), self.keep_best, self.keep)
         for step, path in paths.items():
             if step not in keep:
@@ -80,10 +82,8 @@ class LocalContext(Context):
         """Rank 0 chooses the checkpoint and tells the others, so all ranks resume from the same
         one; a rank that cannot read it stops (its run directory is not rank 0's)."""
         latest = find_latest_checkpoint(self.run_path) if self.rank == 0 else None
-        if dist.is_initialized():
-            box = [os.path.basename(latest) if latest else None]
-            dist.broadcast_object_list(box, src=0)
-            latest = os.path.join(self.run_path, box[0]) if box[0] else None
+        name = broadcast_object(os.path.basename(latest) if latest else None)
+        latest = os.path.join(self.run_path, name) if name else None
         if latest is None:
             return None
         if self.rank == 0:

@@ -28,12 +28,11 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-import torch.distributed as dist
-
-from gandist.ckpt import is_complete, list_checkpoints, load_checkpoint, read_meta, score_key
-from gandist.collectives import distributed
+from gandist.ckpt import load_checkpoint, score_key, scored_checkpoints
+from gandist.collectives import broadcast_object
 from gandist.config import Config
 from gandist.train.context import Context
+from gandist.train.divergence import BadStepTracker, DivergenceError
 
 if TYPE_CHECKING:
     from gandist.train.goodput import GoodputClock
@@ -85,25 +84,29 @@ class CollapseWatch:
         trouble = None
         if "D/real" in values and "D/fake" in values:
             gap = values["D/real"] - values["D/fake"]
-            h.gap_logs, h.gap_since = (h.gap_logs + 1, h.last_log if h.gap_since is None else h.gap_since) \
-                if gap >= c.gap_limit else (0, None)
+            h.gap_logs, h.gap_since = self._streak(h.gap_logs, h.gap_since, gap >= c.gap_limit)
             if h.gap_logs >= c.window:
                 trouble = Trouble(f"D's logit gap D(real) - D(fake) has been at least collapse.gap_limit="
                                   f"{c.gap_limit:g} for {h.gap_logs} logs (now {gap:.3g})", h.gap_since)
         if c.rt_limit is not None and "D/real_sign" in values:
             rt = values["D/real_sign"]
-            h.rt_logs, h.rt_since = (h.rt_logs + 1, h.last_log if h.rt_since is None else h.rt_since) \
-                if rt >= c.rt_limit else (0, None)
+            h.rt_logs, h.rt_since = self._streak(h.rt_logs, h.rt_since, rt >= c.rt_limit)
             if trouble is None and h.rt_logs >= c.window:
                 trouble = Trouble(f"r_t = E[sign D(real)] has been at least collapse.rt_limit={c.rt_limit:g} for "
                                   f"{h.rt_logs} logs (now {rt:.3g}): D has overfitted the real images", h.rt_since)
         h.last_log = step
         return trouble
 
+    def _streak(self, logs: int, since: Optional[int], at_limit: bool) -> tuple[int, Optional[int]]:
+        """(logs in a row at the limit, the last log step before the streak) after this log."""
+        if not at_limit:
+            return 0, None
+        return logs + 1, self.h.last_log if since is None else since
+
     def observe_eval(self, step: int, score: Optional[dict[str, Any]]) -> Optional[Trouble]:
         """An evaluation's score record (``loop.checkpoint_score``)."""
         h, c = self.h, self.c
-        key = score_key({"score": score}) if score else None
+        key = score_key(score)
         if key is None:
             return None
         if h.best is None or key >= h.best:
@@ -120,6 +123,30 @@ class CollapseWatch:
     def can_roll_back(self) -> bool:
         return self.h.rollbacks < self.max_rollbacks
 
+    def record_step(self, bad_steps: BadStepTracker, state: "TrainState", result: Any, last_ckpt: Optional[int],
+                    clock: "GoodputClock", ada: Any = None) -> bool:
+        """``bad_steps.record`` for the step just taken (True if it was skipped), except that too
+        many non-finite steps in a row roll back, while a rollback is left, instead of stopping."""
+        try:
+            return bad_steps.record(state.step, result, last_ckpt)
+        except DivergenceError:
+            first_bad = state.step - bad_steps.in_a_row + 1
+            trouble = Trouble(f"{bad_steps.in_a_row} steps in a row (from step {first_bad}) had non-finite losses "
+                              "or gradients (trainer.max_bad_steps)", first_bad - 1)
+            if self.roll_back(trouble, state, clock, ada) is None:
+                raise
+            bad_steps.in_a_row = 0
+            return True
+
+    def heal(self, trouble: Optional[Trouble], state: "TrainState", clock: "GoodputClock", ada: Any = None) -> bool:
+        """Roll back on a collapse, or warn when no rollback is left; True when it rolled back."""
+        if trouble is None:
+            return False
+        if self.roll_back(trouble, state, clock, ada) is not None:
+            return True
+        self.warn(state.step, trouble)
+        return False
+
     def warn(self, step: int, trouble: Trouble) -> None:
         """A collapse the run may not roll back: said once per episode, training goes on."""
         if self.ctx.is_chief and not self.h.warned:
@@ -134,11 +161,7 @@ class CollapseWatch:
         the step it came from, or None when the run has no such checkpoint (or no rollbacks left)."""
         if not self.can_roll_back():
             return None
-        choice = pick_checkpoint(self.ctx.run_dir, trouble.good_before) if self.ctx.is_chief else None
-        if distributed():
-            box = [choice]
-            dist.broadcast_object_list(box, src=0)
-            choice = box[0]
+        choice = broadcast_object(pick_checkpoint(self.ctx.run_dir, trouble.good_before) if self.ctx.is_chief else None)
         if choice is None:
             if self.ctx.is_chief:
                 log.warning("Cannot roll back at step %d: no complete checkpoint at or before step %d is left in %s "
@@ -171,14 +194,10 @@ def pick_checkpoint(run_dir: Optional[str], good_before: int) -> Optional[tuple[
     before ``good_before``, the best-scored one, else the newest."""
     if run_dir is None:
         return None
-    fs, prefix, candidates = list_checkpoints(run_dir)
-    best: Optional[tuple[tuple[float, int], str, int]] = None
-    for step, entry in candidates:  # newest first
-        if step > good_before or not is_complete(fs, entry):
-            continue
-        key = score_key(read_meta(prefix + entry))
-        rank = (float("-inf") if key is None else key, step)
-        if best is None or rank > best[0]:
-            best = (rank, prefix + entry, step)
-    return None if best is None else (best[1], best[2])
+    ranked = [(float("-inf") if score_key(score) is None else score_key(score), step, path)
+              for step, path, score in scored_checkpoints(run_dir) if step <= good_before]
+    if not ranked:
+        return None
+    _, step, path = max(ranked)
+    return path, step
 

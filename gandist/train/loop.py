@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import inspect
 import logging
-import tempfile
-import time
 from dataclasses import asdict
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from gandist import __version__
-from gandist.ckpt import NO_SCORE, SCORE_ATTRIBUTE, CheckpointError, score_key, write_checkpoint
-from gandist.collectives import all_reduce_max, check_identical_across_ranks, gather_objects
-from gandist.config import Config, ConfigError, Flips, PenaltyKind, TaskName, from_dict
+from gandist.collectives import all_reduce_max, check_identical_across_ranks
+from gandist.config import Config, Flips, PenaltyKind, TaskName
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
-from gandist.data.stream import epoch_loader
+from gandist.data.loader import epoch_loader
 from gandist.inference.evaluator import Evaluator
 from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
-from gandist.seeding import derive_seed, rng_state, seed_process, set_rng_state
-from gandist.tags import NOT_SCORES, SCORES, best_metric, describe, headline_tags
+from gandist.seeding import derive_seed, seed_process
+from gandist.tags import SCORES, best_metric, describe, headline_tags
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
+from gandist.train.checkpoints import checkpoint_score, resume, save_checkpoint
 from gandist.train.ckpt_schedule import CheckpointSchedule
-from gandist.train.collapse import CollapseWatch, Healing, Trouble
+from gandist.train.collapse import CollapseWatch, Healing
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
-from gandist.train.divergence import BadStepTracker, DivergenceError
+from gandist.train.divergence import BadStepTracker
 from gandist.train.ema import EmaUpdater, ema_beta
 from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
@@ -47,11 +44,7 @@ from gandist.urls import is_local
 
 log = logging.getLogger("gandist.train")
 
-# Keys of the config a checkpoint must agree on: the networks' shapes, and the labeled subset
-# the data cursors count in. (A shard set may move, so its URL is not one of them.)
-CHECKPOINT_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
-                   ("model", "g_width"), ("model", "g_refine"), ("model", "d_width"), ("model", "d_layers"),
-                   ("model", "d_arch"), ("model", "conditional"), ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
+
 
 
 def fit(cfg: Config, ctx: Context) -> TrainState:
@@ -115,7 +108,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         if ada is not None:
             ada.observe(result.stats["D/real_sign"])
             ada.maybe_adjust(state.step)
-        if not record_step(bad_steps, watch, state, result, last_ckpt, clock, ada):  # every rank agrees on a skip
+        if not watch.record_step(bad_steps, state, result, last_ckpt, clock, ada):  # every rank agrees on a skip
             stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
         state.images_seen += global_batch
         update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
@@ -137,7 +130,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
             if ctx.is_chief:
                 log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
             clock.heartbeat()
-            heal(watch, watch.observe_log(state.step, values), state, clock, ada)
+            watch.heal(watch.observe_log(state.step, values), state, clock, ada)
         if preview is not None and (state.step % t.image_every == 0 or done):
             monitor.image("samples", preview(state.G_ema), state.step)
         clock.charge("other")
@@ -147,7 +140,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
             metrics.update(scores)
             score = checkpoint_score(scores, score_tag, score_order, required=bool(t.keep_best or t.best_metric))
             clock.charge("evaluation")
-            if heal(watch, watch.observe_eval(state.step, score), state, clock, ada):
+            if watch.heal(watch.observe_eval(state.step, score), state, clock, ada):
                 score = None  # the score was the collapsed networks'; the ones now in place have none yet
         if schedule.due(state.step) or done or (t.keep_best and score is not None):
             if ada is not None:
@@ -182,27 +175,6 @@ def open_data(cfg: Config) -> tuple[Manifest, Optional[list[str]]]:
         check_unlabeled_fits(cfg, unlabeled)
         unlabeled.check_shards("train")
     return manifest, classes
-
-
-def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]]
-           ) -> tuple[Optional[int], dict[str, Any]]:
-    """Load the context's latest checkpoint into ``state`` (and this rank's RNGs, when the world
-    size is unchanged); return the step it resumed from (None for a fresh run) and the records
-    it carries beside the training state (the goodput ledger, the checkpoint schedule's)."""
-    payload = ctx.restore()
-    if payload is None:
-        if ctx.is_chief:
-            log.info("Starting a new run: no checkpoint found")
-        return None, {}
-    check_checkpoint_fits(cfg, payload, classes)
-    state.load_state_dict(payload["state"])
-    rngs = payload.get("rng") or []
-    if len(rngs) == ctx.world_size:
-        set_rng_state(rngs[ctx.rank])
-    if ctx.is_chief:
-        log.info("Resumed from checkpoint at step %d (epoch %d, batch %d of the epoch, %d images seen)",
-                 state.step, state.data.epoch, state.data.batch_in_epoch, state.images_seen)
-    return state.step, {key: payload.get(key) for key in ("ledger", "ckpt_schedule")}
 
 
 def wrap_networks(state: TrainState, ctx: Context) -> tuple[nn.Module, nn.Module]:
@@ -242,46 +214,6 @@ def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evalua
     return state
 
 
-def record_step(bad_steps: BadStepTracker, watch: CollapseWatch, state: TrainState, result: Any,
-                last_ckpt: Optional[int], clock: GoodputClock, ada: Any) -> bool:
-    """Account for the step just taken; True if it was skipped. Too many non-finite steps in a
-    row stop the run, unless a collapse rollback is left to heal it."""
-    try:
-        return bad_steps.record(state.step, result, last_ckpt)
-    except DivergenceError:
-        first_bad = state.step - bad_steps.in_a_row + 1
-        trouble = Trouble(f"{bad_steps.in_a_row} steps in a row (from step {first_bad}) had non-finite losses or "
-                          "gradients (trainer.max_bad_steps)", first_bad - 1)
-        if watch.roll_back(trouble, state, clock, ada) is None:
-            raise
-        bad_steps.in_a_row = 0
-        return True
-
-
-def heal(watch: CollapseWatch, trouble: Optional[Trouble], state: TrainState, clock: GoodputClock, ada: Any) -> bool:
-    """Roll back on a collapse, or warn when no rollback is left; True when it rolled back."""
-    if trouble is None:
-        return False
-    if watch.roll_back(trouble, state, clock, ada) is not None:
-        return True
-    watch.warn(state.step, trouble)
-    return False
-
-
-def checkpoint_score(scores: dict[str, float], tag: str, order: str, required: bool) -> Optional[dict[str, Any]]:
-    """The record that ranks a checkpoint taken after this evaluation, or None without a score.
-    A score this run never produces is a config mistake when it was asked for (``required``):
-    refused with the ones it has."""
-    if not scores or (tag not in scores and not required):
-        return None
-    if tag not in scores:
-        have = sorted(k for k in scores if k.startswith("eval/") and k not in NOT_SCORES)
-        raise ConfigError(f"trainer.best_metric={tag} is not among this run's evaluation scores ({', '.join(have)}); "
-                          "set trainer.best_metric to one of them")
-    value = float(scores[tag])
-    return None if value != value else {"metric": tag, "order": order, "value": value}  # NaN ranks nothing
-
-
 def remote_log_root(ctx: Context) -> Optional[str]:
     """Where rank 0's logs are copied to: the run directory, when it is not on this machine."""
     if ctx.log_dir is None or ctx.run_dir is None:
@@ -299,27 +231,6 @@ def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
                  "stays data.batch_size=%d, so the global batch is %d", ctx.world_size, t.num_workers,
                  cfg.data.batch_size, cfg.data.batch_size * ctx.world_size)
     adopt_layout(cfg, state.data, state.unlabeled, ctx.world_size, ctx.is_chief)
-
-
-def check_checkpoint_fits(cfg: Config, payload: dict[str, Any], classes: Optional[list[str]]) -> None:
-    """Say precisely what differs between a checkpoint and the config, instead of a state_dict error.
-
-    The saved config is rebuilt through the schema first: keys added since it was written
-    take their defaults, which are what such a checkpoint was trained with."""
-    saved = from_dict(payload["config"]).to_dict() if payload.get("config") else {}
-    current = cfg.to_dict()
-    diffs = []
-    for section, key in CHECKPOINT_KEYS:
-        old, new = saved.get(section, {}).get(key), current[section][key]
-        if old != new:
-            diffs.append(f"{section}.{key}: checkpoint {old!r}, config {new!r}")
-    if payload.get("classes") != classes:
-        diffs.append(f"classes: checkpoint {payload.get('classes')}, data {classes}")
-    if diffs:
-        raise CheckpointError(
-            f"the checkpoint of run {cfg.run.name!r} does not fit this config: " + "; ".join(diffs)
-            + ". Use the run's original settings, or a new run.name to start afresh."
-        )
 
 
 def make_penalty(cfg: Config, healing: Optional[Healing] = None) -> Optional[Penalty]:
@@ -391,40 +302,6 @@ def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Mod
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
         return DDP(module, device_ids=device_ids, forward_sync_buffers=broadcast_buffers)
     return DDP(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
-
-
-def save_checkpoint(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]],
-                    metrics: dict[str, float], resumed_from: Optional[int] = None,
-                    clock: Optional[GoodputClock] = None, schedule: Optional[CheckpointSchedule] = None,
-                    score: Optional[dict[str, Any]] = None, asynchronous: bool = False) -> dict[str, float]:
-    """Rank 0 writes the complete state into a temporary directory; every rank reports it
-    (the context persists and then removes the directory). ``score``: the evaluation at this
-    step that ranks the checkpoint (trainer.keep_best, --best). Returns how long training waited."""
-    began = time.perf_counter()
-    rngs = gather_objects(rng_state())
-    ckpt_dir = None
-    if ctx.is_chief:
-        ckpt_dir = tempfile.mkdtemp(prefix="gandist-ckpt-")
-        payload = {"state": state.state_dict(), "rng": rngs, "config": cfg.to_dict(),
-                   "classes": classes, "gandist_version": __version__,
-                   "ledger": clock.state_dict() if clock is not None else None,
-                   "ckpt_schedule": schedule.state_dict() if schedule is not None else None}
-        meta = {"step": state.step, "epoch": state.epoch, "images_seen": state.images_seen,
-                "resumed_from": resumed_from,  # the step this process started from (null: fresh)
-                "task": cfg.task.name, "arch": cfg.model.arch, "run": cfg.run.name, "score": score}
-        write_checkpoint(ckpt_dir, payload, meta)
-    written = time.perf_counter()
-    reported = {**metrics, "step": state.step}
-    if cfg.trainer.keep_best:  # what Ray Train ranks checkpoints by: higher is better
-        reported[SCORE_ATTRIBUTE] = NO_SCORE if score is None else score_key({"score": score})
-    ctx.report(reported, ckpt_dir, asynchronous=asynchronous)
-    ended = time.perf_counter()
-    timing = {"ckpt/stall_s": ended - began, "ckpt/write_s": written - began, "ckpt/persist_s": ended - written}
-    if ctx.is_chief:
-        how = "upload continues in the background" if asynchronous else f"persist {timing['ckpt/persist_s']:.2f} s"
-        log.info("Checkpoint at step %d: training waited %.2f s (write %.2f s, %s)",
-                 state.step, timing["ckpt/stall_s"], timing["ckpt/write_s"], how)
-    return timing
 
 
 def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 from gandist.config import Config, Semi, TaskName
 from gandist.data.manifest import Manifest
 from gandist.data.plan import Segment
-from gandist.data.stream import StreamLoader
+from gandist.data.loader import StreamLoader
 from gandist.data.subsets import Subset, label_split
 from gandist.seeding import derive_seed
 

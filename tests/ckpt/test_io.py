@@ -112,7 +112,7 @@ def test_pruning_after_each_checkpoint_never_drops_one_of_the_k_best(order):
     history: list[tuple[int, float | None]] = []
     for step in range(1, 60):
         value = None if step % 4 == 0 else round(rng.uniform(0, 1), 2)  # ties happen
-        key = score_key({"score": {"order": order, "value": value}}) if value is not None else None
+        key = score_key({"order": order, "value": value}) if value is not None else None
         kept[step] = key
         history.append((step, key))
         kept = {s: v for s, v in kept.items() if s in retained_steps(list(kept.items()), k, keep_recent=1)}

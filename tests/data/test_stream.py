@@ -6,7 +6,8 @@ import torch
 from gandist.data.manifest import ShardSetError
 from gandist.data.shards import write_shard_set
 from gandist.data.plan import rank_batch_order
-from gandist.data.stream import batches_per_epoch, epoch_loader
+from gandist.data.loader import epoch_loader
+from gandist.data.stream import batches_per_epoch
 from gandist.data.manifest import Manifest
 
 
@@ -181,7 +182,7 @@ def test_a_new_layout_mid_epoch_sees_every_unseen_sample_once(uneven, old, new):
 def test_one_loader_across_epochs_reads_what_a_fresh_loader_per_epoch_reads(
         uneven, world_size, batch_size, num_workers, skip, history):
     from gandist.data.plan import Segment
-    from gandist.data.stream import StreamLoader
+    from gandist.data.loader import StreamLoader
 
     # Resumed mid-epoch 2 (after layouts of its own when `history`), then whole epochs 3 and 4.
     earlier = [Segment(1, 4, 1, batches=history)] if history else []
@@ -205,10 +206,11 @@ def test_loader_workers_persist_across_epochs(uneven, monkeypatch):
     import os
 
     from gandist.data import stream
+    from gandist.data.loader import StreamLoader
 
     # Each batch says which process made it (the workers are forked with this patch in place).
     collate = stream.collate
     monkeypatch.setattr(stream, "collate", lambda samples: {**collate(samples), "pid": os.getpid()})
-    loader = stream.StreamLoader(uneven, batch_size=4, num_workers=2, epoch=0)
+    loader = StreamLoader(uneven, batch_size=4, num_workers=2, epoch=0)
     pids = [{b["pid"] for b in loader.epoch(epoch)} for epoch in range(3)]
     assert pids[0] == pids[1] == pids[2] and len(pids[0]) == 2 and os.getpid() not in pids[0]

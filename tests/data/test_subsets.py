@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gandist.data.manifest import Manifest
-from gandist.data.stream import epoch_loader
+from gandist.data.loader import epoch_loader
 from gandist.data.subsets import label_split
 from gandist.data.shards import write_shard_set
 

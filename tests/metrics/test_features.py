@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gandist.data.stream import epoch_loader
+from gandist.data.loader import epoch_loader
 from gandist.metrics.distance import Distances
 from gandist.metrics.features import RandConvFeatures, distance_tags, make_extractor
 

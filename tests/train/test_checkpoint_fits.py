@@ -5,7 +5,7 @@ import pytest
 
 from gandist.ckpt import CheckpointError
 from gandist.config import compose_config
-from gandist.train.loop import check_checkpoint_fits
+from gandist.train.checkpoints import check_checkpoint_fits
 
 CLASSES = ["background", "circle", "square", "triangle"]
 

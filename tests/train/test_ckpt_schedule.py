@@ -8,7 +8,7 @@ import os
 import pytest
 
 from helpers import local_cfg
-from gandist.config import ConfigError, absolutize, compose_config
+from gandist.config import ConfigError, compose_config
 from gandist.launchers.local import run_local
 from gandist.ledger import load_ledger
 from gandist.train.ckpt_schedule import CheckpointSchedule, young_daly_s

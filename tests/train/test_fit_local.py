@@ -9,7 +9,7 @@ import torch
 from helpers import local_cfg, run_logged, small_overrides
 from gandist.config import absolutize, compose_config
 from gandist.ckpt import find_latest_checkpoint, read_meta
-from gandist.data.stream import epoch_loader
+from gandist.data.loader import epoch_loader
 from gandist.launchers.local import run_local
 from gandist.train.state import TrainState
 from gandist.losses import gan_loss
