@@ -170,8 +170,12 @@ def run_losing_a_node(cluster: LocalCluster, data: str, name: str, replace: bool
     """Train 2 workers on 2 nodes for LOSS_STEPS; after the step-6 checkpoint kill the worker
     node, then (``replace``) start a new node. Returns the driver's output and the timings."""
     lost = max(cluster.nodes - {0})
+    # Synchronous uploads: the kill follows the "Checkpoint at step 6" line, which with the
+    # default asynchronous upload comes before the checkpoint is in the bucket (the node then
+    # dies mid-upload and the run rightly resumes from step 3).
     driver = Driver(cluster.command(0, train_argv(
-        data, name, f"trainer.max_steps={LOSS_STEPS}", "trainer.ckpt_every=3", "trainer.max_failures=3", "eval.every=100",
+        data, name, f"trainer.max_steps={LOSS_STEPS}", "trainer.ckpt_every=3", "trainer.async_checkpoint=false",
+        "trainer.max_failures=3", "eval.every=100",
         "trainer.image_every=100", f"launcher.ray_address={cluster.head_address}", "launcher.socket_ifname=eth0",
         *extra)), driver_env(cluster))
     deadline = time.monotonic() + 240
