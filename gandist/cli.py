@@ -103,7 +103,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
                                    shard_size=args.shard_size, size=args.size, seed=args.seed,
                                    layout=args.layout, classes=parse_classes(args.classes),
                                    direction=args.direction, strict=args.strict, workers=args.workers,
-                                   progress=progress)
+                                   pairs=args.pairs, target_mode=args.target_mode, progress=progress)
     dest = args.dest.rstrip("/")
     for split, info in manifest.splits.items():
         size = sum(s["bytes"] for s in info["shards"])
@@ -112,7 +112,9 @@ def cmd_shard(args: argparse.Namespace) -> int:
           f"image size {manifest.image_size}; "
           f"tasks: {', '.join(manifest.tasks)}")
     print(f"manifest: {dest}/manifest.json")
-    task = "segment" if "segment" in manifest.tasks else "generate"
+    if manifest.target_mode:
+        print(f"B images: {manifest.target_mode}")
+    task = next(t for t in ("segment", "translate", "generate") if t in manifest.tasks)
     print(f"train on it: gandist train task={task} data.url={dest} model.resolution={manifest.image_size}")
     return 0
 
@@ -156,10 +158,23 @@ def _device(name: str):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gandist.inference.saved_run import load_run, sample_generate, sample_segment, save_png
+    from gandist.inference.saved_run import (is_shard_set, load_run, sample_generate, sample_segment,
+                                             sample_translate, save_png, translate_folder)
 
     run = load_run(args.source, device=_device(args.device), best=args.best)
-    if run.cfg.task.name == "generate":
+    if run.cfg.task.name == "translate" and args.data and not is_shard_set(args.data):
+        if args.out.lower().endswith(".png"):
+            raise ValueError(f"--data {args.data} is a folder of A images: every one is translated, so --out "
+                             f"must be a folder, not {args.out}")
+        with ProgressLine("translating images") as progress:
+            count = translate_folder(run, args.data, args.out, progress=progress)
+        print(f"Wrote {count} B images translated by EMA G at step {run.step} from {run.checkpoint} to {args.out}")
+        return 0
+    if run.cfg.task.name == "translate":
+        data = args.data or run.cfg.data.url
+        image = sample_translate(run, args.n, data)
+        what = f"A | true B | generated B rows of EMA G on {data}"
+    elif run.cfg.task.name == "generate":
         image = sample_generate(run, args.n, args.seed)
         what = f"{args.n} samples of EMA G (seed {args.seed})"
     else:
@@ -227,8 +242,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gandist",
-        description="Distributed GAN training on Ray Train: image generation (DCGAN) and "
-                    "segmentation (a U-Net with an adversarial critic, or pix2pix), from WebDataset shards.",
+        description="Distributed GAN training on Ray Train: image generation (DCGAN, R3GAN), "
+                    "segmentation (a U-Net with an adversarial critic, or pix2pix) and image-to-image "
+                    "translation (pix2pix), from WebDataset shards.",
         epilog="Typical use: gandist shard builtin:shapes runs/data/shapes, then "
                "gandist train task=segment data.url=runs/data/shapes run.name=first. "
                "Each command has its own --help.",
@@ -261,9 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
                                palette PNGs of class ids, or colour masks), matched by name;
                                needs --classes
                  pix2pix       files holding A and B side by side (A left); with --direction
-                               AtoB, A is the image and B a colour mask, mapped to class ids
-                               by the nearest colour in --classes (lines `name R G B`)
-                 auto          masks when PATH has images/ and masks/, else images (default)
+                               AtoB, A is the input image and B a colour mask, mapped to class
+                               ids by the nearest colour in --classes (lines `name R G B`);
+                               with --pairs image, B stays an image (task=translate)
+                 pairs         PATH/A/<name>.* and PATH/B/<name>.*, matched by name: image
+                               pairs for task=translate (--direction BtoA swaps them)
+                 auto          masks when PATH has images/ and masks/, pairs when it has
+                               A/ and B/, else images (default)
+            builtin:shapes --pairs image writes label-map/photo pairs for task=translate: A is
+            the mask drawn as a coloured label map (background black, circle red, square green,
+            triangle yellow), B the photo; the mask is kept, for eval.segmenter.
             Every image is scaled so its short side is --size, then centre-cropped (masks with
             nearest neighbour). An unusable input file is named, skipped and counted, or stops
             the ingest with --strict. Shards are written in parallel; manifest.json comes last.
@@ -279,13 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed for generation and splits (default 0)")
-    p.add_argument("--layout", default="auto", choices=["auto", "images", "classes", "masks", "pix2pix"],
+    p.add_argument("--layout", default="auto", choices=["auto", "images", "classes", "masks", "pix2pix", "pairs"],
                    help="how a folder SOURCE is organised (default auto)")
     p.add_argument("--classes", default=None,
                    help="class names, comma-separated or a file with one per line (`name` or "
                         "`name R G B` for colour masks), class 0 first")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
-                   help="pix2pix layout: AtoB = left half is the image, right half the mask (default)")
+                   help="pairs: AtoB = A (the left half, or A/) is the input, B the target (default)")
+    p.add_argument("--pairs", default=None, choices=["mask", "image"],
+                   help="what B of a pair becomes: mask (class ids by --classes colours, task=segment; the "
+                        "pix2pix layout's default) or image (task=translate; the pairs layout's)")
+    p.add_argument("--target-mode", default="RGB", choices=["RGB", "L", "RGBA"],
+                   help="--pairs image: B's channels, RGB (default), L (greyscale) or RGBA")
     p.add_argument("--strict", action="store_true", help="stop at the first unusable input file")
     p.add_argument("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)")
     p.add_argument("--if-missing", action="store_true",
@@ -335,15 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
-        "sample", help="write a PNG grid of EMA G's samples (generate) or predictions (segment)",
+        "sample", help="write a PNG grid of EMA G's samples (generate), predictions (segment) or translations; "
+                       "translate a folder of images",
         description="Load EMA G from a checkpoint (a run directory means its latest checkpoint; s3:// "
                     "and other fsspec URLs work) and write a grid: generated images from fixed noise, "
-                    "or input | target | prediction rows (input | prediction for a folder of images).",
+                    "or input | target | prediction rows (input | prediction for a folder of images). "
+                    "task=translate with --data FOLDER of A images: every image is translated and written "
+                    "to the folder --out as <name>.png (B at the model's resolution).",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--n", type=int, default=64, help="images in the grid (default 64)")
-    p.add_argument("--out", default="grid.png", help="PNG path or fsspec URL (default grid.png)")
-    p.add_argument("--data", default=None, help="segment: a shard set or a folder of images "
+    p.add_argument("--out", default="grid.png", help="PNG path or fsspec URL (default grid.png); translate "
+                   "with a folder --data: the folder the B images go to")
+    p.add_argument("--data", default=None, help="segment, translate: a shard set or a folder of images "
                    "(default: the run's data.url, held-out split)")
     p.add_argument("--seed", type=int, default=0, help="generate: noise seed (default 0)")
     p.add_argument("--best", action="store_true", help=BEST_HELP)
@@ -351,14 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
-        "evaluate", help="score EMA G of a checkpoint: FID/KID or the offline distances; mIoU",
+        "evaluate", help="score EMA G of a checkpoint: FID/KID or the offline distances; mIoU; L1/PSNR/SSIM",
         description="Evaluate EMA G of a checkpoint (a run directory means its latest) exactly as "
                     "training does: generate -> Frechet and kernel distances on eval.features "
                     "(randconv offline, or inception with eval.inception_weights=PATH); segment -> "
-                    "per-class IoU, mIoU, pixel accuracy on the held-out split. Prints a table and "
-                    "writes JSON.",
+                    "per-class IoU, mIoU, pixel accuracy on the held-out split; translate -> L1, PSNR, "
+                    "SSIM against the true B, the distances of the generated B, and with "
+                    "eval.segmenter=RUN the segmenter's mIoU on them. Prints a table and writes JSON.",
         epilog="Overrides: data.url=..., data.eval_split=..., eval.samples=..., eval.batches=..., "
-               "eval.features=..., eval.inception_weights=... (the model comes from the checkpoint).",
+               "eval.features=..., eval.inception_weights=..., eval.segmenter=... (the model comes from the "
+               "checkpoint).",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="data.* and eval.* overrides")

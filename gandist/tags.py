@@ -11,11 +11,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "loss/D": ("D", ".3f"),
     "loss/G": ("G", ".3f"),
     "loss/G_seg": ("seg", ".3f"),  # segment: the supervised loss (unweighted, as every loss/G_<term>)
+    "loss/G_l1": ("L1", ".3f"),  # translate: G's L1 to the true B, in [-1, 1] pixel units
     "D/real": ("D(real)", ".3f"),
     "D/fake": ("D(fake)", ".3f"),
     "eval/miou": ("held-out mIoU", ".4g"),
     "eval/pixel_accuracy": ("pixel accuracy", ".4g"),
     "eval/miou_all_background": ("all-background mIoU", ".4g"),  # the score of predicting background everywhere
+    "eval/l1": ("held-out L1", ".4g"),  # translate: mean |generated B - true B|, pixels in [0, 1]
+    "eval/psnr": ("PSNR", ".4g"),  # dB, data range 1
+    "eval/ssim": ("SSIM", ".4g"),
+    "eval/seg_miou": ("seg mIoU", ".4g"),  # eval.segmenter's mIoU on the generated B (FCN-score)
+    "eval/seg_miou_real": ("seg mIoU on true B", ".4g"),  # ... and on the true B: the ceiling
     "eval/fid": ("FID", ".4g"),
     "eval/kid": ("KID", ".4g"),
     "eval/fd_randconv": ("FD(randconv)", ".4g"),
@@ -35,8 +41,9 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 # What each console line shows, in order (tags a run lacks are left out).
-PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "D/real", "D/fake", "goodput/fraction")
-SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
+PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "loss/G_l1", "D/real", "D/fake", "goodput/fraction")
+SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou",
+          "eval/seg_miou_real", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
           "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv",
           "eval/fd_shapes", "eval/kd_shapes", "eval/precision_shapes", "eval/recall_shapes",
           "eval/modes", "eval/modes_real", "eval/mode_kl")
@@ -44,9 +51,11 @@ SUMMARY = SCORES + ("eval/miou_all_background", "goodput/fraction")
 
 
 # Which way each evaluation score is better, by tag or tag family (eval/fd_shapes, eval/iou/<class>).
-HIGHER_IS_BETTER = ("eval/miou", "eval/pixel_accuracy", "eval/precision", "eval/recall", "eval/modes", "eval/iou")
-LOWER_IS_BETTER = ("eval/fid", "eval/kid", "eval/fd", "eval/kd", "eval/mode_kl")
-NOT_SCORES = ("eval/modes_real", "eval/miou_all_background", "eval/time_s")  # figures, not a model's quality
+HIGHER_IS_BETTER = ("eval/miou", "eval/pixel_accuracy", "eval/precision", "eval/recall", "eval/modes", "eval/iou",
+                    "eval/psnr", "eval/ssim", "eval/seg_miou", "eval/seg_pixel_accuracy")
+LOWER_IS_BETTER = ("eval/fid", "eval/kid", "eval/fd", "eval/kd", "eval/mode_kl", "eval/l1")
+NOT_SCORES = ("eval/modes_real", "eval/miou_all_background", "eval/time_s", "eval/seg_miou_real",
+              "eval/seg_pixel_accuracy_real")  # figures, not a model's quality
 
 
 def score_order(tag: str) -> str:
@@ -65,18 +74,31 @@ def score_order(tag: str) -> str:
 
 
 SEGMENT_SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/iou")
+TRANSLATE_SCORES = ("eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou", "eval/seg_pixel_accuracy")
 
 
 def check_score_fits(cfg: Config, tag: str) -> None:
-    """ValueError unless this run's evaluation produces ``tag``: segment scores for segment, and
-    for generate the distances on eval.features (eval/fid, eval/kid, ... are inception's)."""
+    """ValueError unless this run's evaluation produces ``tag``: segment scores for segment, the
+    pair scores for translate (eval/seg_* with eval.segmenter), and for generate and translate
+    the distances on eval.features (eval/fid, eval/kid, ... are inception's)."""
     segment_tag = any(tag == p or tag.startswith(p + "/") for p in SEGMENT_SCORES)
     if cfg.task.name == TaskName.segment:
         if not segment_tag:
             raise ValueError(f"task=segment is scored by {', '.join(SEGMENT_SCORES)} (and eval/iou/<class>), not {tag}")
         return
     if segment_tag:
-        raise ValueError(f"{tag} scores task=segment; task=generate has {headline_score(cfg)} and its kin")
+        raise ValueError(f"{tag} scores task=segment; task={cfg.task.name} has {headline_score(cfg)} and its kin")
+    if tag in TRANSLATE_SCORES:
+        if cfg.task.name != TaskName.translate:
+            raise ValueError(f"{tag} scores task=translate; task={cfg.task.name} has {headline_score(cfg)} and its kin")
+        if tag.startswith("eval/seg_") and not cfg.eval.segmenter:
+            raise ValueError(f"{tag} needs eval.segmenter=<a segment run trained on the B images>; or use "
+                             f"{headline_score(cfg)}")
+        return
+    generation_only = ("eval/modes", "eval/mode_kl", "eval/precision", "eval/recall")
+    if cfg.task.name == TaskName.translate and any(tag == p or tag.startswith(p + "_") for p in generation_only):
+        raise ValueError(f"{tag} is a generation score; task=translate has {', '.join(TRANSLATE_SCORES)} and "
+                         f"{headline_score(cfg)}")
     features = tag.rsplit("_", 1)[1] if tag.rsplit("/", 1)[-1].count("_") else None
     if tag in ("eval/modes", "eval/mode_kl"):
         features = Features.shapes.value
@@ -113,7 +135,11 @@ def headline_tags(cfg: Config) -> list[str]:
     tags = ["loss/D", "loss/G", "D/real", "D/fake", "perf/images_per_s"]
     if cfg.task.name == TaskName.segment:
         return tags + ["loss/G_seg", "eval/miou", "eval/pixel_accuracy"]
+    if cfg.task.name == TaskName.translate:
+        tags += ["loss/G_l1", "eval/l1", "eval/psnr", "eval/ssim"] + (["eval/seg_miou"] if cfg.eval.segmenter else [])
     if cfg.eval.features == Features.inception:
         return tags + ["eval/fid", "eval/kid"]
     tags += [f"eval/fd_{cfg.eval.features}", f"eval/kd_{cfg.eval.features}"]
+    if cfg.task.name == TaskName.translate:
+        return tags
     return tags + (["eval/modes", "eval/mode_kl"] if cfg.eval.features == Features.shapes else [])

@@ -18,7 +18,8 @@ class ConfigError(ValueError):
 
 
 # The architectures each task trains; the first is its default (configs/task/<task>.yaml).
-ARCHS_FOR_TASK = {TaskName.generate: (Arch.dcgan, Arch.r3gan), TaskName.segment: (Arch.unet, Arch.pix2pix)}
+ARCHS_FOR_TASK = {TaskName.generate: (Arch.dcgan, Arch.r3gan), TaskName.segment: (Arch.unet, Arch.pix2pix),
+                  TaskName.translate: (Arch.pix2pix, Arch.unet)}
 SEGMENTERS = ARCHS_FOR_TASK[TaskName.segment]
 
 
@@ -37,7 +38,7 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
 
 def check_task(cfg: Config) -> None:
     t = cfg.task
-    _positive(t, "task", "seg_weight", "adv_weight", "semi_weight", "adv_unlabeled_weight", "gamma", allow_zero=True)
+    _positive(t, "task", "seg_weight", "adv_weight", "l1_weight", "semi_weight", "adv_unlabeled_weight", "gamma", allow_zero=True)
     _positive(t, "task", "penalty_every", "ada_kimg", "ada_interval")
     _fraction("task.semi_start", t.semi_start)
     if t.semi_threshold is not None:
@@ -64,14 +65,17 @@ def check_task(cfg: Config) -> None:
         if not -1 < t.ada_target < 1:
             raise ConfigError(f"task.ada_target={t.ada_target} must be in (-1, 1): r_t is a mean of signs "
                               "(StyleGAN2-ADA uses 0.6)")
-    if t.loss == LossName.rpgan and t.name != TaskName.generate:
-        raise ConfigError(f"task.loss=rpgan pairs each real image with a generated one and is for task=generate; "
-                          f"task={t.name} uses task.loss=nonsat, hinge or lsgan")
+    if t.loss == LossName.rpgan and t.name == TaskName.segment:
+        raise ConfigError("task.loss=rpgan pairs each real image with a generated one (task=generate or translate); "
+                          "task=segment uses task.loss=nonsat, hinge or lsgan")
     if not 0 < t.scaling_tau <= 1:
         raise ConfigError(f"task.scaling_tau={t.scaling_tau} must be in (0, 1]")
     if t.name == TaskName.segment and t.seg_weight == 0 and t.adv_weight == 0:
         raise ConfigError("task.seg_weight=0 and task.adv_weight=0 leave G nothing to learn from; "
                           "set task.seg_weight=1 (supervised) and/or task.adv_weight>0 (adversarial)")
+    if t.name == TaskName.translate and t.l1_weight == 0 and t.adv_weight == 0:
+        raise ConfigError("task.l1_weight=0 and task.adv_weight=0 leave G nothing to learn from; set "
+                          "task.l1_weight=100 (pix2pix) and/or task.adv_weight>0")
 
 
 def check_model(cfg: Config) -> None:
@@ -162,6 +166,9 @@ def check_eval(cfg: Config) -> None:
         raise ConfigError("eval.features=inception needs eval.inception_weights=PATH to the FID Inception weights "
                           "(pt_inception-2015-12-05-6726825d.pth, copied to the machine; gandist downloads "
                           "nothing), or use eval.features=randconv")
+    if cfg.eval.segmenter and cfg.task.name != TaskName.translate:
+        raise ConfigError(f"eval.segmenter={cfg.eval.segmenter} scores translated images (task=translate); "
+                          f"task={cfg.task.name} has its own scores: set eval.segmenter=null")
 
 
 def check_run(cfg: Config) -> None:

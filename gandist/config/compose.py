@@ -213,4 +213,6 @@ def absolutize(cfg: Config) -> Config:
     if cfg.data.unlabeled_url:
         cfg.data.unlabeled_url = absolute(cfg.data.unlabeled_url)
     cfg.run.storage = absolute(cfg.run.storage)
+    if cfg.eval.segmenter:
+        cfg.eval.segmenter = absolute(cfg.eval.segmenter)
     return cfg

@@ -26,6 +26,7 @@ class Choice(str, enum.Enum):
 class TaskName(Choice):
     generate = "generate"
     segment = "segment"
+    translate = "translate"
 
 
 class LossName(Choice):
@@ -117,9 +118,10 @@ def doc(default: Any, help: str) -> Any:
 
 @dataclass
 class TaskConfig:
-    name: TaskName = doc(TaskName.generate, "what to train: generate (noise to image) | segment (image to class mask)")
+    name: TaskName = doc(TaskName.generate, "what to train: generate (noise to image) | segment (image to class mask) | "
+                         "translate (image A to image B, pix2pix)")
     loss: LossName = doc(LossName.nonsat, "adversarial loss: nonsat (non-saturating) | hinge | lsgan (least squares) | "
-                         "rpgan (relativistic pairing, R3GAN; generate only)")
+                         "rpgan (relativistic pairing, R3GAN; generate and translate)")
     gamma: float = doc(0.0, "weight of the zero-centred gradient penalties on D, (gamma / 2) x (R1 on reals + R2 on "
                        "fakes); 0 = off (R3GAN at 32 pixels: 0.05)")
     gamma_final: Optional[float] = doc(None, "task.gamma decays to this by trainer.max_steps on a cosine (R3GAN: a "
@@ -141,8 +143,10 @@ class TaskConfig:
     seg_loss: SegLoss = doc(SegLoss.ce, "segment: G's supervised loss: ce (cross-entropy) | ce_dice (cross-entropy + "
                             "soft Dice) | l1 (L1 between class probabilities and one-hot masks, pix2pix)")
     seg_weight: float = doc(1.0, "segment: weight of task.seg_loss in G's loss")
-    adv_weight: float = doc(0.01, "segment: weight of the adversarial term in G's loss (0 = supervised only, "
-                            "D not trained)")
+    adv_weight: float = doc(0.01, "segment, translate: weight of the adversarial term in G's loss (0 = supervised "
+                            "only, D not trained)")
+    l1_weight: float = doc(100.0, "translate: weight of the L1 distance between G's image and the true B in G's loss "
+                           "(pix2pix: 100; 0 = adversarial only)")
     d_input: DInput = doc(DInput.softmax, "segment: how D sees class maps: softmax (one-hot real, predicted "
                           "probabilities) | scaling (Luc et al.: real one-hot softened towards the prediction) | "
                           "product (each class map times the image)")
@@ -164,8 +168,8 @@ class TaskConfig:
 @dataclass
 class ModelConfig:
     arch: Arch = doc(Arch.dcgan, "network pair: dcgan (generate) | r3gan (generate: R3GAN's normalization-free "
-                    "ResNeXt G and D) | unet (segment: Ronneberger's U-Net of 3x3 "
-                    "conv blocks + the pix2pix D) | pix2pix (segment: pix2pix's U-Net + PatchGAN D)")
+                    "ResNeXt G and D) | unet (segment, translate: Ronneberger's U-Net of "
+                    "3x3 conv blocks + the pix2pix D) | pix2pix (segment, translate: pix2pix's U-Net + PatchGAN D)")
     resolution: int = doc(64, "image side in pixels; must equal the shard set's image_size")
     z_dim: int = doc(128, "generate: length of the noise vector")
     g_width: int = doc(64, "generator base channel count")
@@ -264,15 +268,19 @@ class TrainerConfig:
 @dataclass
 class EvalConfig:
     every: int = doc(250, "steps between evaluations of EMA G (also at the end), split across all workers")
-    batches: int = doc(16, "segment: held-out batches evaluated per worker (0 = the whole split)")
+    batches: int = doc(16, "segment, translate: held-out batches evaluated per worker (0 = the whole split)")
     samples: int = doc(1024, "generate: images generated per evaluation, compared with as many real held-out images")
-    features: Features = doc(Features.randconv, "generate: feature extractor for the distances: randconv (offline, fixed random "
+    features: Features = doc(Features.randconv, "generate, translate: feature extractor for the distances: randconv (offline, fixed random "
                         "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "
                         "eval.inception_weights) | shapes (builtin:shapes only: a judge trained on the shapes, "
                         "tags eval/fd_shapes ..., and mode coverage eval/modes, eval/mode_kl)")
     inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (pytorch-fid) or "
                                            "weights-inception-2015-12-05-6726825d.pth (torch-fidelity): the standard "
                                            "FID Inception weights; never downloaded")
+    segmenter: Optional[str] = doc(None, "translate: a gandist segment run directory or checkpoint trained on the "
+                                   "B images of the same data (e.g. builtin:shapes): it segments every generated B, "
+                                   "scored against the true mask (eval/seg_miou, the pix2pix paper's FCN-score; "
+                                   "eval/seg_miou_real on the true B); null = not scored")
 
 
 @dataclass

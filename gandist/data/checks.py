@@ -10,7 +10,8 @@ from gandist.data.manifest import Manifest
 
 def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
     """Refuse a shard set that cannot train this config; return its classes: the mask classes
-    (segment) or the label classes G and D are conditioned on (model.conditional)."""
+    (segment), the label classes G and D are conditioned on (model.conditional), or the bands
+    of the B images (translate: ["R", "G", "B"] for RGB)."""
     url = cfg.data.url
     if manifest.image_size != cfg.model.resolution:
         raise ConfigError(
@@ -18,11 +19,17 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
             f"model.resolution={cfg.model.resolution}; set model.resolution={manifest.image_size} "
             f"or write the shards again with --size {cfg.model.resolution}"
         )
-    if cfg.task.name == TaskName.generate and cfg.eval.features == "shapes" and manifest.source != "builtin:shapes":
+    if cfg.task.name != TaskName.segment and cfg.eval.features == "shapes" and manifest.source != "builtin:shapes":
         raise ConfigError(
             f"eval.features=shapes judges builtin:shapes images, but the shard set at data.url={url} was written "
             f"from {manifest.source}; use eval.features=randconv (offline) or inception")
+    if cfg.task.name == TaskName.translate:
+        return check_pairs_fit(cfg, manifest)
     if cfg.task.name == TaskName.segment:
+        if manifest.target_mode:
+            raise ConfigError(
+                f"the shard set at data.url={url} holds translation pairs (its inputs are not photos, e.g. label "
+                f"maps); use task=translate on it, or for task=segment shard {manifest.source} without --pairs")
         if not manifest.has_masks or not manifest.classes:
             raise ConfigError(
                 f"task=segment needs masks, but the shard set at data.url={url} has none "
@@ -42,6 +49,21 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
                 "builtin:shapes or builtin:digits, or set model.conditional=false")
         return list(manifest.labels)
     return None
+
+
+def check_pairs_fit(cfg: Config, manifest: Manifest) -> list[str]:
+    """task=translate: the shard set must hold B images (and masks, for eval.segmenter)."""
+    url = cfg.data.url
+    if not manifest.target_mode:
+        raise ConfigError(
+            f"task=translate needs image pairs, but the shard set at data.url={url} holds no B images (it was "
+            f"written from {manifest.source} for {', '.join(manifest.tasks)}); write one with `gandist shard "
+            "--layout pairs` (A/ and B/ folders), `--layout pix2pix --pairs image`, or `builtin:shapes --pairs image`")
+    if cfg.eval.segmenter and not (manifest.has_masks and manifest.classes):
+        raise ConfigError(
+            f"eval.segmenter={cfg.eval.segmenter} is scored against true masks, but the shard set at data.url={url} "
+            "has none; set eval.segmenter=null (builtin:shapes --pairs image keeps its masks)")
+    return list(manifest.target_mode)
 
 
 def check_unlabeled_fits(cfg: Config, unlabeled: Manifest) -> None:

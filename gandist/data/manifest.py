@@ -33,6 +33,7 @@ class Manifest:
     splits: dict[str, dict[str, Any]]  # split -> {"samples": n, "shards": [{name, samples, bytes, sha256}]}
     seed: int = 0
     labels: Optional[list[str]] = None  # whole-image classes of the samples' labels ("cls"); None: no labels
+    target_mode: Optional[str] = None  # translation pairs: B's PIL mode ("target.png"); None: no B images
     format: str = FORMAT
     version: int = 1
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -11,6 +11,9 @@ import numpy as np
 from gandist.seeding import derive_seed
 
 CLASSES = ("background", "circle", "square", "triangle")
+# The colour of each class in a label map (--pairs image): black background, then the first
+# colours of gandist's grid palette.
+LABEL_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25]], dtype=np.uint8)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:

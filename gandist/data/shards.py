@@ -49,6 +49,8 @@ def encode(sample: Sample) -> dict:
         record["mask.png"] = png_bytes(sample.mask)
     if sample.label is not None:
         record["cls"] = str(sample.label).encode()
+    if sample.target is not None:
+        record["target.png"] = png_bytes(sample.target)
     return record
 
 
@@ -76,6 +78,7 @@ def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = Non
                     heldout: Optional[int] = None, shard_size: int = 1000, size: int = 64,
                     seed: int = 0, layout: str = "auto", classes: Optional[ClassList] = None,
                     direction: str = "AtoB", strict: bool = False, workers: Optional[int] = None,
+                    pairs: Optional[str] = None, target_mode: str = "RGB",
                     progress: Optional[Callable[[int, int], None]] = None) -> Manifest:
     """Write ``source_spec`` as shards under ``dest`` (local path or fsspec URL).
 
@@ -93,7 +96,7 @@ def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = Non
         raise ShardSetError(f"{dest} already holds a shard set ({MANIFEST} exists); "
                             "choose another DEST or delete that one first")
     source = open_source(source_spec, size=size, seed=seed, layout=layout, classes=classes,
-                         direction=direction, strict=strict)
+                         direction=direction, strict=strict, pairs=pairs, target_mode=target_mode)
     plan = source.plan(samples, heldout)
     if not plan["train"]:
         raise ValueError(f"{source_spec} gives no training samples; ask for --samples of 1 or more")
@@ -124,6 +127,7 @@ def write_shard_set(source_spec: str, dest: str, *, samples: Optional[int] = Non
         log.warning("skipped %d unusable input file(s); --strict stops at the first instead", source.skipped)
     info = source.info
     manifest = Manifest(source=info.name, image_size=size, classes=info.classes, has_masks=info.has_masks,
-                        tasks=info.tasks, splits=splits, seed=seed, labels=info.labels, url=dest)
+                        tasks=info.tasks, splits=splits, seed=seed, labels=info.labels, target_mode=info.target_mode,
+                        url=dest)
     manifest.save(dest)
     return manifest

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from gandist.data.shapes import CLASSES as SHAPE_CLASSES
-from gandist.data.shapes import dominant_shape, render_shapes
+from gandist.data.shapes import LABEL_COLOURS, dominant_shape, render_shapes
 from gandist.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Sample:
     image: np.ndarray  # uint8 [H, W, 3]
     mask: Optional[np.ndarray] = None  # uint8 [H, W] class ids
     label: Optional[int] = None  # whole-image class
+    target: Optional[np.ndarray] = None  # uint8 [H, W] or [H, W, C]: image B of a translation pair
 
 
 @dataclass
@@ -40,8 +41,9 @@ class SourceInfo:
     name: str
     classes: Optional[list[str]]
     has_masks: bool
-    tasks: list[str]  # what a shard set of this source can train: "generate", "segment"
+    tasks: list[str]  # what a shard set of this source can train: "generate", "segment", "translate"
     labels: Optional[list[str]] = None  # names of the whole-image classes its samples carry, if any
+    target_mode: Optional[str] = None  # translation pairs: B's PIL mode (RGB, L, RGBA); None: no B images
 
 
 def default_heldout(total: int) -> int:
@@ -84,8 +86,19 @@ class Source:
 
 
 class ShapesSource(Source):
-    info = SourceInfo("builtin:shapes", list(SHAPE_CLASSES), True, ["generate", "segment"],
-                      labels=list(SHAPE_CLASSES[1:]))
+    """builtin:shapes. With ``pairs="image"``, translation pairs: A is the mask drawn as a
+    coloured label map (``LABEL_COLOURS``), B the photo (``direction="BtoA"``: the other way);
+    the mask and label are kept, for scores such as segmenting the translated images."""
+
+    def __init__(self, size: int, seed: int, pairs: Optional[str] = None, direction: str = "AtoB") -> None:
+        super().__init__(size, seed)
+        if pairs not in (None, "image"):
+            raise ValueError(f"--pairs {pairs} does not apply to builtin:shapes, which has masks already; "
+                             "use --pairs image for label-map/photo pairs, or leave --pairs out")
+        self.pairs, self.direction = pairs, direction
+        classes, labels = list(SHAPE_CLASSES), list(SHAPE_CLASSES[1:])
+        self.info = (SourceInfo("builtin:shapes", classes, True, ["translate"], labels=labels, target_mode="RGB")
+                     if pairs else SourceInfo("builtin:shapes", classes, True, ["generate", "segment"], labels=labels))
 
     def plan(self, samples, heldout):
         n = SHAPES_DEFAULT_SAMPLES if samples is None else samples
@@ -96,7 +109,11 @@ class ShapesSource(Source):
         # Held-out samples come from their own seed, so they never repeat a training sample.
         seed = self.seed if split == "train" else derive_seed(self.seed, "heldout")
         image, mask = render_shapes(item, seed, self.size)
-        return Sample(key=f"{split}_{index:08d}", image=image, mask=mask, label=dominant_shape(mask))
+        sample = Sample(key=f"{split}_{index:08d}", image=image, mask=mask, label=dominant_shape(mask))
+        if self.pairs:
+            label_map = LABEL_COLOURS[mask]
+            sample.image, sample.target = (label_map, image) if self.direction == "AtoB" else (image, label_map)
+        return sample
 
 
 def _split_finite(source: Source, items: list[Any], samples: Optional[int],
@@ -140,8 +157,10 @@ class DigitsSource(Source):
         return Sample(key=f"{split}_{index:08d}", image=np.stack([big] * 3, axis=-1), mask=mask, label=label)
 
 
-LAYOUTS = ("auto", "images", "classes", "masks", "pix2pix")
+LAYOUTS = ("auto", "images", "classes", "masks", "pix2pix", "pairs")
 DIRECTIONS = ("AtoB", "BtoA")
+PAIRS = ("mask", "image")  # what B of a pair becomes: class ids (segment) or an image (translate)
+TARGET_MODES = ("RGB", "L", "RGBA")  # B's channels when it stays an image
 
 
 class SourceError(ValueError):
@@ -309,20 +328,31 @@ def parse_classes(value: Optional[str]) -> Optional[ClassList]:
     return ClassList(names, np.array(colours) if colours else None)
 
 
+def check_pairs(pairs: str, direction: str, target_mode: str) -> None:
+    if pairs not in PAIRS:
+        raise ValueError(f"--pairs {pairs!r} is not one of {', '.join(PAIRS)}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    if target_mode not in TARGET_MODES:
+        raise ValueError(f"--target-mode {target_mode!r} is not one of {', '.join(TARGET_MODES)}")
+
+
 class Pix2PixSource(FolderSource):
     """pix2pix paired files: A and B side by side (A left). The input side stays an image; the
-    other is a colour-coded mask, turned into class ids by the nearest --classes colour."""
+    other is, with ``pairs="mask"``, a colour-coded mask turned into class ids by the nearest
+    --classes colour (segment), or with ``pairs="image"`` an image in ``target_mode`` (translate)."""
 
     def __init__(self, url: str, size: int, seed: int, classes: Optional[ClassList], direction: str,
-                 strict: bool = False) -> None:
-        if direction not in DIRECTIONS:
-            raise ValueError(f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-        if classes is None or classes.colours is None:
+                 strict: bool = False, pairs: str = "mask", target_mode: str = "RGB") -> None:
+        check_pairs(pairs, direction, target_mode)
+        if pairs == "mask" and (classes is None or classes.colours is None):
             raise ValueError("--layout pix2pix turns the mask half into class ids by colour: give --classes "
-                             "a file with one line `name R G B` per class, class 0 first")
-        self.classes, self.direction = classes, direction
+                             "a file with one line `name R G B` per class, class 0 first; or keep B as an "
+                             "image with --pairs image (task=translate)")
+        self.classes, self.direction, self.pairs, self.target_mode = classes, direction, pairs, target_mode
         super().__init__(url, size, seed, strict)
-        self.info = SourceInfo(url, classes.names, True, ["generate", "segment"])
+        self.info = (SourceInfo(url, None, False, ["translate"], target_mode=target_mode) if pairs == "image"
+                     else SourceInfo(url, classes.names, True, ["generate", "segment"]))
 
     def make(self, key, item):
         pair = self.read(item).convert("RGB")
@@ -331,18 +361,61 @@ class Pix2PixSource(FolderSource):
             raise ValueError(f"{item} is {w} px wide; a pix2pix pair must be two equal halves side by side")
         a, b = pair.crop((0, 0, w // 2, h)), pair.crop((w // 2, 0, w, h))
         image, target = (a, b) if self.direction == "AtoB" else (b, a)
+        if self.pairs == "image":
+            return pair_sample(key, image, target, self.size, self.target_mode)
         mask = self.classes.ids_from_colours(np.asarray(fit_square(target, self.size, Image.NEAREST)))
         return Sample(key=key, image=np.asarray(fit_square(image, self.size)), mask=mask)
 
 
+def pair_sample(key: str, image: Image.Image, target: Image.Image, size: int, target_mode: str) -> Sample:
+    """A translation pair, A as RGB and B in ``target_mode``, each resized by the stated rule."""
+    return Sample(key=key, image=np.asarray(fit_square(image.convert("RGB"), size)),
+                  target=np.asarray(fit_square(target.convert(target_mode), size)))
+
+
+class PairFolderSource(FolderSource):
+    """root/A/<name>.* with root/B/<name>.*: translation pairs matched by file stem (--direction
+    BtoA reads B as the input). The two images of a pair may differ in size: each is resized."""
+
+    def __init__(self, url: str, size: int, seed: int, direction: str, strict: bool = False,
+                 target_mode: str = "RGB") -> None:
+        check_pairs("image", direction, target_mode)
+        self.direction, self.target_mode = direction, target_mode
+        super().__init__(url, size, seed, strict)
+        self.info = SourceInfo(url, None, False, ["translate"], target_mode=target_mode)
+
+    def find_items(self) -> list[Any]:
+        b_files = {_stem(p): p for p in self.images_under(f"{self.root}/B")}
+        pairs, unmatched = [], []
+        for path in self.images_under(f"{self.root}/A"):
+            if _stem(path) in b_files:
+                pairs.append((path, b_files[_stem(path)]))
+            else:
+                unmatched.append(path)
+        if unmatched:
+            log.warning("%d A image(s) without a B image of the same name are left out, e.g. %s",
+                        len(unmatched), unmatched[0])
+        if not pairs and not self.fs.isdir(f"{self.root}/A"):
+            raise ValueError(f"--layout pairs reads {self.url}/A/<name> and {self.url}/B/<name>; {self.url} "
+                             "has no A/ folder")
+        return pairs
+
+    def make(self, key, item):
+        a, b = self.read(item[0]), self.read(item[1])
+        image, target = (a, b) if self.direction == "AtoB" else (b, a)
+        return pair_sample(key, image, target, self.size, self.target_mode)
+
+
 def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto",
                 classes: Optional[ClassList | list[str]] = None, direction: str = "AtoB",
-                strict: bool = False) -> Source:
+                strict: bool = False, pairs: Optional[str] = None, target_mode: str = "RGB") -> Source:
     """``builtin:shapes``, ``builtin:digits``, or a folder (path or fsspec URL) in a ``layout``.
 
     Layouts: images (any depth, generation), classes (root/<class>/...), masks (images/ and
-    masks/ matched by stem), pix2pix (A|B pairs, one half a colour mask); auto picks masks
-    when both folders exist, else images.
+    masks/ matched by stem), pix2pix (A|B pairs in one file; B a colour mask, or with
+    ``pairs="image"`` an image), pairs (A/ and B/ matched by stem, B an image); auto picks masks
+    when images/ and masks/ exist, pairs when A/ and B/ do, else images. ``pairs="image"`` on
+    builtin:shapes gives label-map/photo pairs.
     """
     if isinstance(classes, list):
         classes = ClassList(classes)
@@ -350,19 +423,33 @@ def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto
         raise ValueError(f"--size {size} is too small; use 8 or more (e.g. 32 or 64)")
     if layout not in LAYOUTS:
         raise ValueError(f"--layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if pairs is not None and pairs not in PAIRS:
+        raise ValueError(f"--pairs {pairs!r} is not one of {', '.join(PAIRS)}")
     if spec == "builtin:shapes":
-        return ShapesSource(size, seed)
+        if direction not in DIRECTIONS:
+            raise ValueError(f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+        return ShapesSource(size, seed, pairs, direction)
     if spec == "builtin:digits":
+        if pairs is not None:
+            raise ValueError("--pairs does not apply to builtin:digits; use builtin:shapes --pairs image")
         return DigitsSource(size, seed)
     if spec.startswith("builtin:"):
         raise ValueError(f"unknown builtin source {spec!r}; use builtin:shapes or builtin:digits")
     if layout == "auto":
         fs, root = fsspec.core.url_to_fs(spec)
-        layout = "masks" if fs.isdir(f"{root}/images") and fs.isdir(f"{root}/masks") else "images"
+        layout = ("masks" if fs.isdir(f"{root}/images") and fs.isdir(f"{root}/masks") else
+                  "pairs" if fs.isdir(f"{root}/A") and fs.isdir(f"{root}/B") else "images")
+    if pairs is not None and layout not in ("pix2pix", "pairs"):
+        raise ValueError(f"--pairs {pairs} is for --layout pix2pix or pairs (or builtin:shapes), not {layout}")
     if layout == "masks":
         return MaskFolderSource(spec, size, seed, classes, strict)
     if layout == "classes":
         return ClassFolderSource(spec, size, seed, strict)
     if layout == "pix2pix":
-        return Pix2PixSource(spec, size, seed, classes, direction, strict)
+        return Pix2PixSource(spec, size, seed, classes, direction, strict, pairs or "mask", target_mode)
+    if layout == "pairs":
+        if pairs == "mask":
+            raise ValueError("--layout pairs keeps B as an image (task=translate); for masks use --layout masks "
+                             "(images/ and masks/)")
+        return PairFolderSource(spec, size, seed, direction, strict, target_mode)
     return FolderSource(spec, size, seed, strict)

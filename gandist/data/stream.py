@@ -221,12 +221,16 @@ def decode(sample: dict, with_masks: bool) -> dict[str, Any]:
         out["mask"] = torch.from_numpy(np.asarray(Image.open(io.BytesIO(sample["mask.png"]))).astype(np.int64))
     if "cls" in sample:
         out["label"] = torch.tensor(int(sample["cls"]))
+    if "target.png" in sample:  # image B of a translation pair, [C, H, W] in [-1, 1] like the image
+        target = np.asarray(Image.open(io.BytesIO(sample["target.png"])))
+        target = target[..., None] if target.ndim == 2 else target
+        out["target"] = torch.from_numpy(target.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
     return out
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {"key": [s["key"] for s in samples]}
-    for name in ("image", "mask", "label"):
+    for name in ("image", "mask", "label", "target"):
         if name in samples[0]:
             batch[name] = torch.stack([s[name] for s in samples])
     return batch

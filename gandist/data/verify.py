@@ -20,6 +20,8 @@ def summary(manifest: Manifest) -> list[str]:
         f"labels    : {', '.join(manifest.labels) if manifest.labels else '(none)'}",
         f"image size: {manifest.image_size} x {manifest.image_size}",
     ]
+    if manifest.target_mode:
+        lines.append(f"B images  : {manifest.target_mode} ({len(manifest.target_mode)} channels), A is the input")
     for split, info in manifest.splits.items():
         size = sum(int(s["bytes"]) for s in info["shards"])
         lines.append(f"{split:<10}: {info['samples']} samples in {len(info['shards'])} shards, {size / 1e6:.1f} MB")

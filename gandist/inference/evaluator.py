@@ -6,6 +6,10 @@ of the held-out split. The real side is extracted once per process and kept. A c
 generates each real image's class, so the class mix is the data's, and the Fréchet distance
 is also given per class.
 segment: per-class IoU, mIoU and pixel accuracy of the predicted masks on the held-out split.
+translate: on held-out pairs, L1, PSNR and SSIM of each generated B against its true B, the
+distances between the generated and the true B images' features, and with eval.segmenter the
+mIoU of a gandist segmenter on the generated B against the true masks (the pix2pix paper's
+FCN-score), beside its mIoU on the true B (the ceiling).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from gandist.config import Config
+from gandist.config import Config, ConfigError, TaskName
+from gandist.inference.grids import as_rgb
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
 from gandist.metrics.distance import Distances
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.precision_recall import precision_recall
+from gandist.metrics.translation import PAIR_SCORES, pair_scores
 from gandist.metrics.shapes_judge import mode_scores
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
@@ -54,12 +60,14 @@ class Evaluator:
         self.real: Optional[tuple[Distances, Tensor]] = None
         self.real_labels: Optional[Tensor] = None  # conditional: the classes of the real side
         self.real_modes: Optional[Tensor] = None  # eval.features=shapes: the judge's modes of the real side
+        self.segmenter: Optional[nn.Module] = None  # translate, eval.segmenter: its EMA G
+        self.real_seg: Optional[Tensor] = None  # ... and its confusion matrix on the true B images
 
     def _pick_split(self) -> Optional[str]:
         split = self.cfg.data.eval_split
         if split in self.manifest.splits and self.manifest.samples(split) >= self.world_size:
             return split
-        if self.cfg.task.name == "generate" and self.manifest.samples("train") >= 2 * self.world_size:
+        if self.cfg.task.name == TaskName.generate and self.manifest.samples("train") >= 2 * self.world_size:
             if self.rank == 0:
                 log.warning("The shard set has no %r split with at least %d samples: generation is compared "
                             "with training images", split, self.world_size)
@@ -74,7 +82,9 @@ class Evaluator:
             return {}
         began = time.perf_counter()
         with torch.no_grad():
-            scores = self._generate(G_ema) if self.cfg.task.name == "generate" else self._segment(G_ema)
+            task = self.cfg.task.name
+            scores = (self._generate(G_ema) if task == TaskName.generate else
+                      self._translate(G_ema) if task == TaskName.translate else self._segment(G_ema))
         scores["eval/time_s"] = time.perf_counter() - began
         return scores
 
@@ -102,6 +112,87 @@ class Evaluator:
         all_background[:, 0] = conf.sum(dim=1)
         out["eval/miou_all_background"] = segmentation_scores(all_background)["miou"]
         return out
+
+    # -- translate ---------------------------------------------------------------------------
+    def _translate(self, G_ema: nn.Module) -> dict[str, float]:
+        """Every rank its share of the held-out pairs (eval.batches of them, 0 = all); the true
+        B's features and segmentation once per process, as they do not change."""
+        samples = self.manifest.samples(self.split)
+        batch_size = max(1, min(self.cfg.data.batch_size, samples // self.world_size))
+        segmenter = self._segmenter()
+        loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
+                              world_size=self.world_size, num_workers=0, epoch=0, seed=self.cfg.trainer.seed,
+                              shuffle=False, with_masks=segmenter is not None)
+        first = self.real is None
+        if first:
+            self.extractor = make_extractor(self.cfg.eval.features, self.cfg.eval.inception_weights, self.device)
+        num_classes = len(self.manifest.classes or [])
+        sums = torch.zeros(len(PAIR_SCORES) + 1, dtype=torch.float64, device=self.device)  # and the count
+        conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=self.device)
+        real_conf = torch.zeros_like(conf)
+        fake_feats, real_feats = [], []
+        for i, batch in enumerate(loader):
+            if self.cfg.eval.batches and i >= self.cfg.eval.batches:
+                break
+            image, target = batch["image"].to(self.device), batch["target"].to(self.device)
+            fake = G_ema(image).float().clamp(-1, 1)  # as a saved image would be
+            scores = pair_scores((fake + 1) / 2, (target + 1) / 2)
+            sums += torch.cat([scores.sum(0).double(), torch.tensor([scores.shape[0]], dtype=torch.float64,
+                                                                  device=self.device)])
+            fake_feats.append(self._features(as_rgb(fake)))
+            if first:
+                real_feats.append(self._features(as_rgb(target)))
+            if segmenter is not None:
+                mask = batch["mask"].to(self.device)
+                conf += confusion_matrix(segmenter(as_rgb(fake)).argmax(dim=1), mask, num_classes)
+                if first:
+                    real_conf += confusion_matrix(segmenter(as_rgb(target)).argmax(dim=1), mask, num_classes)
+        sums = all_reduce_sum(sums).cpu()
+        count = max(1.0, float(sums[-1]))
+        out = {f"eval/{name}": float(sums[k]) / count for k, name in enumerate(PAIR_SCORES)}
+        if segmenter is not None:
+            if first:
+                self.real_seg = all_reduce_sum(real_conf).cpu()
+            seg, real_seg = segmentation_scores(all_reduce_sum(conf).cpu()), segmentation_scores(self.real_seg)
+            out.update({"eval/seg_miou": seg["miou"], "eval/seg_pixel_accuracy": seg["pixel_accuracy"],
+                        "eval/seg_miou_real": real_seg["miou"],
+                        "eval/seg_pixel_accuracy_real": real_seg["pixel_accuracy"]})
+        dim = self.extractor.dim
+        fake = gather_rows(torch.cat(fake_feats) if fake_feats else torch.zeros(0, dim)).to(self.device)
+        if first:
+            real = gather_rows(torch.cat(real_feats) if real_feats else torch.zeros(0, dim)).to(self.device)
+            self.real = (Distances(real), real)
+        distances: dict[str, float] = {}
+        if self.rank == 0:
+            fd_tag, kd_tag = distance_tags(self.extractor)
+            try:
+                distances = dict(zip((fd_tag, kd_tag), self.real[0](fake)))
+            except ValueError as e:  # a diverged EMA G: report it, do not end the run here
+                log.warning("Evaluation: %s", e)
+                distances = {fd_tag: float("nan"), kd_tag: float("nan")}
+        return {**out, **broadcast_object(distances)}
+
+    def _segmenter(self) -> Optional[nn.Module]:
+        """eval.segmenter's EMA G (a gandist segment checkpoint), once per process; refused
+        unless it segments this shard set's classes at its resolution."""
+        if not self.cfg.eval.segmenter or self.segmenter is not None:
+            return self.segmenter
+        from gandist.inference.saved_run import load_run
+
+        run = load_run(self.cfg.eval.segmenter, device=self.device)
+        wanted = self.manifest.classes
+        if run.cfg.task.name != TaskName.segment or run.classes != wanted:
+            raise ConfigError(f"eval.segmenter={self.cfg.eval.segmenter} is a task={run.cfg.task.name} run with "
+                              f"classes {run.classes}; it must be a task=segment run on the classes {wanted} of "
+                              f"data.url={self.cfg.data.url} (e.g. trained on its source's photos)")
+        if run.cfg.model.resolution != self.manifest.image_size:
+            raise ConfigError(f"eval.segmenter={self.cfg.eval.segmenter} takes {run.cfg.model.resolution}-pixel "
+                              f"images, data.url={self.cfg.data.url} holds {self.manifest.image_size}-pixel ones; "
+                              "train the segmenter at the same size")
+        if self.rank == 0:
+            log.info("Evaluation: generated B images segmented by %s (step %d)", run.checkpoint, run.step)
+        self.segmenter = run.G_ema
+        return self.segmenter
 
     # -- generate ----------------------------------------------------------------------------
     def _features(self, images: Tensor, modes: Optional[list[Tensor]] = None) -> Tensor:

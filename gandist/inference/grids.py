@@ -1,4 +1,5 @@
-"""Image grids for TensorBoard: sample grids (generate), input | target | prediction (segment)."""
+"""Image grids for TensorBoard: sample grids (generate), input | target | prediction (segment,
+translate)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def segment_triplets(image: Tensor, target: Tensor, pred: Tensor,
     if not classes:
         return body
     return torch.cat([legend(classes, body.shape[2]), body], dim=1)
+
+
+def as_rgb(images: Tensor) -> Tensor:
+    """[N, C, H, W] images of 1 (grey), 3 or 4 (RGBA: alpha dropped) channels as RGB."""
+    c = images.shape[1]
+    return images.expand(-1, 3, -1, -1) if c == 1 else images[:, :3]
+
+
+def translate_triplets(image: Tensor, target: Tensor, fake: Tensor) -> Tensor:
+    """One row per pair: A | true B | generated B (all in [-1, 1])."""
+    rows = torch.stack([to_unit(as_rgb(image)).cpu(), to_unit(as_rgb(target)).cpu(), to_unit(as_rgb(fake)).cpu()],
+                       dim=1)
+    return grid(rows.flatten(0, 1), nrow=3)
 
 
 def class_grid(G: torch.nn.Module, z: Tensor, classes: Sequence[str], batch: int = 64) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import fsspec
 import numpy as np
@@ -14,7 +14,7 @@ from torch import nn
 
 from gandist.ckpt import load_checkpoint, read_meta, resolve_checkpoint
 from gandist.config import Config, ConfigError, TaskName, compose_saved
-from gandist.inference.grids import class_grid, colorize, grid, legend, segment_triplets, to_unit
+from gandist.inference.grids import class_grid, colorize, grid, legend, segment_triplets, to_unit, translate_triplets
 from gandist.models.factory import build_networks
 from gandist.seeding import derive_seed
 
@@ -74,9 +74,8 @@ def sample_segment(run: Loaded, n: int, data: str) -> torch.Tensor:
     from gandist.data.manifest import Manifest
     from gandist.data.loader import epoch_loader
 
-    fs, root = fsspec.core.url_to_fs(data)
     device = next(run.G_ema.parameters()).device
-    if fs.exists(f"{root.rstrip('/')}/manifest.json"):
+    if is_shard_set(data):
         manifest = Manifest.load(data)
         split = run.cfg.data.eval_split if run.cfg.data.eval_split in manifest.splits else "train"
         count = min(n, manifest.samples(split))
@@ -96,24 +95,89 @@ def sample_segment(run: Loaded, n: int, data: str) -> torch.Tensor:
     return body
 
 
-def read_folder(url: str, n: int, size: int) -> torch.Tensor:
-    """The first ``n`` images (sorted by path) under a folder, resized as the shard writer does."""
-    from PIL import Image
+def is_shard_set(url: str) -> bool:
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs.exists(f"{root.rstrip('/')}/manifest.json")
 
-    from gandist.data.sources import IMAGE_EXTENSIONS, fit_square
+
+def folder_images(url: str) -> list[str]:
+    """The images under a folder (any depth), sorted by path."""
+    from gandist.data.sources import IMAGE_EXTENSIONS
 
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.isdir(root):
         raise FileNotFoundError(f"--data {url} is neither a shard set (no manifest.json) nor a folder of images")
-    paths = sorted(p for p in fs.find(root) if p.lower().endswith(IMAGE_EXTENSIONS))[:n]
+    paths = sorted(p for p in fs.find(root) if p.lower().endswith(IMAGE_EXTENSIONS))
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under --data {url}")
+    return paths
+
+
+def load_images(fs, paths: Sequence[str], size: int) -> torch.Tensor:
+    """Images at ``paths`` as a [N, 3, size, size] batch in [-1, 1], resized as the shard writer does."""
+    from PIL import Image
+
+    from gandist.data.sources import fit_square
+
     tensors = []
     for path in paths:
         with fs.open(path, "rb") as f:
             image = fit_square(Image.open(io.BytesIO(f.read())).convert("RGB"), size)
         tensors.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 127.5 - 1)
     return torch.stack(tensors)
+
+
+def read_folder(url: str, n: int, size: int) -> torch.Tensor:
+    """The first ``n`` images (sorted by path) under a folder, resized as the shard writer does."""
+    fs, _ = fsspec.core.url_to_fs(url)
+    return load_images(fs, folder_images(url)[:n], size)
+
+
+@torch.no_grad()
+def sample_translate(run: Loaded, n: int, data: str) -> torch.Tensor:
+    """A | true B | generated B rows from a shard set of pairs (its held-out split when it has one)."""
+    from gandist.data.manifest import Manifest
+    from gandist.data.loader import epoch_loader
+
+    manifest = Manifest.load(data)
+    if not manifest.target_mode:
+        raise ValueError(f"--data {data} holds no image pairs (written for {', '.join(manifest.tasks)}); give a "
+                         "shard set written with --pairs image, or a folder of A images")
+    split = run.cfg.data.eval_split if run.cfg.data.eval_split in manifest.splits else "train"
+    batch = next(iter(epoch_loader(data, split=split, batch_size=min(n, manifest.samples(split)), num_workers=0,
+                                   shuffle=False, with_masks=False)))
+    device = next(run.G_ema.parameters()).device
+    return translate_triplets(batch["image"], batch["target"], run.G_ema(batch["image"].to(device)).cpu())
+
+
+@torch.no_grad()
+def translate_folder(run: Loaded, data: str, out: str, batch: int = 16,
+                     progress: Optional[Callable[[int, int], None]] = None) -> int:
+    """Every image under the folder ``data`` (A) translated by EMA G, written as
+    ``out``/<its path under data, as .png> (B at model.resolution). Returns how many."""
+    from PIL import Image
+
+    fs, root = fsspec.core.url_to_fs(data)
+    paths = folder_images(data)
+    device = next(run.G_ema.parameters()).device
+    out = out.rstrip("/")
+    out_fs, out_root = fsspec.core.url_to_fs(out)
+    for start in range(0, len(paths), batch):
+        chunk = paths[start:start + batch]
+        fake = run.G_ema(load_images(fs, chunk, run.cfg.model.resolution).to(device)).float().cpu()
+        pixels = ((fake.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        for path, image in zip(chunk, pixels):
+            relative = path[len(root.rstrip("/")) + 1:].rsplit(".", 1)[0] + ".png"
+            target = f"{out_root}/{relative}"
+            out_fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            buffer = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(image[..., 0] if image.shape[-1] == 1 else image)).save(
+                buffer, format="PNG")
+            with out_fs.open(target, "wb") as f:
+                f.write(buffer.getvalue())
+        if progress:
+            progress(start + len(chunk), len(paths))
+    return len(paths)
 
 
 def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
@@ -127,6 +191,9 @@ def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
     if run.cfg.task.name == TaskName.segment and classes != run.classes:
         raise ConfigError(f"data.url={run.cfg.data.url} has classes {classes} but the checkpoint was trained on "
                           f"{run.classes}; evaluate on a shard set with the same classes")
+    if run.cfg.task.name == TaskName.translate and classes != run.classes:
+        raise ConfigError(f"data.url={run.cfg.data.url} holds {''.join(classes)} B images but the checkpoint draws "
+                          f"{''.join(run.classes or [])} ones; evaluate on pairs with the same B mode")
     return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gandist.config import Arch, Config, DArch
+from gandist.config import Arch, Config, DArch, TaskName
 from gandist.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gandist.models import d_inputs
@@ -18,7 +18,8 @@ from gandist.seeding import derive_seed
 
 def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]:
     """Generator and discriminator for the configured architecture (same init on every rank).
-    ``num_classes``: a segmenter's classes, or the labels a conditional G and D take."""
+    ``num_classes``: a segmenter's classes, the labels a conditional G and D take, or the
+    channels of a translator's B images (the length of its "classes", the bands of B's mode)."""
     m = cfg.model
     torch.manual_seed(derive_seed(cfg.trainer.seed, "init"))
     if m.arch in (Arch.dcgan, Arch.r3gan):
@@ -33,13 +34,18 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
             D = R3GANDiscriminator(resolution=m.resolution, width=m.d_width, **shape)
         if m.conditional:
             G, D = ConditionalGenerator(G, num_classes, m.z_dim), ProjectionDiscriminator(D, num_classes)
-    else:  # a segmenter and the pix2pix discriminators
+    else:  # a segmenter or translator, and the pix2pix discriminators
+        translate = cfg.task.name == TaskName.translate  # G draws images, D sees (A, B) pairs
         if m.arch == Arch.unet:
-            G = UNet(in_channels=3, out_channels=num_classes, resolution=m.resolution, width=m.g_width)
+            G = UNet(in_channels=3, out_channels=num_classes, resolution=m.resolution, width=m.g_width,
+                     tanh=translate)
         else:
             G = UNetGenerator(in_channels=3, out_channels=num_classes, resolution=m.resolution,
-                              width=m.g_width, dropout=m.dropout, refine=m.g_refine)
-        d_in = d_inputs.channels(str(cfg.task.d_input), num_classes, cfg.task.d_image)
+                              width=m.g_width, dropout=m.dropout, refine=m.g_refine, tanh=translate)
+        if translate:
+            d_in = 3 + num_classes
+        else:
+            d_in = d_inputs.channels(str(cfg.task.d_input), num_classes, cfg.task.d_image)
         if m.d_arch == DArch.pixel:  # its own classifier is one more stride-2 layer
             D = PixelDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers + 1)
         else:

@@ -17,7 +17,8 @@ class UNetGenerator(nn.Module):
 
     log2(R) stride-2 levels take the input down to 1x1; each decoder level is concatenated
     with the encoder features of the same size, which carry the fine detail the bottleneck loses.
-    No output activation: the caller picks it (softmax over classes for segmentation).
+    No output activation unless ``tanh`` (images in [-1, 1], for translation): a segmenter's
+    caller takes the softmax over classes.
 
     ``refine`` > 0 replaces the last transposed conv's output with ``refine`` feature channels
     and adds a head at full resolution: a 3x3 conv over [those features, the input image] and a
@@ -26,8 +27,9 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 4, resolution: int = 64, width: int = 64,
-                 dropout: float = 0.5, refine: int = 0) -> None:
+                 dropout: float = 0.5, refine: int = 0, tanh: bool = False) -> None:
         super().__init__()
+        self.tanh = tanh
         is_pow2 = resolution > 0 and resolution & (resolution - 1) == 0
         if not (is_pow2 and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION):
             raise ValueError(f"U-Net resolution must be a power of two in "
@@ -83,7 +85,7 @@ class UNetGenerator(nn.Module):
                 x = torch.cat([x, skips.pop()], dim=1)
         if self.head is not None:
             x = self.head["refine"](torch.cat([self.head["features"](x), image], dim=1))
-        return x
+        return torch.tanh(x) if self.tanh else x
 
 
 class PatchDiscriminator(nn.Module):

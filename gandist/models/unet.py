@@ -34,8 +34,10 @@ class UNet(nn.Module):
     network trained by cross-entropy learns faster from it.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 4, resolution: int = 64, width: int = 16) -> None:
+    def __init__(self, in_channels: int = 3, out_channels: int = 4, resolution: int = 64, width: int = 16,
+                 tanh: bool = False) -> None:
         super().__init__()
+        self.tanh = tanh  # images in [-1, 1] (translation) instead of class logits
         step = 2**LEVELS
         if resolution < step or resolution % step:
             raise ValueError(f"U-Net resolution must be a positive multiple of {step} (it is max-pooled "
@@ -61,4 +63,5 @@ class UNet(nn.Module):
         return bottleneck, x, self.classify(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.trace(x)[2]
+        out = self.trace(x)[2]
+        return torch.tanh(out) if self.tanh else out

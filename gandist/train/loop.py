@@ -17,7 +17,7 @@ from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
 from gandist.inference.evaluator import Evaluator
-from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit
+from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit, translate_triplets
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, seed_process
@@ -39,7 +39,7 @@ from gandist.train.schedule import apply_lr, beta2_at, gamma_at
 from gandist.train.state import TrainState
 from gandist.train.streams import adopt_layout, training_batches
 from gandist.train.stats import Stats
-from gandist.train.tasks import SEMI_THRESHOLDS, GenerateTask, SegmentTask, Task
+from gandist.train.tasks import SEMI_THRESHOLDS, GenerateTask, SegmentTask, Task, TranslateTask
 from gandist.urls import is_local
 
 log = logging.getLogger("gandist.train")
@@ -285,6 +285,8 @@ def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = No
     if cfg.task.name == TaskName.generate:
         return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional)
     t = cfg.task
+    if t.name == TaskName.translate:
+        return TranslateTask(l1_weight=t.l1_weight, adv_weight=t.adv_weight)
     semi = str(t.semi)
     threshold = t.semi_threshold if t.semi_threshold is not None else SEMI_THRESHOLDS.get(semi, 0.0)
     return SegmentTask(num_classes, seg_loss=str(t.seg_loss), seg_weight=t.seg_weight, adv_weight=t.adv_weight,
@@ -327,6 +329,8 @@ def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
 
     @torch.no_grad()
     def triplets(G_ema: nn.Module) -> torch.Tensor:
+        if task.name == TaskName.translate:
+            return translate_triplets(fixed["image"], fixed["target"], G_ema(fixed["image"]))
         pred = G_ema(fixed["image"]).argmax(dim=1)
         return segment_triplets(fixed["image"], fixed["mask"], pred, manifest.classes)
 

@@ -180,6 +180,40 @@ class SegmentTask:
         return terms, semi.semi_stats(labels, selected, confidence, batch["unlabeled"].get("known_mask"))
 
 
+class TranslateTask:
+    """Image A to image B (pix2pix): G draws B from A; D judges (A, B) pairs, the true B against
+    G's; G's loss is ``adv_weight`` x the adversarial term + ``l1_weight`` x L1 to the true B."""
+
+    name = "translate"
+
+    def __init__(self, l1_weight: float = 100.0, adv_weight: float = 1.0) -> None:
+        self.l1_weight, self.adv_weight = l1_weight, adv_weight
+
+    def g_input(self, batch: Batch) -> Tensor:
+        return batch["image"]
+
+    def fake(self, G: nn.Module, g_in: Tensor) -> Tensor:
+        return G(g_in)
+
+    def d_args(self, batch: Batch) -> tuple[Tensor, ...]:
+        return ()
+
+    def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
+        return torch.cat([batch["image"], fake.to(batch["image"].dtype)], dim=1)
+
+    def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
+        return torch.cat([batch["image"], batch["target"]], dim=1)
+
+    def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor], gan: GANLoss,
+                 real_logits: Optional[Tensor] = None) -> tuple[Terms, dict[str, StatValue]]:
+        terms: Terms = {}
+        if self.l1_weight != 0:
+            terms["l1"] = (self.l1_weight, losses.l1(fake.float(), batch["target"].float()))
+        if d_logits is not None:
+            terms["adv"] = (self.adv_weight, gan.g(d_logits, real_logits))
+        return terms, {}
+
+
 def _ce(task: SegmentTask, batch: Batch, logits: Tensor) -> Tensor:
     return losses.cross_entropy(logits, batch["mask"])
 
