@@ -50,6 +50,17 @@ def shapes_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def shapes_pairs_url(tmp_path_factory) -> str:
+    """The same images as ``shapes_url`` as translation pairs (builtin:shapes --pairs image):
+    A the label map, B the photo, masks kept."""
+    from gandist.data.shards import write_shard_set
+
+    dest = str(tmp_path_factory.mktemp("data") / "pairs32")
+    write_shard_set("builtin:shapes", dest, samples=64, heldout=16, shard_size=24, size=32, seed=0, pairs="image")
+    return dest
+
+
+@pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API server (moto in server mode) on 127.0.0.1, found through the AWS variables.
 

@@ -67,7 +67,6 @@ def test_shard_set_with_other_classes_is_refused(shapes_url, tmp_path, capsys):
     ("trainer.eval_every=5", "eval.every=5", "every: 5"),
     ("dist.launcher=local", "launcher.name=local", "name: local"),
     ("dist.socket_ifname=eth0", "launcher.socket_ifname=eth0", "socket_ifname: eth0"),
-    ("task.l1_weight=50", "task.seg_weight=50", "seg_weight: 50"),
 ])
 def test_renamed_key_still_works_with_a_note_naming_its_new_place(old, new, shown, capsys):
     assert main(["train", "--dry-run", old, "trainer.num_workers=1"]) == 0

@@ -10,7 +10,8 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import AUGMENT_OPS, Arch, Config, DArch, Features, LauncherName, LossName, Semi, TaskName
+from gandist.config.schema import (AUGMENT_OPS, Arch, Config, DArch, Features, LauncherName, LossName, Semi, TaskConfig,
+                                   TaskName)
 
 
 class ConfigError(ValueError):
@@ -73,6 +74,10 @@ def check_task(cfg: Config) -> None:
     if t.name == TaskName.segment and t.seg_weight == 0 and t.adv_weight == 0:
         raise ConfigError("task.seg_weight=0 and task.adv_weight=0 leave G nothing to learn from; "
                           "set task.seg_weight=1 (supervised) and/or task.adv_weight>0 (adversarial)")
+    if t.name != TaskName.translate and t.l1_weight != TaskConfig().l1_weight:
+        raise ConfigError(f"task.l1_weight={t.l1_weight} weighs translate's L1 term; task={t.name} does not use it"
+                          + (" (segment's L1 loss is task.seg_loss=l1 with task.seg_weight)" if t.name == TaskName.segment
+                             else ""))
     if t.name == TaskName.translate and t.l1_weight == 0 and t.adv_weight == 0:
         raise ConfigError("task.l1_weight=0 and task.adv_weight=0 leave G nothing to learn from; set "
                           "task.l1_weight=100 (pix2pix) and/or task.adv_weight>0")

@@ -35,7 +35,6 @@ RENAMED = {
     "dist.ray_address": "launcher.ray_address",
     "dist.backend": "launcher.backend",
     "dist.socket_ifname": "launcher.socket_ifname",
-    "task.l1_weight": "task.seg_weight",
 }
 
 _resources = ExitStack()  # keeps an extracted config tree alive (zip installs) until exit
@@ -64,10 +63,12 @@ def upgrade(data: dict) -> dict:
     """A config dict from an older gandist, with renamed keys moved to their new place."""
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     task = data.get("task")
-    if isinstance(task, dict) and "l1_weight" in task:
-        # Saved before task.seg_loss existed, when segment meant pix2pix's L1 + adversarial term.
+    if isinstance(task, dict) and "l1_weight" in task and "seg_weight" not in task and task.get("name") != "translate":
+        # Saved before task.seg_loss existed, when segment meant pix2pix's L1 + adversarial term and
+        # task.l1_weight was its weight (now task.seg_weight; task.l1_weight is translate's).
         task.setdefault("seg_loss", "l1")
         task.setdefault("adv_weight", 1.0)
+        task["seg_weight"] = task.pop("l1_weight")
     for old, new in RENAMED.items():
         (old_sec, old_key), (new_sec, new_key) = old.split("."), new.split(".")
         if isinstance(data.get(old_sec), dict) and old_key in data[old_sec]:
