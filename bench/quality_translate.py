@@ -3,8 +3,8 @@ L1-only baseline for the same wall time, translating builtin:shapes label maps t
 
 The data is `gandist shard builtin:shapes --pairs image` at 32x32 (A: the mask as a coloured
 label map, B: the photo); the same images as plain shards train the segmenter that scores
-the translations (eval.segmenter: gandist's own U-Net segment recipe, trained once here for
---seg-steps steps). Every run is one process on this machine, batch 32, pix2pix's U-Net and
+the translations (eval.segmenter: the `make demo` segment recipe, gandist's U-Net, trained
+once here for --seg-steps steps in one process). Every run is one process on this machine, batch 32, pix2pix's U-Net and
 PatchGAN at --width channels; each run gets as many steps as fit in --minutes of training (a
 short calibration run measures its step time; evaluation time not counted).
 
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=4096, help="training pairs")
     parser.add_argument("--heldout", type=int, default=512, help="held-out pairs scored at each evaluation")
     parser.add_argument("--width", type=int, default=32, help="model.g_width and model.d_width")
-    parser.add_argument("--seg-steps", type=int, default=600, help="steps of the segmenter that scores the photos")
+    parser.add_argument("--seg-steps", type=int, default=500, help="steps of the segmenter that scores the photos")
     parser.add_argument("--evals", type=int, default=4, help="evaluations per run (the last at the end)")
     parser.add_argument("--calibrate", type=int, default=20, help="steps of each calibration run")
     parser.add_argument("--only", default=",".join(RUNS), help="comma-separated subset of " + ", ".join(RUNS))
@@ -74,9 +74,9 @@ def main() -> int:
         for url, extra in ((photos, {}), (pairs, {"pairs": "image"})):  # the same images, seed 0
             write_shard_set("builtin:shapes", url, samples=args.samples, heldout=args.heldout, shard_size=512,
                             size=32, seed=0, **extra)
-        segmenter = run_local(absolutize(compose_config([
-            "task=segment", "model.resolution=32", "data.batch_size=32", "data.loader_workers=0",
-            "launcher.name=local", "trainer.num_workers=1", f"data.url={photos}", f"run.storage={tmp}/runs",
+        segmenter = run_local(absolutize(compose_config([  # the `make demo` recipe, in one process
+            "task=segment", "trainer=demo", "launcher.name=local", "trainer.num_workers=1", f"data.url={photos}",
+            f"run.storage={tmp}/runs",
             "run.name=segmenter", f"trainer.max_steps={args.seg_steps}", f"trainer.ckpt_every={args.seg_steps}",
             f"eval.every={args.seg_steps}", "eval.batches=0", "trainer.log_every=100"])))
         seg_miou = segmenter.metrics["eval/miou"]

@@ -41,6 +41,10 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
                 f"{list(manifest.classes)}; fix data.classes, or point data.url at the right shard set"
             )
         return list(manifest.classes)
+    if "generate" not in manifest.tasks:
+        raise ConfigError(
+            f"the shard set at data.url={url} was written for task={' or task='.join(manifest.tasks)} (its images "
+            "are the inputs of pairs), not for generation; use that task, or shard the source again without --pairs")
     if cfg.model.conditional:
         if not manifest.labels:
             raise ConfigError(

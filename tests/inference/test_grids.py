@@ -34,3 +34,15 @@ def test_the_conditional_grid_has_one_row_per_class_and_the_same_noise_down_each
             cell = out[:, y:y + side, x:x + side]
             assert torch.allclose(cell[0], torch.full((side, side), row / 2))  # red = the row's class
             assert torch.allclose(cell[1], torch.full((side, side), (float(z[col, 0].tanh()) + 1) / 2))
+
+
+def test_translate_rows_show_a_true_b_and_generated_b_and_greyscale_b_as_grey():
+    from gandist.inference.grids import translate_triplets
+
+    a = -torch.ones(2, 3, 8, 8)
+    a[:, 0] = 1  # red A
+    b, fake = torch.ones(2, 1, 8, 8), torch.zeros(2, 1, 8, 8)  # white true B, mid-grey generated B
+    out = translate_triplets(a, b, fake)
+    assert out.shape == (3, 2 * 10 + 2, 3 * 10 + 2)
+    assert out[:, 2:10, 2:10].tolist() == torch.stack([torch.ones(8, 8), torch.zeros(8, 8), torch.zeros(8, 8)]).tolist()
+    assert torch.all(out[:, 2:10, 12:20] == 1) and torch.allclose(out[:, 2:10, 22:30], torch.full((3, 8, 8), 0.5))

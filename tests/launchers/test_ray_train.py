@@ -164,6 +164,36 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     assert secret not in out + err + logs
 
 
+def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, shapes_pairs_url, tmp_path):
+    """task=translate (pix2pix: L1 + the conditional adversarial term) on 2 Ray Train workers:
+    faults.kill_rank=1 after step 3, Ray restarts the group, it replays step 3 from the step-2
+    checkpoint, and every weight ends as in an uninterrupted run of 2 torchrun processes."""
+    import subprocess
+    import sys
+
+    from gandist.ckpt import load_checkpoint
+    from gandist.launchers.ray_launcher import run_ray
+
+    def overrides(name: str, *extra: str) -> list[str]:
+        return small_overrides(shapes_pairs_url, str(tmp_path), name, task="translate") + [
+            "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2", "data.flips=horizontal",
+            "trainer.async_checkpoint=false", "eval.every=4", *extra]
+
+    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                               "2", "-m", "gandist.cli", "train", *overrides("clean"), "launcher.name=torchrun"],
+                              capture_output=True, text=True, timeout=300)
+    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    drilled = run_ray(absolutize(compose_config(overrides("drilled", "faults.kill_rank=1", "faults.at_step=3",
+                                                          "trainer.max_failures=1"))))
+    assert drilled.step == 4 and read_meta(drilled.checkpoint)["resumed_from"] == 2
+    assert 0 < drilled.metrics["eval/l1"] < 1 and "eval/ssim" in drilled.metrics
+    a = load_checkpoint(str(tmp_path / "clean" / "checkpoint_00000004"))["state"]
+    b = load_checkpoint(drilled.checkpoint)["state"]
+    for net in ("G", "D", "G_ema"):
+        for key, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
+
+
 def test_elastic_workers_take_what_the_cluster_has_and_a_resume_changes_the_count(ray_cluster, shapes_url,
                                                                                   tmp_path):
     """trainer.min_workers=1 trainer.num_workers=3 on a 2-CPU cluster: Ray Train starts the

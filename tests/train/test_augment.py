@@ -67,3 +67,14 @@ def test_batches_without_masks_are_augmented_too():
     out = augment({"image": image}, "horizontal", 1.0)
     assert "mask" not in out
     assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out["image"], image))
+
+
+def test_a_translation_pairs_b_image_moves_exactly_as_its_a():
+    """The B image (target) of a pair is flipped and cropped with its A's draws: with B = A,
+    they stay equal through both."""
+    b = batch_of_blocks(size=32)
+    b["target"] = b["image"].clone()
+    torch.manual_seed(3)
+    out = augment(b, "both", 0.6)
+    assert not torch.equal(out["image"], b["image"]) and torch.equal(out["target"], out["image"])
+    assert colours_match(out, tolerance=1e-4).float().mean() > 0.8

@@ -125,6 +125,7 @@ def test_the_l1_only_baseline_trains_no_d(shapes_pairs_url, tmp_path):
 @pytest.mark.parametrize("task, needle", [
     ("translate", "task=translate needs image pairs"),
     ("segment", "use task=translate on it"),
+    ("generate", "was written for task=translate"),
 ])
 def test_a_shard_set_that_does_not_fit_the_task_is_refused_with_the_fix(shapes_url, shapes_pairs_url, tmp_path,
                                                                         task, needle):
@@ -163,3 +164,13 @@ def test_a_config_rebuilt_from_its_dict_is_the_same(task):
 
     cfg = compose_config([f"task={task}"])
     assert from_dict(cfg.to_dict()) == cfg
+
+
+def test_translate_scores_rank_checkpoints_the_right_way_round():
+    from gandist.tags import best_metric, score_order
+
+    assert [score_order(t) for t in ("eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou")] == ["min", "max", "max",
+                                                                                                "max"]
+    with pytest.raises(ValueError, match="not an evaluation score"):
+        score_order("eval/seg_miou_real")  # the segmenter's ceiling, not the model's quality
+    assert best_metric(compose_config(["task=translate"])) == ("eval/fd_randconv", "min")
