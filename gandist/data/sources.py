@@ -160,7 +160,6 @@ class DigitsSource(Source):
 LAYOUTS = ("auto", "images", "classes", "masks", "pix2pix", "pairs")
 DIRECTIONS = ("AtoB", "BtoA")
 PAIRS = ("mask", "image")  # what B of a pair becomes: class ids (segment) or an image (translate)
-TARGET_MODES = ("RGB", "L", "RGBA")  # B's channels when it stays an image
 
 
 class SourceError(ValueError):
@@ -256,11 +255,11 @@ class MaskFolderSource(FolderSource):
         self.info = SourceInfo(url, classes.names, True, ["generate", "segment"])
 
     def find_items(self) -> list[Any]:
-        masks = {_stem(p): p for p in self.images_under(f"{self.root}/masks")}
+        masks = {file_stem(p): p for p in self.images_under(f"{self.root}/masks")}
         pairs, unmatched = [], []
         for path in self.images_under(f"{self.root}/images"):
-            if _stem(path) in masks:
-                pairs.append((path, masks[_stem(path)]))
+            if file_stem(path) in masks:
+                pairs.append((path, masks[file_stem(path)]))
             else:
                 unmatched.append(path)
         if unmatched:
@@ -286,7 +285,7 @@ class MaskFolderSource(FolderSource):
         return Sample(key=key, image=np.asarray(fit_square(image, self.size)), mask=ids.astype(np.uint8))
 
 
-def _stem(path: str) -> str:
+def file_stem(path: str) -> str:
     return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
@@ -328,84 +327,6 @@ def parse_classes(value: Optional[str]) -> Optional[ClassList]:
     return ClassList(names, np.array(colours) if colours else None)
 
 
-def check_pairs(pairs: str, direction: str, target_mode: str) -> None:
-    if pairs not in PAIRS:
-        raise ValueError(f"--pairs {pairs!r} is not one of {', '.join(PAIRS)}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-    if target_mode not in TARGET_MODES:
-        raise ValueError(f"--target-mode {target_mode!r} is not one of {', '.join(TARGET_MODES)}")
-
-
-class Pix2PixSource(FolderSource):
-    """pix2pix paired files: A and B side by side (A left). The input side stays an image; the
-    other is, with ``pairs="mask"``, a colour-coded mask turned into class ids by the nearest
-    --classes colour (segment), or with ``pairs="image"`` an image in ``target_mode`` (translate)."""
-
-    def __init__(self, url: str, size: int, seed: int, classes: Optional[ClassList], direction: str,
-                 strict: bool = False, pairs: str = "mask", target_mode: str = "RGB") -> None:
-        check_pairs(pairs, direction, target_mode)
-        if pairs == "mask" and (classes is None or classes.colours is None):
-            raise ValueError("--layout pix2pix turns the mask half into class ids by colour: give --classes "
-                             "a file with one line `name R G B` per class, class 0 first; or keep B as an "
-                             "image with --pairs image (task=translate)")
-        self.classes, self.direction, self.pairs, self.target_mode = classes, direction, pairs, target_mode
-        super().__init__(url, size, seed, strict)
-        self.info = (SourceInfo(url, None, False, ["translate"], target_mode=target_mode) if pairs == "image"
-                     else SourceInfo(url, classes.names, True, ["generate", "segment"]))
-
-    def make(self, key, item):
-        pair = self.read(item).convert("RGB")
-        w, h = pair.size
-        if w < 2 or w % 2:
-            raise ValueError(f"{item} is {w} px wide; a pix2pix pair must be two equal halves side by side")
-        a, b = pair.crop((0, 0, w // 2, h)), pair.crop((w // 2, 0, w, h))
-        image, target = (a, b) if self.direction == "AtoB" else (b, a)
-        if self.pairs == "image":
-            return pair_sample(key, image, target, self.size, self.target_mode)
-        mask = self.classes.ids_from_colours(np.asarray(fit_square(target, self.size, Image.NEAREST)))
-        return Sample(key=key, image=np.asarray(fit_square(image, self.size)), mask=mask)
-
-
-def pair_sample(key: str, image: Image.Image, target: Image.Image, size: int, target_mode: str) -> Sample:
-    """A translation pair, A as RGB and B in ``target_mode``, each resized by the stated rule."""
-    return Sample(key=key, image=np.asarray(fit_square(image.convert("RGB"), size)),
-                  target=np.asarray(fit_square(target.convert(target_mode), size)))
-
-
-class PairFolderSource(FolderSource):
-    """root/A/<name>.* with root/B/<name>.*: translation pairs matched by file stem (--direction
-    BtoA reads B as the input). The two images of a pair may differ in size: each is resized."""
-
-    def __init__(self, url: str, size: int, seed: int, direction: str, strict: bool = False,
-                 target_mode: str = "RGB") -> None:
-        check_pairs("image", direction, target_mode)
-        self.direction, self.target_mode = direction, target_mode
-        super().__init__(url, size, seed, strict)
-        self.info = SourceInfo(url, None, False, ["translate"], target_mode=target_mode)
-
-    def find_items(self) -> list[Any]:
-        b_files = {_stem(p): p for p in self.images_under(f"{self.root}/B")}
-        pairs, unmatched = [], []
-        for path in self.images_under(f"{self.root}/A"):
-            if _stem(path) in b_files:
-                pairs.append((path, b_files[_stem(path)]))
-            else:
-                unmatched.append(path)
-        if unmatched:
-            log.warning("%d A image(s) without a B image of the same name are left out, e.g. %s",
-                        len(unmatched), unmatched[0])
-        if not pairs and not self.fs.isdir(f"{self.root}/A"):
-            raise ValueError(f"--layout pairs reads {self.url}/A/<name> and {self.url}/B/<name>; {self.url} "
-                             "has no A/ folder")
-        return pairs
-
-    def make(self, key, item):
-        a, b = self.read(item[0]), self.read(item[1])
-        image, target = (a, b) if self.direction == "AtoB" else (b, a)
-        return pair_sample(key, image, target, self.size, self.target_mode)
-
-
 def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto",
                 classes: Optional[ClassList | list[str]] = None, direction: str = "AtoB",
                 strict: bool = False, pairs: Optional[str] = None, target_mode: str = "RGB") -> Source:
@@ -435,6 +356,8 @@ def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto
         return DigitsSource(size, seed)
     if spec.startswith("builtin:"):
         raise ValueError(f"unknown builtin source {spec!r}; use builtin:shapes or builtin:digits")
+    from gandist.data.pairs import PairFolderSource, Pix2PixSource  # they build on this module's sources
+
     if layout == "auto":
         fs, root = fsspec.core.url_to_fs(spec)
         layout = ("masks" if fs.isdir(f"{root}/images") and fs.isdir(f"{root}/masks") else

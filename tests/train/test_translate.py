@@ -122,6 +122,13 @@ def test_the_l1_only_baseline_trains_no_d(shapes_pairs_url, tmp_path):
     assert state["opt_d"]["state"] == {}  # D never stepped
 
 
+def test_the_relativistic_loss_and_penalties_pair_each_real_pair_with_its_generated_pair(shapes_pairs_url, tmp_path):
+    summary = run_local(translate_cfg(shapes_pairs_url, tmp_path, "rp", "task.loss=rpgan", "task.gamma=0.1",
+                                      "model=unet", "trainer.max_steps=2"))
+    m = summary.metrics
+    assert m["loss/D_r1"] > 0 and m["loss/D_r2"] > 0 and math.isfinite(m["loss/G_adv"])
+
+
 @pytest.mark.parametrize("task, needle", [
     ("translate", "task=translate needs image pairs"),
     ("segment", "use task=translate on it"),
