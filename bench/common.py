@@ -1,5 +1,6 @@
 """What the benchmarks share: the result row and its target, the table, TensorBoard
-scalars of a finished run, the demo shard set, and the JSON file each one writes."""
+scalars of a finished run, a quality run of a set wall time, the demo shard set, and the JSON
+file each one writes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import operator
 import os
 import statistics
 import sys
+import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # One S3 API server starter for the tests and the benchmarks: tests/helpers.py.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
@@ -78,6 +80,24 @@ def steady(log_dir: str, tag: str, skip_windows: int = 1) -> float:
     """Median of the windows after start-up: one window slowed by something else on the
     machine does not move the figure."""
     return statistics.median(windows(log_dir, tag, skip_windows))
+
+
+def same_wall_time_run(cfg: Callable[[int, int, list[str]], Any], minutes: float, evals: int, calibrate: int
+                       ) -> tuple[Any, int, float, float]:
+    """A quality run given ``minutes`` of training: a ``calibrate``-step run (no evaluation)
+    measures the step time, then the run takes as many steps as fit, with ``evals``
+    evaluations, the last at the end, and one sample grid at the end. ``cfg(steps,
+    eval_every, extra overrides)`` builds each config. Returns (summary, steps, step time,
+    seconds the run took)."""
+    from gandist.launchers.local import run_local
+
+    probe = run_local(cfg(calibrate, 10 ** 9, ["trainer.log_every=5", "trainer.image_every=100000"]))
+    step_s = statistics.median(windows(probe.log_dir, "perf/step_time_s"))
+    steps = max(evals, int(minutes * 60 / step_s))
+    started = time.monotonic()
+    every = -(-steps // evals)  # ceil: `evals` evaluations, the last at the end
+    summary = run_local(cfg(steps, every, ["trainer.log_every=50", f"trainer.image_every={steps}"]))
+    return summary, steps, step_s, time.monotonic() - started
 
 
 # The benchmarks' model: pix2pix segmentation at 64x64, widths 32, batch 16 per worker (the

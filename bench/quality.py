@@ -24,7 +24,6 @@ each with --seeds seeds. Target: (c) beats (a) by at least 3 mIoU points. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys

@@ -30,12 +30,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 
-from common import Row, finish, scalars, windows
+from common import Row, finish, same_wall_time_run, scalars
 
 COMMON = ["task=translate", "model.resolution=32", "data.batch_size=32", "data.loader_workers=0",
           "launcher.name=local", "trainer.num_workers=1", "eval.features=shapes", "eval.batches=0"]
@@ -90,19 +89,15 @@ def main() -> int:
                 f"trainer.max_steps={steps}", f"trainer.ckpt_every={steps}", f"eval.every={every}"]))
 
         for name in [n for n in args.only.split(",") if n]:
-            probe = run_local(cfg(name, args.calibrate, 10 ** 9, ["trainer.log_every=5", "trainer.image_every=100000"]))
-            step_s = statistics.median(windows(probe.log_dir, "perf/step_time_s"))
-            steps = max(args.evals, int(args.minutes * 60 / step_s))
-            started = time.monotonic()
-            every = -(-steps // args.evals)  # ceil: --evals evaluations, the last at the end
-            summary = run_local(cfg(name, steps, every, ["trainer.log_every=50", f"trainer.image_every={steps}"]))
+            summary, steps, step_s, seconds = same_wall_time_run(
+                lambda *a: cfg(name, *a), args.minutes, args.evals, args.calibrate)
             if args.grids:
                 os.makedirs(args.grids, exist_ok=True)
                 shutil.copy(os.path.join(tmp, "runs", f"{name}-{steps}", "samples", f"samples_{steps:08d}.png"),
                             os.path.join(args.grids, f"translate_{name}.png"))
             curves = {tag: {str(k): v for k, v in sorted(scalars(summary.log_dir, tag).items())} for tag in SCORES}
             results[name] = {"overrides": RUNS[name], "step_s": step_s, "steps": steps,
-                             "seconds": time.monotonic() - started,
+                             "seconds": seconds,
                              "final": {tag: summary.metrics[tag] for tag in SCORES}, "curves": curves}
             final = results[name]["final"]
             print(f"{name}: {steps} steps at {step_s * 1000:.0f} ms: " + ", ".join(

@@ -3,15 +3,12 @@ folders of translation pairs. They build on the folder source of ``gandist.data.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Optional
 
 import numpy as np
 from PIL import Image
 
-from gandist.data.sources import DIRECTIONS, PAIRS, ClassList, FolderSource, Sample, SourceInfo, file_stem, fit_square
-
-log = logging.getLogger(__name__)
+from gandist.data.sources import DIRECTIONS, PAIRS, ClassList, FolderSource, Sample, SourceInfo, fit_square
 
 TARGET_MODES = ("RGB", "L", "RGBA")  # B's channels when it stays an image
 
@@ -73,16 +70,7 @@ class PairFolderSource(FolderSource):
         self.info = SourceInfo(url, None, False, ["translate"], target_mode=target_mode)
 
     def find_items(self) -> list[Any]:
-        b_files = {file_stem(p): p for p in self.images_under(f"{self.root}/B")}
-        pairs, unmatched = [], []
-        for path in self.images_under(f"{self.root}/A"):
-            if file_stem(path) in b_files:
-                pairs.append((path, b_files[file_stem(path)]))
-            else:
-                unmatched.append(path)
-        if unmatched:
-            log.warning("%d A image(s) without a B image of the same name are left out, e.g. %s",
-                        len(unmatched), unmatched[0])
+        pairs = self.match_by_stem("A", "B", "A image(s) without a B image")
         if not pairs and not self.fs.isdir(f"{self.root}/A"):
             raise ValueError(f"--layout pairs reads {self.url}/A/<name> and {self.url}/B/<name>; {self.url} "
                              "has no A/ folder")

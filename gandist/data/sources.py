@@ -189,6 +189,20 @@ class FolderSource(Source):
     def find_items(self) -> list[Any]:
         return self.images_under(self.root)
 
+    def match_by_stem(self, inputs: str, partners: str, unmatched_are: str) -> list[tuple[str, str]]:
+        """(file under root/``inputs``, the file of the same stem under root/``partners``) pairs;
+        inputs without a partner are left out, counted in one warning."""
+        found = {file_stem(p): p for p in self.images_under(f"{self.root}/{partners}")}
+        pairs, unmatched = [], []
+        for path in self.images_under(f"{self.root}/{inputs}"):
+            if file_stem(path) in found:
+                pairs.append((path, found[file_stem(path)]))
+            else:
+                unmatched.append(path)
+        if unmatched:
+            log.warning("%d %s of the same name are left out, e.g. %s", len(unmatched), unmatched_are, unmatched[0])
+        return pairs
+
     def plan(self, samples, heldout):
         return _split_finite(self, self.items, samples, heldout)
 
@@ -255,17 +269,7 @@ class MaskFolderSource(FolderSource):
         self.info = SourceInfo(url, classes.names, True, ["generate", "segment"])
 
     def find_items(self) -> list[Any]:
-        masks = {file_stem(p): p for p in self.images_under(f"{self.root}/masks")}
-        pairs, unmatched = [], []
-        for path in self.images_under(f"{self.root}/images"):
-            if file_stem(path) in masks:
-                pairs.append((path, masks[file_stem(path)]))
-            else:
-                unmatched.append(path)
-        if unmatched:
-            log.warning("%d image(s) without a mask of the same name are left out, e.g. %s",
-                        len(unmatched), unmatched[0])
-        return pairs
+        return self.match_by_stem("images", "masks", "image(s) without a mask")
 
     def make(self, key, item):
         image = self.read(item[0]).convert("RGB")
