@@ -4,6 +4,7 @@ and what the CLI does with the run (sample a folder, evaluate, export)."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -108,6 +109,17 @@ def test_translate_trains_evaluates_resumes_bitwise_and_the_cli_uses_the_run(
     assert main(["evaluate", run, "eval.batches=0", "--json", str(tmp_path / "scores.json")]) == 0
     out = capsys.readouterr().out
     assert "eval/ssim" in out and "eval/seg_miou" in out and (tmp_path / "scores.json").exists()
+    # FID/KID of the outputs, where the Inception weights are given (here untrained ones, in the file's format).
+    from gandist.metrics.inception import FIDInceptionV3
+
+    weights = tmp_path / "inception.pth"
+    with torch.random.fork_rng(devices=[]):
+        torch.save(FIDInceptionV3().state_dict(), weights)
+    assert main(["evaluate", run, "eval.features=inception", f"eval.inception_weights={weights}", "eval.segmenter=null",
+                 "--json", str(tmp_path / "fid.json")]) == 0
+    scores = json.loads((tmp_path / "fid.json").read_text())["scores"]
+    assert scores["eval/fid"] > 0 and scores["eval/kid"] is not None and "eval/fd_randconv" not in scores
+    capsys.readouterr()
 
     export_generator(straight.checkpoint, str(tmp_path / "g.pt"))
     G, exported = load_generator(str(tmp_path / "g.pt"))
