@@ -35,27 +35,32 @@ def _uniform(n: int, generator: Optional[torch.Generator], device: torch.device,
 def color(x: Tensor, u: Tensor) -> Tensor:
     """Brightness (+[-0.5, 0.5)), saturation (x[0, 2)) and contrast (x[0.5, 1.5)), per sample;
     ``u`` [N, 3] uniform draws."""
+    # In float32 whatever the image's dtype, so a bf16 fake and an fp32 real get the same maths.
+    dtype = x.dtype
+    x = x.to(torch.promote_types(dtype, torch.float32))
     b, s, c = (u[:, i].view(-1, 1, 1, 1).to(x.dtype) for i in range(3))
     x = x + (b - 0.5)
     mean = x.mean(dim=1, keepdim=True)
     x = (x - mean) * (2 * s) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (c + 0.5) + mean
+    return ((x - mean) * (c + 0.5) + mean).to(dtype)
 
 
 def translation(x: Tensor, u: Tensor) -> Tensor:
     """Shift each image by whole pixels, up to 1/8 of its side each way, filling with zeros;
-    ``u`` [N, 2] uniform draws. Nearest-neighbour sampling at exact pixel offsets keeps it
-    differentiable with respect to the image."""
-    n, _, h, w = x.shape
+    ``u`` [N, 2] uniform draws. A gather at integer source indices: differentiable with respect
+    to the image, and every pixel lands in the same place whatever the image's dtype (a shift
+    grid built in bf16 misplaces pixels: G's bf16 output and fp32 reals would differ)."""
+    n, c, h, w = x.shape
     limit = torch.tensor([int(w * TRANSLATION), int(h * TRANSLATION)], device=x.device)
-    shift = (u * (2 * limit + 1)).floor() - limit  # integers in [-limit, limit]
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2] = -2 * shift[:, 0] / w  # output pixel (i, j) reads input (i - dy, j - dx)
-    theta[:, 1, 2] = -2 * shift[:, 1] / h
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    shift = ((u.float() * (2 * limit + 1)).floor() - limit).long()  # integers in [-limit, limit]
+    # Output pixel (i, j) reads input (i - dy, j - dx); outside the image it reads zero.
+    rows = torch.arange(h, device=x.device).view(1, -1) - shift[:, 1:]  # [N, H]
+    cols = torch.arange(w, device=x.device).view(1, -1) - shift[:, :1]  # [N, W]
+    inside = (((rows >= 0) & (rows < h)).view(n, 1, h, 1) & ((cols >= 0) & (cols < w)).view(n, 1, 1, w))
+    out = x.gather(2, rows.clamp(0, h - 1).view(n, 1, h, 1).expand(n, c, h, w))
+    out = out.gather(3, cols.clamp(0, w - 1).view(n, 1, 1, w).expand(n, c, h, w))
+    return out * inside.to(x.dtype)
 
 
 def cutout(x: Tensor, u: Tensor) -> Tensor:
