@@ -33,6 +33,9 @@ class NullMonitor:
     def image(self, tag: str, image: Tensor, step: int) -> None:
         pass
 
+    def describe(self, descriptions: dict[str, str]) -> None:
+        pass
+
     def hparams(self, config: dict[str, Any], metric_tags: list[str]) -> None:
         pass
 
@@ -156,12 +159,27 @@ class TensorBoardMonitor(NullMonitor):
         # axis continues without duplicated or rewound points.
         wait_for_a_later_second(log_dir)
         self.writer = SummaryWriter(log_dir, purge_step=purge_step)
+        self.descriptions: dict[str, str] = {}
+        self.described: set[str] = set()
         if self.sync is not None:
             self.sync.start()
 
+    def describe(self, descriptions: dict[str, str]) -> None:
+        """Descriptions TensorBoard shows beside these tags' charts (written with each tag's
+        first point from this writer: TensorBoard reads a tag's metadata from its first event)."""
+        self.descriptions.update(descriptions)
+
     def scalars(self, values: dict[str, float], step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+
         for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+            if tag in self.descriptions and tag not in self.described:
+                meta = SummaryMetadata(summary_description=self.descriptions[tag])
+                summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value), metadata=meta)])
+                self.writer.file_writer.add_summary(summary, step)
+                self.described.add(tag)
+            else:
+                self.writer.add_scalar(tag, value, step)
         self.writer.flush()
 
     def image(self, tag: str, image: Tensor, step: int) -> None:

@@ -4,7 +4,7 @@ columns all take their names from here."""
 
 from __future__ import annotations
 
-from gandist.config import Config, Features, TaskName
+from gandist.config import Config, Features, LossName, TaskName
 
 # tag -> (console label, number format)
 LABELS: dict[str, tuple[str, str]] = {
@@ -119,6 +119,16 @@ def best_metric(cfg: Config) -> tuple[str, str]:
     """(tag, "max" | "min") of the score that ranks checkpoints."""
     tag = cfg.trainer.best_metric or headline_score(cfg)
     return tag, score_order(tag)
+
+
+def descriptions(cfg: Config) -> dict[str, str]:
+    """What TensorBoard shows beside the tags whose meaning depends on the run's config."""
+    if cfg.task.loss == LossName.rpgan:  # the loss sees only D(real) - D(fake) (R3GAN's Loss/signs/real)
+        rt = "E[sign(D(real) - D(fake))] over the real/fake pairs (task.loss=rpgan)"
+    else:
+        rt = f"E[sign(D(real))] (task.loss={cfg.task.loss})"
+    return {"D/real_sign": f"ADA's overfitting heuristic r_t, mean over the log window: {rt}",
+            "augment/rt": f"task.ada_target: r_t of ADA's last adjustment window, all ranks: {rt}"}
 
 
 def label(tag: str) -> str:

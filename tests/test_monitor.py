@@ -101,3 +101,24 @@ def test_logs_follow_the_run_to_s3_in_the_background_and_back_on_resume(bucket, 
         second.scalars({"loss/D": 10.0 + step}, step)
     second.close()  # the final upload happens on close, whatever the interval
     assert read_remote_scalars(remote, "loss/D", tmp_path / "check2") == [1, 2, 3, 4]
+
+
+def test_tensorboard_says_which_r_t_the_run_measures(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gandist.config import Config, LossName
+    from gandist.tags import descriptions
+
+    cfg = Config()
+    cfg.task.loss = LossName.rpgan
+    monitor = TensorBoardMonitor(str(tmp_path / "tensorboard"))
+    monitor.describe(descriptions(cfg))
+    for step in (1, 2):
+        monitor.scalars({"D/real_sign": 0.5, "loss/D": 1.0}, step)
+    monitor.close()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.value for e in acc.Scalars("D/real_sign")] == [0.5, 0.5]
+    assert "sign(D(real) - D(fake))" in acc.SummaryMetadata("D/real_sign").summary_description
+    cfg.task.loss = LossName.nonsat
+    assert "E[sign(D(real))]" in descriptions(cfg)["D/real_sign"]

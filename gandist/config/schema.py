@@ -133,8 +133,9 @@ class TaskConfig:
         "of ops from color, translation, cutout, e.g. [color,translation,cutout]; [] = none")})
     augment_p: Optional[float] = doc(None, "generate, task.augment: probability each op is applied to each image "
                                      "(with task.ada_target: where p starts); null = 1, or 0 with task.ada_target")
-    ada_target: Optional[float] = doc(None, "generate, task.augment: adapt p so that r_t = E[sign(D(real))] stays at "
-                                      "this (StyleGAN2-ADA: 0.6); null = p stays task.augment_p")
+    ada_target: Optional[float] = doc(None, "generate, task.augment: adapt p so that r_t = E[sign(D(real))] (rpgan: "
+                                      "E[sign(D(real) - D(fake))]) stays at this (StyleGAN2-ADA: 0.6); null = p "
+                                      "stays task.augment_p")
     ada_kimg: float = doc(100.0, "generate, task.ada_target: thousands of images for p to move from 0 to 1 at most "
                           "(StyleGAN2-ADA: 500)")
     ada_interval: int = doc(4, "generate, task.ada_target: steps between adjustments of p")

@@ -8,7 +8,8 @@ memorising the training set. Each op's random parameters are drawn on the CPU fr
 generator (by default the process's torch CPU generator, which every checkpoint saves per
 rank), so the same seed gives the same transforms on any device.
 
-ADA (Karras et al. 2020): the overfitting heuristic r_t = E[sign(D(real))] is measured over
+ADA (Karras et al. 2020): the overfitting heuristic r_t = E[sign(D(real))] (under a relativistic
+loss E[sign(D(real) - D(fake))], as R3GAN reports it: ``overfit_sign``) is measured over
 ``interval`` steps on all ranks together; p moves towards keeping r_t at ``target``, by at most
 ``batch x interval / (speed_kimg x 1000)`` per adjustment (from 0 to 1 in ``speed_kimg``
 thousand images).
@@ -89,6 +90,16 @@ def diff_augment(x: Tensor, ops: Sequence[str], p: float, generator: Optional[to
         apply = (_uniform(n, generator, x.device) < p).view(-1, 1, 1, 1)
         x = torch.where(apply, fn(x, u), x)
     return x
+
+
+def overfit_sign(real_logits: Tensor, fake_logits: Tensor, relativistic: bool) -> Tensor:
+    """One step's ADA heuristic r_t, before its mean over steps and ranks: E[sign(D(real))] for
+    a separable loss; for a relativistic one E[sign(D(real) - D(fake))] over the pairs (what
+    R3GAN reports as Loss/signs/real), since that loss sees only the difference and D(real)
+    alone drifts with a constant no loss trains."""
+    if relativistic:
+        return (real_logits - fake_logits).sign().mean()
+    return real_logits.sign().mean()
 
 
 class Augmenter:

@@ -22,6 +22,7 @@ from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, seed_process
 from gandist.tags import SCORES, best_metric, describe, headline_tags
+from gandist.tags import descriptions as tag_descriptions
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
@@ -84,6 +85,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     monitor = make_monitor(ctx.log_dir, purge_step=None if resumed_from is None else state.step + 1,
                            sync_to=remote_log_root(ctx), sync_interval=cfg.run.log_sync_s)
     monitor.hparams({**cfg.to_dict(), "in_effect": asdict(gpu_path)}, headline_tags(cfg))
+    monitor.describe(tag_descriptions(cfg))
     preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
     evaluator = Evaluator(cfg, manifest, ctx.rank, ctx.world_size, ctx.device, classes)
     after_step = faults.install(cfg, ctx, state, clock.flush)  # None unless a faults.* drill is configured

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.losses import GANLoss, gradient_penalty
 from gandist.collectives import all_reduce_sum
+from gandist.train.diffaugment import overfit_sign
 from gandist.train.stats import Value
 from gandist.train.tasks import Batch, Task
 
@@ -126,8 +127,8 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                 stats["loss/D_r2"] = r2.detach()
             total = total + (penalty.gamma(v.batch["step"]) / 2) * penalty.every * reg
         stats.update({"D/real": real_logits.detach().float().mean(), "D/fake": fake_logits.detach().float().mean(),
-                      # ADA's overfitting heuristic r_t, before its mean over steps and ranks
-                      "D/real_sign": real_logits.detach().float().sign().mean()})
+                      "D/real_sign": overfit_sign(real_logits.detach().float(), fake_logits.detach().float(),
+                                                  gan.relativistic)})
         return total, stats
 
     def g_losses(v: StepVars) -> tuple[Tensor, Stats]:

@@ -167,3 +167,33 @@ def test_rpgan_g_phase_pairs_fake_logits_with_real_ones():
     phases log their loss (no separate real and fake parts for a pairing loss)."""
     _, stats, *_ = penalized_d_grads(0.0, loss="rpgan")
     assert "loss/D" in stats and "loss/D_real" not in stats and "loss/G_adv" in stats
+
+
+class Offset(nn.Module):
+    """D's logit: the image's mean plus a constant that the relativistic loss cannot see."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = nn.Parameter(torch.tensor(offset))
+
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3)) + self.offset
+
+
+def test_ada_heuristic_under_rpgan_is_the_sign_of_real_minus_fake_and_ignores_a_constant_logit_shift():
+    # rpgan sees only D(real) - D(fake); E[sign(D(real))] then follows a constant no loss trains
+    # (a 200-step run: mean D(real) +1.5 -> -0.09 -> +6.7). R3GAN reports sign(D(real) - D(fake)).
+    G = nn.Sequential(nn.Linear(8, 48), nn.Unflatten(1, (3, 4, 4)), nn.Tanh())
+    real = torch.full((4, 3, 4, 4), 2.0)  # brighter than any fake: D ranks every real first
+    signs = {}
+    for loss in ("rpgan", "nonsat"):
+        for offset in (-10.0, 10.0):
+            D = Offset(offset)
+            G.requires_grad_(False), D.requires_grad_(False)
+            opts = [torch.optim.SGD(m.parameters(), lr=0.0) for m in (G, D)]
+            scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
+            task = GenerateTask(8)
+            phases = build_phases(task, gan_loss(loss), G, D, *opts, *scalers)
+            signs[loss, offset] = run_step(phases, task, G, {"image": real}).stats["D/real_sign"].item()
+    assert signs["rpgan", -10.0] == signs["rpgan", 10.0] == 1.0
+    assert (signs["nonsat", -10.0], signs["nonsat", 10.0]) == (-1.0, 1.0)  # separable losses: sign(D(real))
