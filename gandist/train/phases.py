@@ -29,7 +29,7 @@ from gandist.losses import GANLoss, gradient_penalty
 from gandist.collectives import all_reduce_sum
 from gandist.train.diffaugment import overfit_sign
 from gandist.train.stats import Value
-from gandist.train.tasks import Batch, Task
+from gandist.train.tasks import Batch, GenerateTask, Task
 
 Stats = dict[str, Value]
 
@@ -91,6 +91,21 @@ class Penalty:
         return step % self.every == 0 and self.gamma(step) > 0
 
 
+def penalty_inputs(task: Task, batch: Batch, fake: Tensor, r2: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """D's inputs for the fakes and the reals, and what R2 and R1 differentiate D by. generate:
+    the raw images before task.augment, as both references do (the gradient of D(aug(x)) by the
+    un-augmented x); the other tasks: D's inputs themselves."""
+    if isinstance(task, GenerateTask):
+        real_x = batch["image"].detach().requires_grad_(True)
+        fake_x = fake.detach().requires_grad_(r2)
+        return task.d_fake(batch, fake_x), task.d_real({**batch, "image": real_x}, fake_x), fake_x, real_x
+    fake_in, real_in = task.d_fake(batch, fake), task.d_real(batch, fake)
+    real_in = real_in.detach().requires_grad_(True)
+    if r2:
+        fake_in = fake_in.detach().requires_grad_(True)
+    return fake_in, real_in, fake_in, real_in
+
+
 def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                  scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
@@ -104,12 +119,11 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         # backward); they compute no parameter gradients of their own, so DDP sees one backward.
         penalize = penalty is not None and penalty.due(v.batch["step"])
         fake = v.fake.detach()
-        fake_in, real_in = task.d_fake(v.batch, fake), task.d_real(v.batch, fake)
-        d_args = task.d_args(v.batch)
         if penalize:
-            real_in = real_in.detach().requires_grad_(True)
-            if penalty.r2:
-                fake_in = fake_in.detach().requires_grad_(True)
+            fake_in, real_in, fake_x, real_x = penalty_inputs(task, v.batch, fake, penalty.r2)
+        else:
+            fake_in, real_in = task.d_fake(v.batch, fake), task.d_real(v.batch, fake)
+        d_args = task.d_args(v.batch)
         with no_sync(D), amp():
             fake_logits = D(fake_in, *d_args)
         with amp():
@@ -118,11 +132,11 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         stats = {"loss/D": total.detach(), **stats}
         if penalize:
             scale = scaler_d.scale(torch.ones((), device=real_logits.device)) if scaler_d.is_enabled() else None
-            r1 = gradient_penalty(real_logits, real_in, scale)
+            r1 = gradient_penalty(real_logits, real_x, scale)
             reg = r1
             stats["loss/D_r1"] = r1.detach()
             if penalty.r2:
-                r2 = gradient_penalty(fake_logits, fake_in, scale)
+                r2 = gradient_penalty(fake_logits, fake_x, scale)
                 reg = reg + r2
                 stats["loss/D_r2"] = r2.detach()
             total = total + (penalty.gamma(v.batch["step"]) / 2) * penalty.every * reg

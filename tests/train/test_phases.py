@@ -197,3 +197,19 @@ def test_ada_heuristic_under_rpgan_is_the_sign_of_real_minus_fake_and_ignores_a_
             signs[loss, offset] = run_step(phases, task, G, {"image": real}).stats["D/real_sign"].item()
     assert signs["rpgan", -10.0] == signs["rpgan", 10.0] == 1.0
     assert (signs["nonsat", -10.0], signs["nonsat", 10.0]) == (-1.0, 1.0)  # separable losses: sign(D(real))
+
+
+def test_r1_and_r2_differentiate_d_by_the_raw_images_through_the_augmentation():
+    # Both references take R1/R2 as the gradient of D(aug(x)) by the un-augmented x. With
+    # aug(x) = x / 2 and a linear D of weights w, that is |w / 2|^2 = |w|^2 / 4 per image
+    # (by the augmented images it would be |w|^2).
+    from gandist.train.phases import Penalty
+
+    G, D, opt_g, opt_d, (scaler_g, scaler_d) = networks()
+    task = GenerateTask(8, augment=lambda x: x / 2)
+    penalty = Penalty(gamma=lambda step: 1.0, every=1, r2=True)
+    phases = build_phases(task, gan_loss("rpgan"), G, D, opt_g, opt_d, scaler_g, scaler_d, penalty=penalty)
+    w2 = D[1].weight.detach().square().sum().item()
+    stats = run_step(phases, task, G, {"image": torch.randn(4, 3, 4, 4), "step": 0}).stats
+    assert abs(stats["loss/D_r1"].item() - w2 / 4) < 1e-6 * w2
+    assert abs(stats["loss/D_r2"].item() - w2 / 4) < 1e-6 * w2
