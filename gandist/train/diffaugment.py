@@ -157,7 +157,9 @@ class AdaController:
             return False
         self.rt = total / count
         direction = (self.rt > self.target) - (self.rt < self.target)
-        self.p = min(max(self.p + direction * self.step_size, 0.0), 1.0)
+        # Bounded below only, as StyleGAN2-ADA's training loop does: p above 1 acts as 1 (every
+        # op applied) and must come back down before fewer images are augmented.
+        self.p = max(self.p + direction * self.step_size, 0.0)
         return True
 
     def state_dict(self) -> dict[str, float]:
