@@ -76,6 +76,12 @@ def test_ill_typed_value_is_named():
     ("task.augment=[cutout] task.ada_target=1.2", "task.ada_target=1.2 must be in (-1, 1)"),
     ("task.augment=[cutout] task.augment_p=2", "task.augment_p=2.0 must be in [0, 1]"),
     ("task=segment task.augment=[cutout]", "task=segment has data.flips and data.crop_scale"),
+    ("task.augment=[bgc,translation]", "mixes DiffAugment's translation with ADA's bgc; use one family"),
+    ("task.augment=[bgc] task.augment_p_kimg=0", "task.augment_p_kimg=0.0 must be > 0"),
+    ("task.augment_p_kimg=100", "task.augment_p_kimg=100.0 ramps the augmentation probability, but task.augment "
+                                "is empty"),
+    ("task.augment=[bgc] task.augment_p_kimg=100 task.ada_target=0.6", "both set p; keep one"),
+    ("task.augment=[blit,geom] task.augment_color_p=0.5", "task.augment_color_p=0.5 scales ADA's colour ops"),
     ("model=unet", "model.arch='unet' does not fit task.name='generate'"),
     ("task=segment model=dcgan", "use model=unet or model=pix2pix (or task=generate)"),
     ("task=segment model.resolution=40", "unet max-pools 4 times and needs a multiple of 16"),

@@ -10,8 +10,8 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import (AUGMENT_OPS, Arch, Config, DArch, Features, LauncherName, LossName, Semi, TaskConfig,
-                                   TaskName)
+from gandist.config.schema import (ADA_AUGMENT_OPS, AUGMENT_OPS, DIFFAUGMENT_OPS, Arch, Config, DArch, Features,
+                                   LauncherName, LossName, Semi, TaskConfig, TaskName)
 
 
 class ConfigError(ValueError):
@@ -37,6 +37,31 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
         raise ConfigError(f"{key}={value} must be in [0, {'1]' if closed else '1)'}")
 
 
+def check_augment_families(t: TaskConfig, ops: list) -> None:
+    """One family of ops per list; the ramp and the colour multiplier only where they act."""
+    diffaugment_only = [op for op in ops if op in DIFFAUGMENT_OPS and op not in ADA_AUGMENT_OPS and op != "cutout"]
+    ada = [op for op in ops if op in ADA_AUGMENT_OPS]
+    if diffaugment_only and ada:
+        raise ConfigError(f"task.augment={ops} mixes DiffAugment's {', '.join(diffaugment_only)} with ADA's "
+                          f"{', '.join(ada)}; use one family, e.g. task.augment=[color,translation,cutout] "
+                          "(DiffAugment) or task.augment=[bgc,cutout] (ADA's pipeline, as R3GAN)")
+    if t.augment_p_kimg is not None:
+        if t.augment_p_kimg <= 0:
+            raise ConfigError(f"task.augment_p_kimg={t.augment_p_kimg} must be > 0 (or null for a constant p)")
+        if not ops:
+            raise ConfigError(f"task.augment_p_kimg={t.augment_p_kimg} ramps the augmentation probability, but "
+                              "task.augment is empty; set task.augment=[bgc,cutout] or task.augment_p_kimg=null")
+        if t.ada_target is not None:
+            raise ConfigError(f"task.augment_p_kimg={t.augment_p_kimg} (a fixed ramp, R3GAN) and task.ada_target="
+                              f"{t.ada_target} (ADA's controller) both set p; keep one, the other null")
+    if t.augment_color_p < 0:
+        raise ConfigError(f"task.augment_color_p={t.augment_color_p} must be >= 0")
+    colour = {"bgc", "brightness", "contrast", "lumaflip", "hue", "saturation"}
+    if t.augment_color_p != 1 and not colour & set(ops):
+        raise ConfigError(f"task.augment_color_p={t.augment_color_p} scales ADA's colour ops, and task.augment="
+                          f"{ops} has none; add them (task.augment=[bgc,cutout]) or set task.augment_color_p=1")
+
+
 def check_task(cfg: Config) -> None:
     t = cfg.task
     _positive(t, "task", "seg_weight", "adv_weight", "l1_weight", "semi_weight", "adv_unlabeled_weight", "gamma", allow_zero=True)
@@ -53,12 +78,14 @@ def check_task(cfg: Config) -> None:
     unknown = [op for op in ops if op not in AUGMENT_OPS]
     if unknown:
         raise ConfigError(f"task.augment={ops}: unknown augmentation {', '.join(map(str, unknown))}; choose from "
-                          f"{', '.join(AUGMENT_OPS)}, as a list: task.augment=[color,translation,cutout]")
+                          f"{', '.join(AUGMENT_OPS)}, as a list: task.augment=[color,translation,cutout] (DiffAugment) or "
+                          "task.augment=[bgc,cutout] (ADA's pipeline)")
     if ops and t.name != TaskName.generate:
         raise ConfigError(f"task.augment={t.augment} augments what a generation D sees; task={t.name} has "
                           "data.flips and data.crop_scale (the same for image and mask) instead")
     if t.augment_p is not None:
         _fraction("task.augment_p", t.augment_p, closed=True)
+    check_augment_families(t, ops)
     if t.ada_target is not None:
         if not ops:
             raise ConfigError(f"task.ada_target={t.ada_target} adapts the augmentation probability, but "

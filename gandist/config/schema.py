@@ -108,7 +108,11 @@ class Backend(Choice):
     nccl = "nccl"
 
 
-AUGMENT_OPS = ("color", "translation", "cutout")  # task.augment's ops (gandist.train.diffaugment)
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")  # task.augment's DiffAugment ops (gandist.train.diffaugment)
+# ... and ADA's, with its group names (gandist.train.ada_augment); "cutout" in an ADA list is ADA's
+ADA_AUGMENT_OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast",
+                   "lumaflip", "hue", "saturation", "blit", "geom", "bg", "bgc")
+AUGMENT_OPS = DIFFAUGMENT_OPS + ADA_AUGMENT_OPS
 
 
 def doc(default: Any, help: str) -> Any:
@@ -129,10 +133,17 @@ class TaskConfig:
     penalty: PenaltyKind = doc(PenaltyKind.r1_r2, "gradient penalties under task.gamma: r1 (reals only, StyleGAN) | "
                                "r1_r2 (reals and fakes, R3GAN)")
     augment: list[str] = field(default_factory=list, metadata={"help": (
-        "generate: differentiable augmentation of every image D sees, real and generated (DiffAugment): a list "
-        "of ops from color, translation, cutout, e.g. [color,translation,cutout]; [] = none")})
+        "generate: differentiable augmentation of every image D sees, real and generated: DiffAugment's ops "
+        "(color, translation, cutout, e.g. [color,translation,cutout]) or ADA's (xflip, rotate90, xint, scale, "
+        "rotate, aniso, xfrac, brightness, contrast, lumaflip, hue, saturation, cutout; groups blit, geom, bg, "
+        "bgc; e.g. [bgc,cutout] as R3GAN); [] = none")})
     augment_p: Optional[float] = doc(None, "generate, task.augment: probability each op is applied to each image "
                                      "(with task.ada_target: where p starts); null = 1, or 0 with task.ada_target")
+    augment_p_kimg: Optional[float] = doc(None, "generate, task.augment: p rises from 0 to task.augment_p on a "
+                                          "half cosine over this many thousand images, then stays (R3GAN CIFAR-10: "
+                                          "0.55 over 20000); null = p is task.augment_p throughout")
+    augment_color_p: float = doc(1.0, "generate, task.augment with ADA's colour ops: their probability as a "
+                                 "multiple of p (StyleGAN2-ADA's bgc: 1; R3GAN's presets: 0.5)")
     ada_target: Optional[float] = doc(None, "generate, task.augment: adapt p so that r_t = E[sign(D(real))] (rpgan: "
                                       "E[sign(D(real) - D(fake))]) stays at this (StyleGAN2-ADA: 0.6); null = p "
                                       "stays task.augment_p")

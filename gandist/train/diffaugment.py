@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gandist.collectives import all_reduce_sum
+from gandist.train.ada_augment import GROUPS as ADA_GROUPS, ORDER as ADA_ORDER, ada_augment
+from gandist.train.schedule import cosine
 
 TRANSLATION = 1 / 8  # the largest shift, as a fraction of the side (DiffAugment's)
 CUTOUT = 1 / 2  # the side of the cut-out square, as a fraction of the image's
@@ -103,15 +105,34 @@ def overfit_sign(real_logits: Tensor, fake_logits: Tensor, relativistic: bool) -
 
 
 class Augmenter:
-    """What task.augment applies to D's inputs, with its current probability ``p``."""
+    """What task.augment applies to D's inputs, with its current probability ``p``: DiffAugment's
+    ops, or ADA's (gandist.train.ada_augment) when the list names any of ADA's own ops.
 
-    def __init__(self, ops: Sequence[str], p: float) -> None:
+    ``ramp_kimg``: p rises from 0 to ``p`` on a half cosine over that many thousand images, then
+    stays (R3GAN's aug_scheduler); ``follow`` sets it from the images seen before each step, so
+    it needs no state of its own beyond the images-seen count every checkpoint holds."""
+
+    def __init__(self, ops: Sequence[str], p: float, color_p: float = 1.0, ramp_kimg: Optional[float] = None) -> None:
         self.ops, self.p = tuple(ops), p
+        self.ada = uses_ada_ops(self.ops)
+        self.color_p, self.target_p, self.ramp_kimg = color_p, p, ramp_kimg
+
+    def follow(self, images_seen: int) -> None:
+        """p for the step about to be taken, after ``images_seen`` training images."""
+        if self.ramp_kimg is not None:
+            self.p = cosine(0.0, self.target_p, images_seen, round(self.ramp_kimg * 1000))
 
     def __call__(self, x: Tensor) -> Tensor:
         if not self.ops or self.p <= 0:
             return x
+        if self.ada:
+            return ada_augment(x, self.ops, self.p, color_p=self.color_p)
         return diff_augment(x, self.ops, self.p)
+
+
+def uses_ada_ops(ops: Sequence[str]) -> bool:
+    """Whether ``ops`` names any of ADA's own ops (then "cutout" is ADA's too)."""
+    return any(op in ADA_ORDER or op in ADA_GROUPS for op in ops if op not in DRAWS)
 
 
 class AdaController:

@@ -105,6 +105,8 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         if augmenting:
             batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
         lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale)
+        if augmenter is not None:
+            augmenter.follow(state.images_seen)  # task.augment_p_kimg's ramp (R3GAN)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1
         if ada is not None:
@@ -266,8 +268,9 @@ def make_augmentation(cfg: Config, ctx: Context, state: TrainState
     if not t.augment:
         return None, None
     if t.ada_target is None:
-        return Augmenter(list(t.augment), 1.0 if t.augment_p is None else t.augment_p), None
-    augmenter = Augmenter(list(t.augment), 0.0 if t.augment_p is None else t.augment_p)
+        return Augmenter(list(t.augment), 1.0 if t.augment_p is None else t.augment_p, t.augment_color_p,
+                         t.augment_p_kimg), None
+    augmenter = Augmenter(list(t.augment), 0.0 if t.augment_p is None else t.augment_p, t.augment_color_p)
     ada = AdaController(augmenter, t.ada_target, t.ada_kimg, t.ada_interval, cfg.data.batch_size * ctx.world_size,
                         ctx.device)
     if state.ada:

@@ -11,8 +11,12 @@ from gandist.train.diffaugment import DRAWS, AdaController, Augmenter, cutout, d
 ALL = ["color", "translation", "cutout"]
 
 
-def test_the_config_accepts_exactly_the_ops_diffaugment_has():
-    assert set(AUGMENT_OPS) == set(DRAWS) == set(ALL)
+def test_the_config_accepts_exactly_the_ops_diffaugment_and_ada_have():
+    from gandist.config.schema import DIFFAUGMENT_OPS
+    from gandist.train.ada_augment import GROUPS, ORDER
+
+    assert set(DIFFAUGMENT_OPS) == set(DRAWS) == set(ALL)
+    assert set(AUGMENT_OPS) == set(DRAWS) | set(ORDER) | set(GROUPS)
 
 
 def seeded(seed: int) -> torch.Generator:

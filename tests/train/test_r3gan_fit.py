@@ -27,10 +27,13 @@ ADA = ["task.augment=[color,translation,cutout]", "task.ada_target=0.6", "task.a
 
 
 CONDITIONAL = ["model.conditional=true"]  # on builtin:shapes' labels: circle, square, triangle
+# R3GAN's augmentation: ADA's bgc pipeline + cutout, colour ops at half p, p on a cosine ramp
+# (here to 0.55 over 100 images: the run sees p rise; R1/R2 go through it to the raw images).
+BGC = ["task.augment=[bgc,cutout]", "task.augment_p=0.55", "task.augment_p_kimg=0.1", "task.augment_color_p=0.5"]
 
 
-@pytest.mark.parametrize("extra", [[], LAZY_R1_HINGE, ADA, CONDITIONAL],
-                         ids=["recipe", "lazy-r1-hinge", "ada", "conditional"])
+@pytest.mark.parametrize("extra", [[], LAZY_R1_HINGE, ADA, CONDITIONAL, BGC],
+                         ids=["recipe", "lazy-r1-hinge", "ada", "conditional", "bgc-ramp"])
 def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extra):
     """4 steps straight, against the step-2 checkpoint of the same run copied to a new run
     and resumed to step 4: every weight, both optimizers' moments and the schedules' values
@@ -75,6 +78,9 @@ def test_r3gan_trains_checkpoints_and_resumes_bitwise(shapes_url, tmp_path, extr
         assert a["ada"]["p"] == pytest.approx(0.24) or a["ada"]["p"] == 0.0
         assert a["ada"]["window_count"] == 1  # step 4 of the window 4-6
         assert len(scalars["augment/p"]) == 4 and "augment/rt" in scalars and "D/real_sign" in scalars
+    if extra == BGC:  # the value each step used, from the images seen before it
+        p = scalars["augment/p"]
+        assert len(p) == 4 and p[0] == 0 and p == sorted(p) and 0 < p[-1] < 0.55
     lr = scalars["lr/G"]  # R3GAN's cosine, 2e-4 towards 5e-5 over the run, one value per step
     assert lr[0] == pytest.approx(2e-4) and lr == sorted(lr, reverse=True) and lr[-1] > 5e-5
     beta2 = scalars["adam/beta2"]
