@@ -154,6 +154,9 @@ def check_trainer(cfg: Config) -> None:
         except ValueError as e:
             raise ConfigError(f"trainer.best_metric={t.best_metric}: {e}") from None
     _fraction("trainer.lr_decay_start", t.lr_decay_start)
+    if t.schedule_kimg is not None and t.schedule_kimg <= 0:
+        raise ConfigError(f"trainer.schedule_kimg={t.schedule_kimg} must be a number of thousands of images > 0 "
+                          "(R3GAN's CIFAR-10: 20000), or null to decay the schedules over trainer.max_steps")
     _fraction("trainer.beta1", t.beta1)
     _fraction("trainer.beta2", t.beta2)
     if t.beta2_final is not None:
