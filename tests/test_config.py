@@ -43,7 +43,7 @@ def test_model_r3gan_keeps_the_reference_cifar10_horizon_ema_ramp_and_mirroring(
     half-life 0 -> 5e6 images on a cosine over them, --mirror=1."""
     cfg = compose_config(["task=generate", "model=r3gan"])
     assert (cfg.trainer.schedule_kimg, cfg.trainer.ema_kimg, cfg.trainer.ema_ramp) == (20000, 5000, "cosine")
-    assert cfg.data.flips == "horizontal"
+    assert cfg.data.flips == "horizontal" and cfg.task.g_draw == "batch"
     assert cfg.task.ada_kimg == 500  # StyleGAN2-ADA's value, also the schema default now
     assert compose_config([]).trainer.schedule_kimg is None and compose_config([]).trainer.ema_ramp == "rampup"
     assert compose_config(["task.gamma=1"]).model.arch == "dcgan"  # penalties work with DCGAN too
@@ -79,6 +79,8 @@ def test_ill_typed_value_is_named():
     ("model=r3gan model.g_width=12", "r3gan width 12 x model.expansion=2 must be a positive multiple of "
                                      "model.group_channels=16"),
     ("model=r3gan task.gamma=-1", "task.gamma=-1.0 must be >= 0"),
+    ("task=translate task.g_draw=batch", "task.g_draw=batch draws G's noise anew for its phase (task=generate); "
+                                         "task=translate feeds G an image: set task.g_draw=shared"),
     ("trainer.schedule_kimg=0", "trainer.schedule_kimg=0.0 must be a number of thousands of images > 0"),
     ("model=r3gan task.penalty=r3", "task.penalty='r3' is not one of r1, r1_r2"),
     ("model=r3gan trainer.beta2_final=1.5", "trainer.beta2_final=1.5 must be in [0, 1)"),

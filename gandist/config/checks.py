@@ -247,6 +247,9 @@ def check_across_sections(cfg: Config) -> None:
         other = next(task for task, archs in ARCHS_FOR_TASK.items() if cfg.model.arch in archs)
         raise ConfigError(f"model.arch={cfg.model.arch.value!r} does not fit task.name={cfg.task.name.value!r}; "
                           f"use model={' or model='.join(map(str, fits))} (or task={other})")
+    if cfg.task.g_draw != "shared" and cfg.task.name != TaskName.generate:
+        raise ConfigError(f"task.g_draw={cfg.task.g_draw} draws G's noise anew for its phase (task=generate); "
+                          f"task={cfg.task.name} feeds G an image: set task.g_draw=shared")
     check_unlabeled_data(cfg)
     launcher, t = cfg.launcher.name, cfg.trainer
     if t.min_workers is not None and launcher != LauncherName.ray:

@@ -36,6 +36,12 @@ class LossName(Choice):
     rpgan = "rpgan"
 
 
+class GDraw(Choice):
+    shared = "shared"
+    noise = "noise"
+    batch = "batch"
+
+
 class PenaltyKind(Choice):
     r1 = "r1"
     r1_r2 = "r1_r2"
@@ -142,6 +148,10 @@ class TaskConfig:
                                       "this (StyleGAN2-ADA: 0.6); null = p stays task.augment_p")
     ada_kimg: float = doc(500.0, "generate, task.ada_target: thousands of images for p to move from 0 to 1 at most "
                           "(StyleGAN2-ADA's 500; gandist had 100 before issue 34)")
+    g_draw: GDraw = doc(GDraw.shared, "generate: what G's phase trains on: shared (the fakes D was just updated "
+                        "against: one G forward per step, as the PyTorch DCGAN example) | noise (its own noise and G "
+                        "forward, D's real batch) | batch (its own noise and a second real batch, as StyleGAN2-ADA "
+                        "and R3GAN: each step reads twice the images)")
     ada_interval: int = doc(4, "generate, task.ada_target: steps between adjustments of p")
     penalty_every: int = doc(1, "apply the penalties every this many steps, at this many times the weight (lazy "
                              "regularization, StyleGAN2: 16)")

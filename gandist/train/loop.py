@@ -102,6 +102,8 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
             batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
+            if "g_real" in batch:  # task.g_draw=batch: G's real batch, with its own draws
+                batch["g_real"] = augment(batch["g_real"], cfg.data.flips, cfg.data.crop_scale)
         lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale, state.images_seen)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1
@@ -286,7 +288,7 @@ def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController])
 
 def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = None) -> Task:
     if cfg.task.name == TaskName.generate:
-        return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional)
+        return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional, g_draw=str(cfg.task.g_draw))
     t = cfg.task
     if t.name == TaskName.translate:
         return TranslateTask(l1_weight=t.l1_weight, adv_weight=t.adv_weight)
