@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
@@ -63,3 +64,29 @@ def test_optimizers_and_checkpoints_follow_the_schedule(shapes_url, tmp_path):
     assert end["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 4)  # step 8 = index 7 of 8
     assert end["opt_d"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 4)
     assert summary.metrics["lr/G"] == pytest.approx(1e-3 / 4)
+
+
+def test_the_loop_counts_schedule_kimg_in_images_and_holds_after_it(shapes_url, tmp_path):
+    """4 steps of 8 images over a 16-image horizon: the rate, beta2 and gamma reach their final
+    values at the third step (16 images seen) and hold; the cosine EMA ramp starts at a half-life
+    of 0, so after one step G_ema is G."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from helpers import small_overrides
+    from gandist.config import absolutize, compose_config
+
+    common = small_overrides(shapes_url, str(tmp_path), "kimg", task="generate") + [
+        "launcher.name=local", "trainer.num_workers=1", "eval.every=100", "trainer.image_every=100",
+        "trainer.lr_schedule=cosine", "trainer.lr_decay_start=0", "trainer.lr_final=0.25", "trainer.beta2=0.9",
+        "trainer.beta2_final=0.99", "task.gamma=0.05", "task.gamma_final=0.005", "trainer.schedule_kimg=0.016",
+        "trainer.ema_ramp=cosine", "trainer.ema_kimg=1"]
+    run_local(absolutize(compose_config(common + ["trainer.max_steps=4"])))
+    acc = EventAccumulator(str(tmp_path / "kimg" / "tensorboard"))
+    acc.Reload()
+    values = {tag: [e.value for e in acc.Scalars(tag)] for tag in ("lr/G", "adam/beta2", "train/gamma")}
+    assert values["lr/G"] == pytest.approx([2e-4, 2e-4 * 0.625, 5e-5, 5e-5])
+    assert values["adam/beta2"] == pytest.approx([0.9, 0.945, 0.99, 0.99])
+    assert values["train/gamma"] == pytest.approx([0.05, 0.0275, 0.005, 0.005])
+    one = load_checkpoint(run_local(absolutize(compose_config(
+        [*common, "run.name=one", "trainer.max_steps=1"]))).checkpoint)["state"]
+    assert all(torch.equal(one["G_ema"][k], v) for k, v in one["G"].items())
