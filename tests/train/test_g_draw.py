@@ -49,14 +49,10 @@ def test_g_phase_draws_its_own_noise_and_real_batch_as_asked(g_draw):
 
 def test_a_second_real_batch_is_counted_by_the_data_cursor(shapes_url, tmp_path):
     """task.g_draw=batch reads two batches a step: the checkpoint's cursor says so, so a resume
-    continues after both (test_r3gan_fit's bitwise resume runs the R3GAN preset, which uses it)."""
-    def cursor(g_draw: str) -> int:
-        cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), g_draw, task="generate") + [
-            "launcher.name=local", "trainer.num_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2",
-            "eval.every=2", "eval.samples=16", "model.g_width=8", "model.d_width=8", f"task.g_draw={g_draw}"]))
-        state = load_checkpoint(run_local(cfg).checkpoint)["state"]
-        assert state["images_seen"] == 2 * cfg.data.batch_size  # images seen counts D's batches, as cur_nimg
-        assert state["epoch"] == 0
-        return state["batch_in_epoch"]
-
-    assert (cursor("batch"), cursor("shared")) == (4, 2)
+    continues after both (test_r3gan_fit's bitwise resume runs the R3GAN preset, which uses it);
+    images seen count D's batches, as R3GAN's cur_nimg."""
+    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "pairs", task="generate") + [
+        "launcher.name=local", "trainer.num_workers=1", "trainer.max_steps=2", "trainer.ckpt_every=2",
+        "eval.every=100", "eval.samples=16", "trainer.image_every=100", "task.g_draw=batch"]))
+    state = load_checkpoint(run_local(cfg).checkpoint)["state"]
+    assert (state["epoch"], state["batch_in_epoch"], state["images_seen"]) == (0, 4, 2 * cfg.data.batch_size)
