@@ -36,6 +36,20 @@ def test_model_r3gan_brings_the_r3gan_recipe_and_each_part_can_be_overridden():
     assert (t.beta1, t.beta2, t.beta2_final, t.lr_schedule, t.lr_decay_start, t.lr_final) == (
         0.0, 0.9, 0.99, "cosine", 0.0, 0.25)
     assert compose_config(["model=r3gan", "task.loss=hinge", "task.gamma=0"]).task.loss == "hinge"
+
+
+def test_model_r3gan_keeps_the_reference_cifar10_horizon_ema_ramp_and_mirroring():
+    """R3GAN's train.py CIFAR10 preset and README command: every schedule over 2e7 images, the EMA
+    half-life 0 -> 5e6 images on a cosine over them, --mirror=1."""
+    cfg = compose_config(["task=generate", "model=r3gan"])
+    assert (cfg.trainer.schedule_kimg, cfg.trainer.ema_kimg, cfg.trainer.ema_ramp) == (20000, 5000, "cosine")
+    assert cfg.data.flips == "horizontal" and cfg.task.g_draw == "batch"
+    assert cfg.task.ada_kimg == 500  # StyleGAN2-ADA's value, also the schema default now
+    # --aug=1: ADA's pipeline with the colour ops at half p, p on a cosine 0 -> 0.55 over the horizon
+    t = cfg.task
+    assert (list(t.augment), t.augment_p, t.augment_p_kimg, t.augment_color_p) == (["bgc", "cutout"], 0.55, 20000, 0.5)
+    assert list(compose_config(["task=generate", "model=r3gan", "task.augment=[]"]).task.augment) == []  # one key turns it off
+    assert compose_config([]).trainer.schedule_kimg is None and compose_config([]).trainer.ema_ramp == "rampup"
     assert compose_config(["task.gamma=1"]).model.arch == "dcgan"  # penalties work with DCGAN too
     assert compose_config([]).task.loss == "nonsat"
 
@@ -69,6 +83,9 @@ def test_ill_typed_value_is_named():
     ("model=r3gan model.g_width=12", "r3gan width 12 x model.expansion=2 must be a positive multiple of "
                                      "model.group_channels=16"),
     ("model=r3gan task.gamma=-1", "task.gamma=-1.0 must be >= 0"),
+    ("task=translate task.g_draw=batch", "task.g_draw=batch draws G's noise anew for its phase (task=generate); "
+                                         "task=translate feeds G an image: set task.g_draw=shared"),
+    ("trainer.schedule_kimg=0", "trainer.schedule_kimg=0.0 must be a number of thousands of images > 0"),
     ("model=r3gan task.penalty=r3", "task.penalty='r3' is not one of r1, r1_r2"),
     ("model=r3gan trainer.beta2_final=1.5", "trainer.beta2_final=1.5 must be in [0, 1)"),
     ("task.augment=[colour]", "unknown augmentation colour; choose from color, translation, cutout"),
@@ -78,10 +95,8 @@ def test_ill_typed_value_is_named():
     ("task=segment task.augment=[cutout]", "task=segment has data.flips and data.crop_scale"),
     ("task.augment=[bgc,translation]", "mixes DiffAugment's translation with ADA's bgc; use one family"),
     ("task.augment=[bgc] task.augment_p_kimg=0", "task.augment_p_kimg=0.0 must be > 0"),
-    ("task.augment_p_kimg=100", "task.augment_p_kimg=100.0 ramps the augmentation probability, but task.augment "
-                                "is empty"),
     ("task.augment=[bgc] task.augment_p_kimg=100 task.ada_target=0.6", "both set p; keep one"),
-    ("task.augment=[blit,geom] task.augment_color_p=0.5", "task.augment_color_p=0.5 scales ADA's colour ops"),
+    ("model=r3gan task.ada_target=0.6", "both set p; keep one"),
     ("model=unet", "model.arch='unet' does not fit task.name='generate'"),
     ("task=segment model=dcgan", "use model=unet or model=pix2pix (or task=generate)"),
     ("task=segment model.resolution=40", "unet max-pools 4 times and needs a multiple of 16"),

@@ -38,7 +38,9 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
 
 
 def check_augment_families(t: TaskConfig, ops: list) -> None:
-    """One family of ops per list; the ramp and the colour multiplier only where they act."""
+    """One family of ops per list, and one rule for p. The ramp and the colour multiplier do nothing
+    without ops to act on, and are allowed then: `task.augment=[]` alone turns a preset's
+    augmentation (model=r3gan's) off."""
     diffaugment_only = [op for op in ops if op in DIFFAUGMENT_OPS and op not in ADA_AUGMENT_OPS and op != "cutout"]
     ada = [op for op in ops if op in ADA_AUGMENT_OPS]
     if diffaugment_only and ada:
@@ -48,18 +50,11 @@ def check_augment_families(t: TaskConfig, ops: list) -> None:
     if t.augment_p_kimg is not None:
         if t.augment_p_kimg <= 0:
             raise ConfigError(f"task.augment_p_kimg={t.augment_p_kimg} must be > 0 (or null for a constant p)")
-        if not ops:
-            raise ConfigError(f"task.augment_p_kimg={t.augment_p_kimg} ramps the augmentation probability, but "
-                              "task.augment is empty; set task.augment=[bgc,cutout] or task.augment_p_kimg=null")
         if t.ada_target is not None:
             raise ConfigError(f"task.augment_p_kimg={t.augment_p_kimg} (a fixed ramp, R3GAN) and task.ada_target="
                               f"{t.ada_target} (ADA's controller) both set p; keep one, the other null")
     if t.augment_color_p < 0:
         raise ConfigError(f"task.augment_color_p={t.augment_color_p} must be >= 0")
-    colour = {"bgc", "brightness", "contrast", "lumaflip", "hue", "saturation"}
-    if t.augment_color_p != 1 and not colour & set(ops):
-        raise ConfigError(f"task.augment_color_p={t.augment_color_p} scales ADA's colour ops, and task.augment="
-                          f"{ops} has none; add them (task.augment=[bgc,cutout]) or set task.augment_color_p=1")
 
 
 def check_task(cfg: Config) -> None:
@@ -181,6 +176,9 @@ def check_trainer(cfg: Config) -> None:
         except ValueError as e:
             raise ConfigError(f"trainer.best_metric={t.best_metric}: {e}") from None
     _fraction("trainer.lr_decay_start", t.lr_decay_start)
+    if t.schedule_kimg is not None and t.schedule_kimg <= 0:
+        raise ConfigError(f"trainer.schedule_kimg={t.schedule_kimg} must be a number of thousands of images > 0 "
+                          "(R3GAN's CIFAR-10: 20000), or null to decay the schedules over trainer.max_steps")
     _fraction("trainer.beta1", t.beta1)
     _fraction("trainer.beta2", t.beta2)
     if t.beta2_final is not None:
@@ -265,12 +263,20 @@ def check_collapse(cfg: Config) -> None:
                           "use 1 (keep it) or more, e.g. 2")
 
 
-def check_across_sections(cfg: Config) -> None:
+def check_arch_fits_task(cfg: Config) -> None:
+    """First: a model preset for another task (model=r3gan under task=segment) brings keys of that
+    task, and the mismatch of the two is the error worth naming."""
     fits = ARCHS_FOR_TASK[cfg.task.name]
     if cfg.model.arch not in fits:
         other = next(task for task, archs in ARCHS_FOR_TASK.items() if cfg.model.arch in archs)
         raise ConfigError(f"model.arch={cfg.model.arch.value!r} does not fit task.name={cfg.task.name.value!r}; "
                           f"use model={' or model='.join(map(str, fits))} (or task={other})")
+
+
+def check_across_sections(cfg: Config) -> None:
+    if cfg.task.g_draw != "shared" and cfg.task.name != TaskName.generate:
+        raise ConfigError(f"task.g_draw={cfg.task.g_draw} draws G's noise anew for its phase (task=generate); "
+                          f"task={cfg.task.name} feeds G an image: set task.g_draw=shared")
     check_unlabeled_data(cfg)
     launcher, t = cfg.launcher.name, cfg.trainer
     if t.min_workers is not None and launcher != LauncherName.ray:
@@ -298,7 +304,7 @@ def check_unlabeled_data(cfg: Config) -> None:
                           "unlabeled images; use one (set data.label_fraction=1 or data.unlabeled_url=null)")
 
 
-CHECKS: list[Callable[[Config], None]] = [check_task, check_model, check_data, check_trainer, check_eval,
+CHECKS: list[Callable[[Config], None]] = [check_arch_fits_task, check_task, check_model, check_data, check_trainer, check_eval,
                                           check_run, check_no_secrets, check_faults, check_collapse,
                                           check_across_sections]
 

@@ -36,6 +36,12 @@ class LossName(Choice):
     rpgan = "rpgan"
 
 
+class GDraw(Choice):
+    shared = "shared"
+    noise = "noise"
+    batch = "batch"
+
+
 class PenaltyKind(Choice):
     r1 = "r1"
     r1_r2 = "r1_r2"
@@ -80,6 +86,11 @@ class Arch(Choice):
 class LrSchedule(Choice):
     constant = "constant"
     linear = "linear"
+    cosine = "cosine"
+
+
+class EmaRamp(Choice):
+    rampup = "rampup"
     cosine = "cosine"
 
 
@@ -128,8 +139,8 @@ class TaskConfig:
                          "rpgan (relativistic pairing, R3GAN; generate and translate)")
     gamma: float = doc(0.0, "weight of the zero-centred gradient penalties on D, (gamma / 2) x (R1 on reals + R2 on "
                        "fakes); 0 = off (R3GAN at 32 pixels: 0.05)")
-    gamma_final: Optional[float] = doc(None, "task.gamma decays to this by trainer.max_steps on a cosine (R3GAN: a "
-                                       "tenth of task.gamma); null = constant")
+    gamma_final: Optional[float] = doc(None, "task.gamma decays to this by trainer.max_steps (or trainer."
+                                       "schedule_kimg) on a cosine (R3GAN: a tenth of task.gamma); null = constant")
     penalty: PenaltyKind = doc(PenaltyKind.r1_r2, "gradient penalties under task.gamma: r1 (reals only, StyleGAN) | "
                                "r1_r2 (reals and fakes, R3GAN)")
     augment: list[str] = field(default_factory=list, metadata={"help": (
@@ -147,8 +158,12 @@ class TaskConfig:
     ada_target: Optional[float] = doc(None, "generate, task.augment: adapt p so that r_t = E[sign(D(real))] (rpgan: "
                                       "E[sign(D(real) - D(fake))]) stays at this (StyleGAN2-ADA: 0.6); null = p "
                                       "stays task.augment_p")
-    ada_kimg: float = doc(100.0, "generate, task.ada_target: thousands of images for p to move from 0 to 1 at most "
-                          "(StyleGAN2-ADA: 500)")
+    ada_kimg: float = doc(500.0, "generate, task.ada_target: thousands of images for p to move from 0 to 1 at most "
+                          "(StyleGAN2-ADA's 500; gandist had 100 before issue 34)")
+    g_draw: GDraw = doc(GDraw.shared, "generate: what G's phase trains on: shared (the fakes D was just updated "
+                        "against: one G forward per step, as the PyTorch DCGAN example) | noise (its own noise and G "
+                        "forward, D's real batch) | batch (its own noise and a second real batch, as StyleGAN2-ADA "
+                        "and R3GAN: each step reads twice the images)")
     ada_interval: int = doc(4, "generate, task.ada_target: steps between adjustments of p")
     penalty_every: int = doc(1, "apply the penalties every this many steps, at this many times the weight (lazy "
                              "regularization, StyleGAN2: 16)")
@@ -251,15 +266,22 @@ class TrainerConfig:
     lr_d: float = doc(2e-4, "discriminator Adam learning rate")
     lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to "
                                   "trainer.lr_final at max_steps) | cosine (R3GAN: the same on a half cosine)")
-    lr_decay_start: float = doc(0.5, "linear, cosine schedules: fraction of trainer.max_steps after which the decay begins")
+    lr_decay_start: float = doc(0.5, "linear, cosine schedules: fraction of trainer.max_steps (or "
+                                "trainer.schedule_kimg) after which the decay begins")
     lr_final: float = doc(0.0, "linear, cosine schedules: fraction of the base rates reached at trainer.max_steps "
                           "(R3GAN: 0.25)")
+    schedule_kimg: Optional[float] = doc(None, "thousands of images over which every decaying schedule (learning "
+                                         "rates, beta2, task.gamma, the cosine EMA ramp) runs, then holds its final "
+                                         "value (R3GAN's CIFAR-10: 20000); null = trainer.max_steps")
     beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
     beta2: float = doc(0.999, "Adam beta2")
-    beta2_final: Optional[float] = doc(None, "Adam beta2 moves to this by trainer.max_steps on a cosine (R3GAN: "
-                                       "0.9 to 0.99); null = constant")
-    ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images")
-    ema_rampup: float = doc(0.05, "EMA half-life is at most this fraction of images seen (0 = off)")
+    beta2_final: Optional[float] = doc(None, "Adam beta2 moves to this by trainer.max_steps (or trainer.schedule_kimg) "
+                                       "on a cosine (R3GAN: 0.9 to 0.99); null = constant")
+    ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images (R3GAN's CIFAR-10: 5000)")
+    ema_ramp: EmaRamp = doc(EmaRamp.rampup, "how the EMA half-life grows to trainer.ema_kimg: rampup (StyleGAN2-ADA: "
+                            "at most trainer.ema_rampup x images seen) | cosine (R3GAN: from 0 on a half cosine over "
+                            "trainer.schedule_kimg, or the run, then held)")
+    ema_rampup: float = doc(0.05, "ema_ramp=rampup: EMA half-life is at most this fraction of images seen (0 = off)")
     seed: int = doc(0, "the one seed; every other seed is derived from it")
     max_failures: int = doc(0, "worker-group restarts Ray Train may make after a failure")
     amp: AmpMode = doc(AmpMode.auto, "mixed precision: auto (bf16 on GPUs that support it, else off) | off | bf16 (autocast) "

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from gandist.config import Arch, Config, DArch, TaskName
-from gandist.models.conditional import ConditionalGenerator, ProjectionDiscriminator
+from gandist.models.conditional import ConditionalGenerator, EmbeddingDiscriminator, ProjectionDiscriminator
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gandist.models import d_inputs
 from gandist.models.pix2pix import PatchDiscriminator, PixelDiscriminator, UNetGenerator
@@ -27,13 +29,16 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
         if m.arch == Arch.dcgan:
             G: nn.Module = DCGANGenerator(z_dim=g_in, resolution=m.resolution, width=m.g_width)
             D: nn.Module = DCGANDiscriminator(resolution=m.resolution, width=m.d_width)
+            if m.conditional:  # Miyato & Koyama's projection D
+                G, D = ConditionalGenerator(G, num_classes, m.z_dim), ProjectionDiscriminator(D, num_classes)
         else:
             shape = dict(widths=m.stage_widths, blocks=m.blocks, expansion=m.expansion,
                          group_channels=m.group_channels)
             G = R3GANGenerator(z_dim=g_in, resolution=m.resolution, width=m.g_width, **shape)
-            D = R3GANDiscriminator(resolution=m.resolution, width=m.d_width, **shape)
-        if m.conditional:
-            G, D = ConditionalGenerator(G, num_classes, m.z_dim), ProjectionDiscriminator(D, num_classes)
+            D = R3GANDiscriminator(resolution=m.resolution, width=m.d_width, embedding=m.conditional, **shape)
+            if m.conditional:  # R3GAN's: embeddings at its init, D's logit their inner product alone
+                G = ConditionalGenerator(G, num_classes, m.z_dim, embed_std=1 / math.sqrt(num_classes))
+                D = EmbeddingDiscriminator(D, num_classes)
     else:  # a segmenter or translator, and the pix2pix discriminators
         translate = cfg.task.name == TaskName.translate  # G draws images, D sees (A, B) pairs
         if m.arch == Arch.unet:

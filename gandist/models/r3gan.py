@@ -147,10 +147,12 @@ class R3GANGenerator(nn.Module):
 
 class R3GANDiscriminator(nn.Module):
     """Images [N, channels, R, R] -> raw logits [N]; G's stages mirrored (``widths`` lowest
-    resolution first, as for G)."""
+    resolution first, as for G). ``embedding``: the last linear layer gives ``feature_dim`` values
+    [N, feature_dim] instead, for R3GAN's conditional D (``EmbeddingDiscriminator``)."""
 
     def __init__(self, resolution: int = 32, width: int = 64, widths: Optional[Sequence[int]] = None,
-                 blocks: int = 2, expansion: int = 2, group_channels: int = 16, channels: int = 3) -> None:
+                 blocks: int = 2, expansion: int = 2, group_channels: int = 16, channels: int = 3,
+                 embedding: bool = False) -> None:
         super().__init__()
         ws = list(reversed(stage_widths(widths, width, num_stages(resolution))))  # highest resolution first
         total = blocks * len(ws)
@@ -164,7 +166,8 @@ class R3GANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         # 4x4 -> 1x1 per channel, then one logit.
         self.basis = msr_init(nn.Conv2d(ws[-1], ws[-1], 4, groups=ws[-1], bias=False))
-        self.logit = msr_init(nn.Linear(ws[-1], 1, bias=False))
+        self.out_dim = ws[-1] if embedding else 1
+        self.logit = msr_init(nn.Linear(ws[-1], self.out_dim, bias=False))
         self.feature_dim = ws[-1]
 
     def features(self, x: Tensor) -> Tensor:
@@ -172,7 +175,8 @@ class R3GANDiscriminator(nn.Module):
         return h.reshape(h.shape[0], -1)
 
     def head(self, h: Tensor) -> Tensor:
-        return self.logit(h).reshape(h.shape[0])
+        y = self.logit(h)
+        return y if self.out_dim > 1 else y.reshape(h.shape[0])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import asdict
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from gandist.train.collapse import CollapseWatch, Healing
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
 from gandist.train.divergence import BadStepTracker
-from gandist.train.ema import EmaUpdater, ema_beta
+from gandist.train.ema import EmaUpdater, ema_beta_at
 from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
 from gandist.train.progress import Throughput, log_progress
@@ -76,7 +76,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     augmenter, ada = make_augmentation(cfg, ctx, state)
     task = make_task(cfg, len(classes or []), augmenter)
     amp = autocast(ctx.device, gpu_path.amp)
-    penalty = make_penalty(cfg, state.healing)
+    penalty = make_penalty(cfg, state.healing, images=lambda: state.images_seen)
     watch = CollapseWatch(cfg, state.healing, ctx)
     phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp, penalty)
@@ -104,7 +104,9 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
             batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
-        lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale)
+            if "g_real" in batch:  # task.g_draw=batch: G's real batch, with its own draws
+                batch["g_real"] = augment(batch["g_real"], cfg.data.flips, cfg.data.crop_scale)
+        lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale, state.images_seen)
         if augmenter is not None:
             augmenter.follow(state.images_seen)  # task.augment_p_kimg's ramp (R3GAN)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
@@ -113,9 +115,9 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
             ada.observe(result.stats["D/real_sign"])
             ada.maybe_adjust(state.step)
         if not watch.record_step(bad_steps, state, result, last_ckpt, clock, ada):  # every rank agrees on a skip
-            stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, lr, penalty)})
+            stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, state.images_seen, lr, penalty)})
+        update_ema(ema_beta_at(t, global_batch, state.step - 1, state.images_seen))
         state.images_seen += global_batch
-        update_ema(ema_beta(global_batch, state.images_seen, t.ema_kimg, t.ema_rampup))
         done = state.step >= t.max_steps
         clock.step_done(state.step)
 
@@ -237,24 +239,27 @@ def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
     adopt_layout(cfg, state.data, state.unlabeled, ctx.world_size, ctx.is_chief)
 
 
-def make_penalty(cfg: Config, healing: Optional[Healing] = None) -> Optional[Penalty]:
+def make_penalty(cfg: Config, healing: Optional[Healing] = None,
+                 images: Callable[[], int] = lambda: 0) -> Optional[Penalty]:
     """The gradient penalties task.gamma asks for (times what collapse rollbacks left), or None
-    when they are off for the whole run."""
+    when they are off for the whole run. ``images``: the images seen before the step being
+    taken (trainer.schedule_kimg counts its horizon in them)."""
     t = cfg.task
     if t.gamma == 0 and not t.gamma_final:
         return None
     healing = healing or Healing()
-    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer.max_steps, step) * healing.gamma_scale,
+    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer, step, images()) * healing.gamma_scale,
                    every=t.penalty_every,
                    r2=t.penalty == PenaltyKind.r1_r2)
 
 
-def schedule_stats(cfg: Config, step: int, lr_factor: float, penalty: Optional[Penalty]) -> dict[str, torch.Tensor]:
-    """The scheduled values in effect at ``step``, to log beside the losses."""
+def schedule_stats(cfg: Config, step: int, images: int, lr_factor: float,
+                   penalty: Optional[Penalty]) -> dict[str, torch.Tensor]:
+    """The scheduled values in effect at ``step`` (taken after ``images`` images), to log beside the losses."""
     t = cfg.trainer
     values = {"lr/G": t.lr_g * lr_factor, "lr/D": t.lr_d * lr_factor}
     if t.beta2_final is not None:
-        values["adam/beta2"] = beta2_at(t, step)
+        values["adam/beta2"] = beta2_at(t, step, images)
     if penalty is not None:
         values["train/gamma"] = penalty.gamma(step)
     return {k: torch.tensor(v) for k, v in values.items()}
@@ -288,7 +293,7 @@ def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController])
 
 def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = None) -> Task:
     if cfg.task.name == TaskName.generate:
-        return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional)
+        return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional, g_draw=str(cfg.task.g_draw))
     t = cfg.task
     if t.name == TaskName.translate:
         return TranslateTask(l1_weight=t.l1_weight, adv_weight=t.adv_weight)

@@ -1,10 +1,11 @@
 """One GAN step as data: a list of phases, each training one network with its optimizer.
 
 G runs forward once per step; the D phase sees its output detached, the G phase through D
-(pix2pix order). A task whose adversarial weight is 0 (the supervised baseline) has the G
-phase only. G and D sit in separate DDP wrappers. While a phase runs, only its own
-network requires grad, and the other network's DDP forward runs under ``no_sync`` so its
-reducer never waits for gradients that will not come (stylegan2-ada).
+(pix2pix order); with task.g_draw, G's phase draws its own fakes after D's update (StyleGAN2-ADA).
+A task whose adversarial weight is 0 (the supervised baseline) has the G phase only. G and D
+sit in separate DDP wrappers. While a phase runs, only its own network requires grad, and the
+other network's DDP forward runs under ``no_sync`` so its reducer never waits for gradients
+that will not come (stylegan2-ada).
 
 Mixed precision: forwards run under the step's autocast; each network has its own grad
 scaler (a no-op when fp16 is off).
@@ -222,7 +223,7 @@ def agree_on_step(loss_bad: Tensor, grads_bad: Tensor, rank: int, world_size: in
 def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
              amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
              rank: int = 0, world_size: int = 1) -> StepResult:
-    """One GAN step: G forward once, then each phase in order.
+    """One GAN step: G forward once (twice with task.g_draw), then each phase in order.
 
     A phase whose gradients are not finite does not step, on any rank (D's skip is decided
     on the device before G's phase runs through D). Why it skipped is learned once, at the
@@ -233,14 +234,22 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
     buffers = [b for ph in {id(ph.module): ph for ph in phases}.values() for b in ph.buffers]
     saved = [b.detach().clone() for b in buffers]
     g_params = next(ph.params for ph in phases if ph.module is G)
-    set_requires_grad(g_params, True)
-    with amp():
-        fake = task.fake(G, task.g_input(batch))
-    set_requires_grad(g_params, False)  # the graph is built; phases switch their own module back on
-    v = StepVars(batch=batch, fake=fake)
+    g_batch = task.g_batch(batch)  # None: G's phase trains on these fakes; else it draws its own
+
+    def draw(b: Batch, grad: bool) -> StepVars:
+        set_requires_grad(g_params, grad)
+        with amp(), torch.set_grad_enabled(grad):
+            out = task.fake(G, task.g_input(b))
+        set_requires_grad(g_params, False)  # the graph is built; phases switch their own module back on
+        return StepVars(batch=b, fake=out)
+
+    v = draw(batch, grad=g_batch is None)
+    fake = v.fake
     stats: Stats = {}
     loss_bad, grads_bad, norms = [], [], []
     for ph in phases:
+        if g_batch is not None and ph.module is G:
+            v = draw(g_batch, grad=True)  # after D's update, as StyleGAN2-ADA and R3GAN
         set_requires_grad(ph.params, True)
         ph.opt.zero_grad(set_to_none=True)
         loss, phase_stats = ph.losses(v)

@@ -1,8 +1,10 @@
 """Schedules as pure functions of the step: learning rates, Adam's beta2, the penalty weight.
 
-Any value at any step follows from the config and the step alone, both of which every
-checkpoint holds, so a resumed run (on any number of workers) continues the same schedule;
-the optimizers' state dicts also carry the current values.
+They decay over the run (trainer.max_steps) or, with trainer.schedule_kimg, over a fixed
+number of images and then hold (R3GAN: 20M images for CIFAR-10, counted as its cur_nimg).
+Any value at any step follows from the config, the step and the images seen before it, all
+of which every checkpoint holds, so a resumed run (on any number of workers) continues the
+same schedule; the optimizers' state dicts also carry the current values.
 """
 
 from __future__ import annotations
@@ -19,37 +21,47 @@ def cosine(start: float, end: float, step: int, total: int) -> float:
     return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def lr_factor(t: TrainerConfig, step: int) -> float:
-    """Multiplier of the base learning rate for the step about to be taken (0-based)."""
+def horizon(t: TrainerConfig, step: int, images: int) -> tuple[float, float]:
+    """Where the decaying schedules stand before ``step`` (0-based) with ``images`` seen:
+    (done, total) in steps of trainer.max_steps, or in images of trainer.schedule_kimg."""
+    if t.schedule_kimg is None:
+        return float(step), float(t.max_steps)
+    return float(images), t.schedule_kimg * 1000.0
+
+
+def lr_factor(t: TrainerConfig, step: int, images: int = 0) -> float:
+    """Multiplier of the base learning rate for the step about to be taken (0-based), after
+    ``images`` images (used with trainer.schedule_kimg)."""
     if t.lr_schedule == "constant":
         return 1.0
-    # linear (pix2pix) and cosine (R3GAN): constant until lr_decay_start of the run, then down to
-    # lr_final at max_steps.
-    start = int(t.lr_decay_start * t.max_steps)
-    if step < start:
+    # linear (pix2pix) and cosine (R3GAN): constant until lr_decay_start of the horizon, then down
+    # to lr_final at its end, held after.
+    done, total = horizon(t, step, images)
+    start = int(t.lr_decay_start * total)
+    if done < start:
         return 1.0
     if t.lr_schedule == "cosine":
-        return cosine(1.0, t.lr_final, step - start, t.max_steps - start)
-    progress = min((step - start) / max(t.max_steps - start, 1), 1.0)
+        return cosine(1.0, t.lr_final, done - start, total - start)
+    progress = min((done - start) / max(total - start, 1), 1.0)
     return 1.0 - (1.0 - t.lr_final) * progress
 
 
-def beta2_at(t: TrainerConfig, step: int) -> float:
-    """Adam's beta2 for ``step``: trainer.beta2, moving to trainer.beta2_final over the run if set."""
-    return t.beta2 if t.beta2_final is None else cosine(t.beta2, t.beta2_final, step, t.max_steps)
+def beta2_at(t: TrainerConfig, step: int, images: int = 0) -> float:
+    """Adam's beta2 for ``step``: trainer.beta2, moving to trainer.beta2_final over the horizon if set."""
+    return t.beta2 if t.beta2_final is None else cosine(t.beta2, t.beta2_final, *horizon(t, step, images))
 
 
-def gamma_at(task: TaskConfig, max_steps: int, step: int) -> float:
+def gamma_at(task: TaskConfig, t: TrainerConfig, step: int, images: int = 0) -> float:
     """The gradient penalties' weight for ``step``: task.gamma, decaying to task.gamma_final if set."""
-    return task.gamma if task.gamma_final is None else cosine(task.gamma, task.gamma_final, step, max_steps)
+    return task.gamma if task.gamma_final is None else cosine(task.gamma, task.gamma_final, *horizon(t, step, images))
 
 
 def apply_lr(t: TrainerConfig, step: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-             scale: float = 1.0) -> float:
-    """Set both optimizers' rates (and beta2, when scheduled) for ``step``, times ``scale`` (what
-    collapse rollbacks left); returns the factor applied."""
-    factor = lr_factor(t, step) * scale
-    beta2 = beta2_at(t, step) if t.beta2_final is not None else None
+             scale: float = 1.0, images: int = 0) -> float:
+    """Set both optimizers' rates (and beta2, when scheduled) for ``step`` after ``images``
+    images, times ``scale`` (what collapse rollbacks left); returns the factor applied."""
+    factor = lr_factor(t, step, images) * scale
+    beta2 = beta2_at(t, step, images) if t.beta2_final is not None else None
     for opt, base in ((opt_g, t.lr_g), (opt_d, t.lr_d)):
         for group in opt.param_groups:
             group["lr"] = base * factor

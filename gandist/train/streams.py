@@ -90,9 +90,16 @@ def with_unlabeled(labeled: Iterator[Batch], unlabeled_batches: Iterator[Batch])
         yield {**batch, "unlabeled": as_unlabeled(next(unlabeled_batches))}
 
 
+def with_g_real(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Batches in pairs: D's, carrying G's as ``g_real`` (the cursor counts both)."""
+    for batch in batches:
+        yield {**batch, "g_real": next(batches)}
+
+
 def training_batches(cfg: Config, data: Cursor, unlabeled: Cursor, manifest: Manifest, *, rank: int,
                      world_size: int, pin_memory: bool) -> Iterator[Batch]:
-    """This rank's training batches; with task.semi each carries an ``unlabeled`` batch too."""
+    """This rank's training batches; with task.semi each carries an ``unlabeled`` batch too, with
+    task.g_draw=batch a second real batch for G's phase (``g_real``)."""
     d, seed, segment = cfg.data, cfg.trainer.seed, cfg.task.name == TaskName.segment
     labeled_part = unlabeled_part = None
     if d.label_fraction < 1:
@@ -100,6 +107,8 @@ def training_batches(cfg: Config, data: Cursor, unlabeled: Cursor, manifest: Man
     common = dict(rank=rank, world_size=world_size, pin_memory=pin_memory)
     batches = stream_batches(d.url, data, cfg, seed=seed, with_masks=segment, subset=labeled_part,
                              manifest=manifest, **common)
+    if cfg.task.g_draw == "batch":
+        return with_g_real(batches)
     if cfg.task.semi == Semi.none:
         return batches
     url = d.unlabeled_url or d.url

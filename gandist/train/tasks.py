@@ -23,6 +23,10 @@ class Task(Protocol):
 
     def g_input(self, batch: Batch) -> Any: ...
 
+    def g_batch(self, batch: Batch) -> Optional[Batch]:
+        """The batch G's phase draws its own fakes for; None: it trains on the fakes D saw."""
+        ...
+
     def fake(self, G: nn.Module, g_in: Any) -> Tensor:
         """G's raw output (images; class logits for segment)."""
         ...
@@ -56,9 +60,16 @@ class GenerateTask:
     adv_weight = 1.0
 
     def __init__(self, z_dim: int, augment: Optional[Callable[[Tensor], Tensor]] = None,
-                 conditional: bool = False) -> None:
-        self.z_dim, self.conditional = z_dim, conditional
+                 conditional: bool = False, g_draw: str = "shared") -> None:
+        self.z_dim, self.conditional, self.g_draw = z_dim, conditional, g_draw
         self.augment = augment if augment is not None else (lambda x: x)
+
+    def g_batch(self, batch: Batch) -> Optional[Batch]:
+        """task.g_draw: shared (None), noise (D's batch, fresh noise), batch (the step's second real
+        batch, ``g_real``, and fresh noise: StyleGAN2-ADA's and R3GAN's G_img, G_z)."""
+        if self.g_draw == "shared":
+            return None
+        return batch if self.g_draw == "noise" else {**batch["g_real"], "step": batch["step"]}
 
     def g_input(self, batch: Batch) -> Any:
         """Noise, and for a conditional G the real batch's labels: the fakes' classes follow
@@ -126,6 +137,9 @@ class SegmentTask:
     def g_input(self, batch: Batch) -> Tensor:
         return self.images(batch)
 
+    def g_batch(self, batch: Batch) -> Optional[Batch]:
+        return None
+
     def fake(self, G: nn.Module, g_in: Tensor) -> Tensor:
         return G(g_in)
 
@@ -191,6 +205,9 @@ class TranslateTask:
 
     def g_input(self, batch: Batch) -> Tensor:
         return batch["image"]
+
+    def g_batch(self, batch: Batch) -> Optional[Batch]:
+        return None
 
     def fake(self, G: nn.Module, g_in: Tensor) -> Tensor:
         return G(g_in)

@@ -1,7 +1,9 @@
+import pytest
 import torch
 from torch import nn
 
-from gandist.train.ema import EmaUpdater, ema_beta
+from gandist.config import TrainerConfig
+from gandist.train.ema import EmaUpdater, ema_beta, ema_beta_at
 
 
 def test_half_life_is_in_images_not_steps():
@@ -17,6 +19,21 @@ def test_rampup_shortens_the_half_life_early():
     late = ema_beta(32, images_seen=10**7, halflife_kimg=10.0, rampup=0.05)
     assert early < late
     assert abs(early - 0.5 ** (32 / 16)) < 1e-12
+
+
+def test_cosine_ramp_is_r3gans_half_life_from_zero_to_its_final_value():
+    """R3GAN's ema_scheduler: half-life 0 -> ema_kimg on a cosine over the horizon (CIFAR-10: 5000
+    kimg over 20000 kimg), then held; the first step copies G."""
+    t = TrainerConfig(ema_kimg=5000, ema_ramp="cosine", schedule_kimg=20000, max_steps=10)
+    batch = 512
+    assert ema_beta_at(t, batch, 0, 0) == 0.0
+    for images, halflife in ((10_000_000, 2_500_000), (20_000_000, 5_000_000), (60_000_000, 5_000_000)):
+        assert ema_beta_at(t, batch, 1, images) == pytest.approx(0.5 ** (batch / halflife), rel=1e-12)
+    # Over the run without schedule_kimg: halfway through 10 steps, half the half-life.
+    run = TrainerConfig(ema_kimg=1, ema_ramp="cosine", max_steps=10)
+    assert ema_beta_at(run, 8, 5, 40) == pytest.approx(0.5 ** (8 / 500))
+    # The default keeps StyleGAN2-ADA's ramp-up: images seen after the step, times ema_rampup.
+    assert ema_beta_at(TrainerConfig(), 32, 0, 288) == ema_beta(32, 320, 10.0, 0.05)
 
 
 def test_update_moves_parameters_and_copies_buffers():

@@ -23,7 +23,8 @@ def r3gan_cfg(shapes_url: str, storage, name: str, *extra: str):
 
 LAZY_R1_HINGE = ["task.penalty=r1", "task.penalty_every=2", "task.loss=hinge"]
 # ADA adjusting every 3 steps: the step-2 checkpoint falls inside a window.
-ADA = ["task.augment=[color,translation,cutout]", "task.ada_target=0.6", "task.ada_interval=3", "task.ada_kimg=0.1"]
+ADA = ["task.augment=[color,translation,cutout]", "task.augment_p=null", "task.augment_p_kimg=null",
+       "task.ada_target=0.6", "task.ada_interval=3", "task.ada_kimg=0.1"]
 
 
 CONDITIONAL = ["model.conditional=true"]  # on builtin:shapes' labels: circle, square, triangle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from helpers import local_cfg
 from gandist.ckpt import load_checkpoint
@@ -29,8 +30,26 @@ def test_cosine_schedules_run_from_start_to_end_on_a_half_cosine():
     linear = TrainerConfig(max_steps=4, lr_schedule="linear", lr_decay_start=0.0, lr_final=0.5)
     assert [lr_factor(linear, s) for s in range(5)] == pytest.approx([1.0, 0.875, 0.75, 0.625, 0.5])
     task = TaskConfig(gamma=0.05, gamma_final=0.005)
-    assert [gamma_at(task, 4, s) for s in (0, 2, 4)] == pytest.approx([0.05, 0.0275, 0.005])
-    assert gamma_at(TaskConfig(gamma=2.0), 4, 3) == 2.0
+    assert [gamma_at(task, TrainerConfig(max_steps=4), s) for s in (0, 2, 4)] == pytest.approx([0.05, 0.0275, 0.005])
+    assert gamma_at(TaskConfig(gamma=2.0), TrainerConfig(max_steps=4), 3) == 2.0
+
+
+def test_schedule_kimg_decays_over_images_then_holds_as_r3gan():
+    """R3GAN's cosine_decay_with_warmup at cur_nimg over total_nimg, held at the final value after:
+    with trainer.schedule_kimg the step and trainer.max_steps no longer matter, the images do."""
+    t = TrainerConfig(max_steps=10, lr_schedule="cosine", lr_decay_start=0.0, lr_final=0.25, beta2=0.9,
+                      beta2_final=0.99, schedule_kimg=20000)
+    task = TaskConfig(gamma=0.05, gamma_final=0.005)
+    half, whole = 10_000_000, 20_000_000
+    assert lr_factor(t, 9, 0) == 1.0  # the last step of a 10-step run, before any image: the start
+    assert [lr_factor(t, 1, n) for n in (half, whole, 3 * whole)] == pytest.approx([0.625, 0.25, 0.25])
+    assert [beta2_at(t, 1, n) for n in (0, half, whole, 2 * whole)] == pytest.approx([0.9, 0.945, 0.99, 0.99])
+    assert [gamma_at(task, t, 1, n) for n in (0, half, whole, 2 * whole)] == pytest.approx(
+        [0.05, 0.0275, 0.005, 0.005])
+    # R3GAN's CIFAR-10 lr at 5M images, 2e-4 -> 5e-5: 5e-5 + 1.5e-4 x (1 + cos(pi / 4)) / 2
+    assert 2e-4 * lr_factor(t, 0, 5_000_000) == pytest.approx(5e-5 + 1.5e-4 * (1 + 2 ** -0.5) / 2)
+    linear = TrainerConfig(lr_schedule="linear", lr_decay_start=0.5, schedule_kimg=1)
+    assert [lr_factor(linear, 0, n) for n in (0, 499, 750, 1000, 5000)] == pytest.approx([1, 1, 0.5, 0, 0])
 
 
 def test_optimizers_and_checkpoints_follow_the_schedule(shapes_url, tmp_path):
@@ -45,3 +64,29 @@ def test_optimizers_and_checkpoints_follow_the_schedule(shapes_url, tmp_path):
     assert end["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 4)  # step 8 = index 7 of 8
     assert end["opt_d"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 4)
     assert summary.metrics["lr/G"] == pytest.approx(1e-3 / 4)
+
+
+def test_the_loop_counts_schedule_kimg_in_images_and_holds_after_it(shapes_url, tmp_path):
+    """4 steps of 8 images over a 16-image horizon: the rate, beta2 and gamma reach their final
+    values at the third step (16 images seen) and hold; the cosine EMA ramp starts at a half-life
+    of 0, so after one step G_ema is G."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from helpers import small_overrides
+    from gandist.config import absolutize, compose_config
+
+    common = small_overrides(shapes_url, str(tmp_path), "kimg", task="generate") + [
+        "launcher.name=local", "trainer.num_workers=1", "eval.every=100", "trainer.image_every=100",
+        "trainer.lr_schedule=cosine", "trainer.lr_decay_start=0", "trainer.lr_final=0.25", "trainer.beta2=0.9",
+        "trainer.beta2_final=0.99", "task.gamma=0.05", "task.gamma_final=0.005", "trainer.schedule_kimg=0.016",
+        "trainer.ema_ramp=cosine", "trainer.ema_kimg=1"]
+    run_local(absolutize(compose_config(common + ["trainer.max_steps=4"])))
+    acc = EventAccumulator(str(tmp_path / "kimg" / "tensorboard"))
+    acc.Reload()
+    values = {tag: [e.value for e in acc.Scalars(tag)] for tag in ("lr/G", "adam/beta2", "train/gamma")}
+    assert values["lr/G"] == pytest.approx([2e-4, 2e-4 * 0.625, 5e-5, 5e-5])
+    assert values["adam/beta2"] == pytest.approx([0.9, 0.945, 0.99, 0.99])
+    assert values["train/gamma"] == pytest.approx([0.05, 0.0275, 0.005, 0.005])
+    one = load_checkpoint(run_local(absolutize(compose_config(
+        [*common, "run.name=one", "trainer.max_steps=1"]))).checkpoint)["state"]
+    assert all(torch.equal(one["G_ema"][k], v) for k, v in one["G"].items())
