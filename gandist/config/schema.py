@@ -174,7 +174,9 @@ class ModelConfig:
     z_dim: int = doc(128, "generate: length of the noise vector")
     g_width: int = doc(64, "generator base channel count")
     d_width: int = doc(64, "discriminator base channel count")
-    dropout: float = doc(0.5, "pix2pix: dropout in the three innermost U-Net decoder blocks")
+    dropout: float = doc(0.5, "pix2pix: dropout in the log2(resolution) - 5 U-Net decoder blocks just outside the "
+                         "innermost, as pix2pix's code (3 at 256 px, 1 at 64, none at 32; its paper's text says the "
+                         "first three decoder layers)")
     g_refine: int = doc(0, "pix2pix: channels of a full-resolution head that sees the U-Net's last features and the "
                         "image (a 3x3 conv, then 1x1 to the classes); 0 = pix2pix's U-Net, whose last layer "
                         "predicts from half-resolution features")
