@@ -40,7 +40,7 @@ def _fraction(key: str, value: float, closed: bool = False) -> None:
 def check_task(cfg: Config) -> None:
     t = cfg.task
     _positive(t, "task", "seg_weight", "adv_weight", "l1_weight", "semi_weight", "adv_unlabeled_weight", "gamma", allow_zero=True)
-    _positive(t, "task", "penalty_every", "ada_kimg", "ada_interval")
+    _positive(t, "task", "penalty_every", "ada_kimg", "ada_interval", "d_loss_scale")
     _fraction("task.semi_start", t.semi_start)
     if t.semi_threshold is not None:
         _fraction("task.semi_threshold", t.semi_threshold)

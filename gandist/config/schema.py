@@ -126,6 +126,8 @@ class TaskConfig:
                        "fakes); 0 = off (R3GAN at 32 pixels: 0.05)")
     gamma_final: Optional[float] = doc(None, "task.gamma decays to this by trainer.max_steps on a cosine (R3GAN: a "
                                        "tenth of task.gamma); null = constant")
+    d_loss_scale: float = doc(1.0, "D's adversarial loss (real + fake terms) times this; the task.gamma penalties "
+                              "are not scaled (pix2pix halves it: 0.5, the translate and segment_pix2pix presets)")
     penalty: PenaltyKind = doc(PenaltyKind.r1_r2, "gradient penalties under task.gamma: r1 (reals only, StyleGAN) | "
                                "r1_r2 (reals and fakes, R3GAN)")
     augment: list[str] = field(default_factory=list, metadata={"help": (

@@ -77,7 +77,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     amp = autocast(ctx.device, gpu_path.amp)
     penalty = make_penalty(cfg, state.healing)
     watch = CollapseWatch(cfg, state.healing, ctx)
-    phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
+    phases = build_phases(task, gan_loss(cfg.task.loss, cfg.task.d_loss_scale), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp, penalty)
     update_ema = EmaUpdater(state.G_ema, state.G)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
