@@ -42,3 +42,28 @@ def test_d_loss_scale_scales_the_gan_term_and_leaves_the_penalties_at_their_weig
     for h, g, gp in zip(halved, gan, gan_and_penalty):
         assert torch.allclose(h, 0.5 * g + (gp - g), atol=1e-6)
     assert not torch.allclose(halved[0], gan_and_penalty[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_pix2pix_presets_decay_the_rate_linearly_after_half_the_run(preset):
+    t = compose_config([preset]).trainer  # n_epochs 100 at the rate, n_epochs_decay 100 down to 0
+    assert (t.lr_schedule, t.lr_decay_start, t.lr_final) == ("linear", 0.5, 0.0)
+
+
+def test_linear_schedule_is_pix2pix_lambda_rule_up_to_one_epoch():
+    """pix2pix (n = n_epochs, d = n_epochs_decay, its scheduler stepped at each epoch's start)
+    trains epoch E (1-based) at 1 - max(0, E + 1 - n) / (d + 1): e.g. 1, 10/11, ..., 0 for E =
+    9, 10, ..., 20 at n = d = 10. gandist's per-step line has each epoch's mean within 1/(2d) of
+    that rule one epoch later, and within 1.5/d of the rule itself."""
+    from gandist.config import TrainerConfig
+    from gandist.train.schedule import lr_factor
+
+    n, d, k = 10, 10, 16  # k steps per epoch
+    t = TrainerConfig(lr_schedule="linear", max_steps=(n + d) * k, lr_decay_start=n / (n + d), lr_final=0.0)
+    for epoch in range(1, n + d + 1):
+        reference = 1 - max(0, epoch + 1 - n) / (d + 1)
+        one_epoch_later = 1 - max(0, epoch - n) / (d + 1)
+        mean = sum(lr_factor(t, (epoch - 1) * k + j) for j in range(k)) / k
+        assert abs(mean - one_epoch_later) <= 1 / (2 * d) + 1e-9, epoch
+        assert abs(mean - reference) <= 1.5 / d + 1e-9, epoch
+    assert lr_factor(t, n * k - 1) == 1.0 and lr_factor(t, (n + d) * k - 1) < 1 / (d * k) + 1e-9
