@@ -133,6 +133,9 @@ def check_data(cfg: Config) -> None:
     _fraction("data.max_bad_fraction", cfg.data.max_bad_fraction, closed=True)
     if not 0 < cfg.data.crop_scale <= 1:
         raise ConfigError(f"data.crop_scale={cfg.data.crop_scale} must be in (0, 1] (1 = no crops)")
+    if not 1 <= cfg.data.load_scale <= 2:
+        raise ConfigError(f"data.load_scale={cfg.data.load_scale} must be in [1, 2] (1 = no resize-and-crop; "
+                          "pix2pix: 1.1171875)")
     if not 0 < cfg.data.label_fraction <= 1:
         raise ConfigError(f"data.label_fraction={cfg.data.label_fraction} must be in (0, 1] (1 = every mask)")
 

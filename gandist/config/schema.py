@@ -208,6 +208,9 @@ class DataConfig:
                        "horizontal | both (horizontal and vertical)")
     crop_scale: float = doc(1.0, "augmentation: random crops (image and mask alike) of at least this fraction "
                             "of the side, resized back to model.resolution (1 = no crops)")
+    load_scale: float = doc(1.0, "augmentation: resize each training image (its B image, its mask by nearest) to "
+                            "round(this x model.resolution), then crop model.resolution back at a random place, the "
+                            "same for all (pix2pix's resize_and_crop, 286/256 = 1.1171875); 1 = off")
     label_fraction: float = doc(1.0, "segment: keep the masks of only this fraction of data.url's training samples "
                                 "(a fixed choice, the same on every machine, world size and seed); with "
                                 "task.semi the rest are read as unlabeled images")

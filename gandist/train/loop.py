@@ -92,7 +92,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     throughput = Throughput(stats, global_batch, state.step, ctx.device)
     last_ckpt, metrics = resumed_from, {}
     score_tag, score_order = best_metric(cfg)
-    augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1
+    augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1 or cfg.data.load_scale > 1
     if state.step >= t.max_steps:
         return finish_without_training(cfg, ctx, state, evaluator, monitor, clock)
 
@@ -101,7 +101,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     for batch in clock.timed(throughput.timed(batches)):
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
-            batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
+            batch = augment(batch, cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
         lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale)
         result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
         state.step += 1

@@ -67,3 +67,11 @@ def test_linear_schedule_is_pix2pix_lambda_rule_up_to_one_epoch():
         assert abs(mean - one_epoch_later) <= 1 / (2 * d) + 1e-9, epoch
         assert abs(mean - reference) <= 1.5 / d + 1e-9, epoch
     assert lr_factor(t, n * k - 1) == 1.0 and lr_factor(t, (n + d) * k - 1) < 1 / (d * k) + 1e-9
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_pix2pix_presets_jitter_and_flip_as_resize_and_crop(preset):
+    d = compose_config([preset]).data
+    assert (d.load_scale, d.flips, d.crop_scale) == (286 / 256, "horizontal", 1.0)
+    assert [round(r * d.load_scale) for r in (256, 64, 32)] == [286, 72, 36]
+    assert compose_config(["task=segment"]).data.load_scale == 1.0
