@@ -28,6 +28,7 @@ from gandist.config.schema import (
     DInput,
     DataConfig,
     EvalConfig,
+    EvalGMode,
     Features,
     Flips,
     LauncherConfig,
@@ -45,7 +46,7 @@ from gandist.config.schema import (
 
 __all__ = [
     "ARCHS_FOR_TASK", "AUGMENT_OPS", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
-    "EvalConfig", "Features", "Flips", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
+    "EvalConfig", "EvalGMode", "Features", "Flips", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
     "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",
 ]

@@ -169,7 +169,10 @@ def check_trainer(cfg: Config) -> None:
 
 def check_eval(cfg: Config) -> None:
     _positive(cfg.eval, "eval", "every", "samples")
-    _positive(cfg.eval, "eval", "batches", allow_zero=True)
+    _positive(cfg.eval, "eval", "batches", "bn_batches", allow_zero=True)
+    if cfg.eval.g_mode == "train_mode" and cfg.task.name == TaskName.generate:
+        raise ConfigError("eval.g_mode=train_mode is pix2pix's test mode (segment, translate: one image at a time, "
+                          "batch statistics, dropout on); task=generate scores EMA G: set eval.g_mode=ema")
     if cfg.eval.features == Features.inception and not cfg.eval.inception_weights:
         raise ConfigError("eval.features=inception needs eval.inception_weights=PATH to the FID Inception weights "
                           "(pt_inception-2015-12-05-6726825d.pth, copied to the machine; gandist downloads "

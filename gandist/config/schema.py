@@ -90,6 +90,11 @@ class AmpMode(Choice):
     fp16 = "fp16"
 
 
+class EvalGMode(Choice):
+    ema = "ema"
+    train_mode = "train_mode"
+
+
 class Features(Choice):
     randconv = "randconv"
     inception = "inception"
@@ -276,6 +281,14 @@ class TrainerConfig:
 class EvalConfig:
     every: int = doc(250, "steps between evaluations of EMA G (also at the end), split across all workers")
     batches: int = doc(16, "segment, translate: held-out batches evaluated per worker (0 = the whole split)")
+    g_mode: EvalGMode = doc(EvalGMode.ema, "which G is scored: ema (EMA G in eval mode: dropout off, BatchNorm "
+                            "statistics refitted on eval.bn_batches) | train_mode (segment, translate; pix2pix's "
+                            "test without --eval, its presets' default: the live G in train mode, one image at a "
+                            "time, dropout on)")
+    bn_batches: int = doc(8, "segment, translate, eval.g_mode=ema: training batches (the same on every rank) on which "
+                          "EMA G's BatchNorm statistics are recomputed before each evaluation; 0 = the live G's, "
+                          "copied at every step")
+    live: bool = doc(False, "also score the live G in eval mode (its own statistics), tags eval/live/<metric>")
     samples: int = doc(1024, "generate: images generated per evaluation, compared with as many real held-out images")
     features: Features = doc(Features.randconv, "generate, translate: feature extractor for the distances: randconv (offline, fixed random "
                         "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "

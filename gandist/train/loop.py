@@ -192,7 +192,7 @@ def wrap_networks(state: TrainState, ctx: Context) -> tuple[nn.Module, nn.Module
 
 def evaluate(evaluator: Evaluator, state: TrainState, monitor: NullMonitor, ctx: Context) -> dict[str, float]:
     """Score EMA G on every rank together; rank 0 logs the headline scores."""
-    scores = evaluator(state.G_ema)
+    scores = evaluator(state.G_ema, state.G)
     monitor.scalars(scores, state.step)
     if ctx.is_chief and scores:
         log.info("eval at step %d: %s", state.step, ", ".join(
@@ -206,7 +206,7 @@ def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evalua
     if ctx.is_chief:
         log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, cfg.trainer.max_steps)
     clock.charge("startup")
-    metrics = evaluator(state.G_ema)
+    metrics = evaluator(state.G_ema, state.G)
     clock.charge("evaluation")
     ctx.report({**metrics, "step": state.step}, None)
     monitor.close()
