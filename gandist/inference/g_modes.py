@@ -34,8 +34,12 @@ def pix2pix_test_mode(G: nn.Module, seed: int, device: torch.device) -> Iterator
     """A copy of the live ``G`` in train mode, one sample at a time, its dropout drawn from
     ``seed`` (the same masks at every evaluation) without touching the global RNG state."""
     net = copy.deepcopy(G).train()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):  # restores only what is seeded here
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         yield OneByOne(net)
 
 
