@@ -384,14 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate", help="score EMA G of a checkpoint: FID/KID or the offline distances; mIoU; L1/PSNR/SSIM",
-        description="Evaluate EMA G of a checkpoint (a run directory means its latest) exactly as "
-                    "training does: generate -> Frechet and kernel distances on eval.features "
+        description="Evaluate a checkpoint's G (a run directory means its latest; EMA G, or the live G "
+                    "under eval.g_mode=train_mode) exactly as training does: generate -> Frechet and kernel distances on eval.features "
                     "(randconv offline, or inception with eval.inception_weights=PATH); segment -> "
                     "per-class IoU, mIoU, pixel accuracy on the held-out split; translate -> L1, PSNR, "
                     "SSIM against the true B, the distances of the generated B, and with "
                     "eval.segmenter=RUN the segmenter's mIoU on them. Prints a table and writes JSON.",
         epilog="Overrides: data.url=..., data.eval_split=..., eval.samples=..., eval.batches=..., "
-               "eval.features=..., eval.inception_weights=..., eval.segmenter=... (the model comes from the "
+               "eval.features=..., eval.inception_weights=..., eval.segmenter=..., eval.g_mode=..., "
+               "eval.bn_batches=..., eval.live=... (the model comes from the "
                "checkpoint).",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")

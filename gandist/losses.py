@@ -7,7 +7,7 @@ one scores real and fake logits in pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -76,6 +76,7 @@ class GANLoss:
     g_fake: Optional[Callable[[Tensor], Tensor]] = None  # G's adversarial loss on fake logits
     pair_d: Optional[Callable[[Tensor, Tensor], Tensor]] = None  # D's loss on (real, fake) pairs
     pair_g: Optional[Callable[[Tensor, Tensor], Tensor]] = None  # G's loss on (fake, real) pairs
+    d_scale: float = 1.0  # D's loss times this (pix2pix: 0.5); its logged real and fake parts are not scaled
 
     @property
     def relativistic(self) -> bool:
@@ -85,9 +86,10 @@ class GANLoss:
     def d(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """D's loss, and its real and fake parts where the loss has them (to log)."""
         if self.pair_d is not None:
-            return self.pair_d(real, fake), {}
+            return self.d_scale * self.pair_d(real, fake), {}
         loss_real, loss_fake = self.d_real(real), self.d_fake(fake)
-        return loss_real + loss_fake, {"loss/D_real": loss_real.detach(), "loss/D_fake": loss_fake.detach()}
+        return (self.d_scale * (loss_real + loss_fake),
+                {"loss/D_real": loss_real.detach(), "loss/D_fake": loss_fake.detach()})
 
     def g(self, fake: Tensor, real: Optional[Tensor] = None) -> Tensor:
         """G's adversarial loss; ``real`` (D's logits on the paired real samples) only when relativistic."""
@@ -106,12 +108,14 @@ GAN_LOSSES: dict[str, GANLoss] = {
 }
 
 
-def gan_loss(kind: str) -> GANLoss:
-    """The loss for ``kind``: one of ``GAN_LOSSES``."""
+def gan_loss(kind: str, d_scale: float = 1.0) -> GANLoss:
+    """The loss for ``kind``: one of ``GAN_LOSSES``; D's loss times ``d_scale`` (the gradient
+    penalties, added by the D phase, are not)."""
     try:
-        return GAN_LOSSES[kind]
+        loss = GAN_LOSSES[kind]
     except KeyError:
         raise ValueError(f"unknown GAN loss {kind!r}; valid choices: {', '.join(GAN_LOSSES)}") from None
+    return loss if d_scale == 1.0 else replace(loss, d_scale=d_scale)
 
 
 def _at_least_fp32(x: Tensor) -> Tensor:

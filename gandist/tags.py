@@ -73,6 +73,11 @@ def score_order(tag: str) -> str:
                      "better), with their _<features> and /<class> forms, e.g. eval/fd_shapes")
 
 
+def live_tag(tag: str) -> str:
+    """eval/<metric> of the live G, scored beside EMA G's under eval.live: eval/live/<metric>."""
+    return "eval/live/" + tag.removeprefix("eval/")
+
+
 SEGMENT_SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/iou")
 TRANSLATE_SCORES = ("eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou", "eval/seg_pixel_accuracy")
 

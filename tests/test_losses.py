@@ -162,3 +162,14 @@ def test_dice_by_hand_leaves_out_classes_absent_from_the_masks():
     assert losses.dice(onehot, onehot).item() == pytest.approx(0.0, abs=1e-7)  # perfect prediction
     with pytest.raises(ValueError, match="dice: probs shape"):
         losses.dice(probs[:, :2], onehot)
+
+
+@pytest.mark.parametrize("kind", ["nonsat", "hinge", "lsgan", "rpgan"])
+def test_d_scale_multiplies_d_loss_and_not_its_logged_parts_nor_g_loss(kind):
+    """pix2pix's loss_D = (loss_D_fake + loss_D_real) * 0.5; G's loss is untouched."""
+    real, fake = torch.randn(6, 1, 3, 3), torch.randn(6, 1, 3, 3)
+    full, halved = gan_loss(kind), gan_loss(kind, d_scale=0.5)
+    (d1, parts1), (d2, parts2) = full.d(real, fake), halved.d(real, fake)
+    assert torch.allclose(d2, 0.5 * d1) and parts1.keys() == parts2.keys()
+    assert all(torch.equal(parts1[k], parts2[k]) for k in parts1)
+    assert torch.equal(full.g(fake, real), halved.g(fake, real))

@@ -29,6 +29,7 @@ from gandist.config.schema import (
     DataConfig,
     EmaRamp,
     EvalConfig,
+    EvalGMode,
     Features,
     Flips,
     GDraw,
@@ -47,7 +48,7 @@ from gandist.config.schema import (
 
 __all__ = [
     "ARCHS_FOR_TASK", "AUGMENT_OPS", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
-    "EmaRamp", "EvalConfig", "Features", "Flips", "GDraw", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
+    "EmaRamp", "EvalConfig", "EvalGMode", "Features", "Flips", "GDraw", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
     "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",
 ]

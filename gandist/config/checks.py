@@ -60,7 +60,7 @@ def check_augment_families(t: TaskConfig, ops: list) -> None:
 def check_task(cfg: Config) -> None:
     t = cfg.task
     _positive(t, "task", "seg_weight", "adv_weight", "l1_weight", "semi_weight", "adv_unlabeled_weight", "gamma", allow_zero=True)
-    _positive(t, "task", "penalty_every", "ada_kimg", "ada_interval")
+    _positive(t, "task", "penalty_every", "ada_kimg", "ada_interval", "d_loss_scale")
     _fraction("task.semi_start", t.semi_start)
     if t.semi_threshold is not None:
         _fraction("task.semi_threshold", t.semi_threshold)
@@ -155,6 +155,9 @@ def check_data(cfg: Config) -> None:
     _fraction("data.max_bad_fraction", cfg.data.max_bad_fraction, closed=True)
     if not 0 < cfg.data.crop_scale <= 1:
         raise ConfigError(f"data.crop_scale={cfg.data.crop_scale} must be in (0, 1] (1 = no crops)")
+    if not 1 <= cfg.data.load_scale <= 2:
+        raise ConfigError(f"data.load_scale={cfg.data.load_scale} must be in [1, 2] (1 = no resize-and-crop; "
+                          "pix2pix: 1.1171875)")
     if not 0 < cfg.data.label_fraction <= 1:
         raise ConfigError(f"data.label_fraction={cfg.data.label_fraction} must be in (0, 1] (1 = every mask)")
 
@@ -191,7 +194,10 @@ def check_trainer(cfg: Config) -> None:
 
 def check_eval(cfg: Config) -> None:
     _positive(cfg.eval, "eval", "every", "samples")
-    _positive(cfg.eval, "eval", "batches", allow_zero=True)
+    _positive(cfg.eval, "eval", "batches", "bn_batches", allow_zero=True)
+    if cfg.eval.g_mode == "train_mode" and cfg.task.name == TaskName.generate:
+        raise ConfigError("eval.g_mode=train_mode is pix2pix's test mode (segment, translate: one image at a time, "
+                          "batch statistics, dropout on); task=generate scores EMA G: set eval.g_mode=ema")
     if cfg.eval.features == Features.inception and not cfg.eval.inception_weights:
         raise ConfigError("eval.features=inception needs eval.inception_weights=PATH to the FID Inception weights "
                           "(pt_inception-2015-12-05-6726825d.pth, copied to the machine; gandist downloads "

@@ -101,6 +101,11 @@ class AmpMode(Choice):
     fp16 = "fp16"
 
 
+class EvalGMode(Choice):
+    ema = "ema"
+    train_mode = "train_mode"
+
+
 class Features(Choice):
     randconv = "randconv"
     inception = "inception"
@@ -141,6 +146,8 @@ class TaskConfig:
                        "fakes); 0 = off (R3GAN at 32 pixels: 0.05)")
     gamma_final: Optional[float] = doc(None, "task.gamma decays to this by trainer.max_steps (or trainer."
                                        "schedule_kimg) on a cosine (R3GAN: a tenth of task.gamma); null = constant")
+    d_loss_scale: float = doc(1.0, "D's adversarial loss (real + fake terms) times this; the task.gamma penalties "
+                              "are not scaled (pix2pix halves it: 0.5, the translate and segment_pix2pix presets)")
     penalty: PenaltyKind = doc(PenaltyKind.r1_r2, "gradient penalties under task.gamma: r1 (reals only, StyleGAN) | "
                                "r1_r2 (reals and fakes, R3GAN)")
     augment: list[str] = field(default_factory=list, metadata={"help": (
@@ -201,7 +208,9 @@ class ModelConfig:
     z_dim: int = doc(128, "generate: length of the noise vector")
     g_width: int = doc(64, "generator base channel count")
     d_width: int = doc(64, "discriminator base channel count")
-    dropout: float = doc(0.5, "pix2pix: dropout in the three innermost U-Net decoder blocks")
+    dropout: float = doc(0.5, "pix2pix: dropout in the log2(resolution) - 5 U-Net decoder blocks just outside the "
+                         "innermost, as pix2pix's code (3 at 256 px, 1 at 64, none at 32; its paper's text says the "
+                         "first three decoder layers)")
     g_refine: int = doc(0, "pix2pix: channels of a full-resolution head that sees the U-Net's last features and the "
                         "image (a 3x3 conv, then 1x1 to the classes); 0 = pix2pix's U-Net, whose last layer "
                         "predicts from half-resolution features")
@@ -231,6 +240,9 @@ class DataConfig:
                        "horizontal | both (horizontal and vertical)")
     crop_scale: float = doc(1.0, "augmentation: random crops (image and mask alike) of at least this fraction "
                             "of the side, resized back to model.resolution (1 = no crops)")
+    load_scale: float = doc(1.0, "augmentation: resize each training image (its B image, its mask by nearest) to "
+                            "round(this x model.resolution), then crop model.resolution back at a random place, the "
+                            "same for all (pix2pix's resize_and_crop, 286/256 = 1.1171875); 1 = off")
     label_fraction: float = doc(1.0, "segment: keep the masks of only this fraction of data.url's training samples "
                                 "(a fixed choice, the same on every machine, world size and seed); with "
                                 "task.semi the rest are read as unlabeled images")
@@ -303,6 +315,14 @@ class TrainerConfig:
 class EvalConfig:
     every: int = doc(250, "steps between evaluations of EMA G (also at the end), split across all workers")
     batches: int = doc(16, "segment, translate: held-out batches evaluated per worker (0 = the whole split)")
+    g_mode: EvalGMode = doc(EvalGMode.ema, "which G is scored: ema (EMA G in eval mode: dropout off, BatchNorm "
+                            "statistics refitted on eval.bn_batches) | train_mode (segment, translate; pix2pix's "
+                            "test without --eval, its presets' default: the live G in train mode, one image at a "
+                            "time, dropout on)")
+    bn_batches: int = doc(8, "segment, translate, eval.g_mode=ema: training batches (the same on every rank) on which "
+                          "EMA G's BatchNorm statistics are recomputed before each evaluation; 0 = the live G's, "
+                          "copied at every step")
+    live: bool = doc(False, "also score the live G in eval mode (its own statistics), tags eval/live/<metric>")
     samples: int = doc(1024, "generate: images generated per evaluation, compared with as many real held-out images")
     features: Features = doc(Features.randconv, "generate, translate: feature extractor for the distances: randconv (offline, fixed random "
                         "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "

@@ -21,7 +21,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from gandist.config import Config, ConfigError, TaskName
+from gandist.config import Config, ConfigError, EvalGMode, TaskName
+from gandist.inference.g_modes import eval_mode, pix2pix_test_mode, recompute_bn_stats
 from gandist.inference.grids import as_rgb
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
@@ -33,6 +34,7 @@ from gandist.metrics.shapes_judge import mode_scores
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
 from gandist.collectives import all_reduce_sum, broadcast_object, gather_objects
+from gandist.tags import live_tag
 
 log = logging.getLogger("gandist.train")
 
@@ -77,16 +79,45 @@ class Evaluator:
                         split, self.world_size)
         return None
 
-    def __call__(self, G_ema: nn.Module) -> dict[str, float]:
+    def __call__(self, G_ema: nn.Module, G: Optional[nn.Module] = None) -> dict[str, float]:
+        """Scores of the G that eval.g_mode names: EMA G, or the live ``G`` in pix2pix's train
+        mode; with eval.live, the live ``G``'s in eval mode too (eval/live/<metric>)."""
         if self.split is None:
             return {}
         began = time.perf_counter()
+        e = self.cfg.eval
         with torch.no_grad():
-            task = self.cfg.task.name
-            scores = (self._generate(G_ema) if task == TaskName.generate else
-                      self._translate(G_ema) if task == TaskName.translate else self._segment(G_ema))
+            if e.g_mode == EvalGMode.train_mode:
+                if G is None:
+                    raise ConfigError("eval.g_mode=train_mode scores the live G, which this caller did not give")
+                with pix2pix_test_mode(G, derive_seed(self.cfg.trainer.seed, "eval-dropout"), self.device) as net:
+                    scores = self._score(net)
+            else:
+                self._refit_bn(G_ema)
+                scores = self._score(G_ema)
+            if e.live and G is not None:
+                with eval_mode(G):
+                    scores.update({live_tag(k): v for k, v in self._score(G).items()})
         scores["eval/time_s"] = time.perf_counter() - began
         return scores
+
+    def _score(self, G: nn.Module) -> dict[str, float]:
+        task = self.cfg.task.name
+        return (self._generate(G) if task == TaskName.generate else
+                self._translate(G) if task == TaskName.translate else self._segment(G))
+
+    def _refit_bn(self, G_ema: nn.Module) -> None:
+        """EMA G's BatchNorm statistics recomputed for its weights on the first eval.bn_batches
+        training batches, the same on every rank (no collective; `gandist evaluate` gets the
+        same). generate: not done (G's input is noise: the live G's statistics stay)."""
+        if not self.cfg.eval.bn_batches or self.cfg.task.name == TaskName.generate:
+            return
+        samples = self.manifest.samples("train")
+        loader = epoch_loader(self.cfg.data.url, split="train", batch_size=max(1, min(self.cfg.data.batch_size,
+                              samples)), num_workers=0, epoch=0, seed=self.cfg.trainer.seed, with_masks=False,
+                              manifest=self.manifest)
+        images = (batch["image"].to(self.device) for _, batch in zip(range(self.cfg.eval.bn_batches), loader))
+        recompute_bn_stats(G_ema, images)
 
     # -- segment -----------------------------------------------------------------------------
     def _segment(self, G_ema: nn.Module) -> dict[str, float]:

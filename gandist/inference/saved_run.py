@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from gandist.ckpt import load_checkpoint, read_meta, resolve_checkpoint
-from gandist.config import Config, ConfigError, TaskName, compose_saved
+from gandist.config import Config, ConfigError, EvalGMode, TaskName, compose_saved
 from gandist.inference.grids import class_grid, colorize, grid, legend, segment_triplets, to_unit, translate_triplets
 from gandist.models.factory import build_networks
 from gandist.seeding import derive_seed
@@ -28,6 +28,7 @@ class Loaded:
     classes: Optional[list[str]]
     step: int
     checkpoint: str
+    G: Optional[nn.Module] = None  # the live G, loaded only where eval.g_mode=train_mode or eval.live scores it
 
 
 def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = torch.device("cpu"),
@@ -40,7 +41,13 @@ def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = 
     classes = payload.get("classes")
     G, _ = build_networks(cfg, len(classes or []))
     G.load_state_dict(payload["state"]["G_ema"])
-    return Loaded(G.to(device).eval().requires_grad_(False), cfg, classes, read_meta(checkpoint)["step"], checkpoint)
+    live = None
+    if cfg.eval.g_mode == EvalGMode.train_mode or cfg.eval.live:
+        live, _ = build_networks(cfg, len(classes or []))
+        live.load_state_dict(payload["state"]["G"])
+        live = live.to(device).requires_grad_(False)
+    return Loaded(G.to(device).eval().requires_grad_(False), cfg, classes, read_meta(checkpoint)["step"], checkpoint,
+                  live)
 
 
 def save_png(image: torch.Tensor, out: str) -> None:
@@ -194,7 +201,7 @@ def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
     if run.cfg.task.name == TaskName.translate and classes != run.classes:
         raise ConfigError(f"data.url={run.cfg.data.url} holds {''.join(classes)} B images but the checkpoint draws "
                           f"{''.join(run.classes or [])} ones; evaluate on pairs with the same B mode")
-    return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema)
+    return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema, run.G)
 
 
 def write_scores(run: Loaded, scores: dict[str, float], out: Optional[str] = None) -> str:

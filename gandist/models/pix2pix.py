@@ -20,6 +20,11 @@ class UNetGenerator(nn.Module):
     No output activation unless ``tanh`` (images in [-1, 1], for translation): a segmenter's
     caller takes the softmax over classes.
 
+    As pix2pix's code (junyanz ``UnetGenerator``, which it equals given the same weights): each
+    up-conv reads ReLU of [decoder, skip], so a skip enters as ReLU of the encoder's normalised
+    conv output, not its LeakyReLU; only the outermost up-conv has a bias; dropout sits in the
+    ``log2(R) - 5`` decoder blocks just outside the innermost (none below 64 pixels).
+
     ``refine`` > 0 replaces the last transposed conv's output with ``refine`` feature channels
     and adds a head at full resolution: a 3x3 conv over [those features, the input image] and a
     1x1 conv to the outputs. pix2pix's last layer predicts each pixel from the half-resolution
@@ -40,9 +45,10 @@ class UNetGenerator(nn.Module):
         self.down = nn.ModuleList()  # outermost first
         for i in range(n):
             c_in = in_channels if i == 0 else chans[i - 1]
-            # No BN on the input, nor on the 1x1 bottleneck (a single value per channel at batch 1).
+            # No BN on the input, nor on the 1x1 bottleneck (a single value per channel at batch 1);
+            # no conv bias either, as pix2pix (its bias flag follows the norm kind, not the block).
             norm = 0 < i < n - 1
-            layers: list[nn.Module] = [nn.Conv2d(c_in, chans[i], 4, 2, 1, bias=not norm)]
+            layers: list[nn.Module] = [nn.Conv2d(c_in, chans[i], 4, 2, 1, bias=False)]
             if norm:
                 layers.append(nn.BatchNorm2d(chans[i]))
             # The bottleneck gets ReLU, the decoder's activation, as in pix2pix; the rest LeakyReLU.
@@ -59,7 +65,9 @@ class UNetGenerator(nn.Module):
             c_out = chans[level - 1]
             layers = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
                       nn.ReLU(inplace=True)]
-            if k < 3 and dropout > 0:  # pix2pix's noise source: dropout in the three innermost decoder blocks
+            # pix2pix's noise source: its code's num_downs - 5 blocks around the innermost (its paper
+            # says the first three decoder layers, which its code never does).
+            if 1 <= k <= n - 5 and dropout > 0:
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
         self.head = None
@@ -82,7 +90,9 @@ class UNetGenerator(nn.Module):
         for block in self.up:
             x = block(x)
             if skips:
-                x = torch.cat([x, skips.pop()], dim=1)
+                # pix2pix's uprelu over the concatenation: x is already ReLU's output, and ReLU of the
+                # LeakyReLU'd skip is ReLU of the encoder's pre-activation features.
+                x = torch.cat([x, F.relu(skips.pop())], dim=1)
         if self.head is not None:
             x = self.head["refine"](torch.cat([self.head["features"](x), image], dim=1))
         return torch.tanh(x) if self.tanh else x

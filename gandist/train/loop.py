@@ -78,7 +78,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     amp = autocast(ctx.device, gpu_path.amp)
     penalty = make_penalty(cfg, state.healing, images=lambda: state.images_seen)
     watch = CollapseWatch(cfg, state.healing, ctx)
-    phases = build_phases(task, gan_loss(cfg.task.loss), G, D, state.opt_g, state.opt_d,
+    phases = build_phases(task, gan_loss(cfg.task.loss, cfg.task.d_loss_scale), G, D, state.opt_g, state.opt_d,
                           state.scaler_g, state.scaler_d, amp, penalty)
     update_ema = EmaUpdater(state.G_ema, state.G)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
@@ -94,7 +94,7 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     throughput = Throughput(stats, global_batch, state.step, ctx.device)
     last_ckpt, metrics = resumed_from, {}
     score_tag, score_order = best_metric(cfg)
-    augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1
+    augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1 or cfg.data.load_scale > 1
     if state.step >= t.max_steps:
         return finish_without_training(cfg, ctx, state, evaluator, monitor, clock)
 
@@ -103,9 +103,9 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     for batch in clock.timed(throughput.timed(batches)):
         batch = to_device(batch, ctx.device, gpu_path.channels_last)
         if augmenting:
-            batch = augment(batch, cfg.data.flips, cfg.data.crop_scale)
+            batch = augment(batch, cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
             if "g_real" in batch:  # task.g_draw=batch: G's real batch, with its own draws
-                batch["g_real"] = augment(batch["g_real"], cfg.data.flips, cfg.data.crop_scale)
+                batch["g_real"] = augment(batch["g_real"], cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
         lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale, state.images_seen)
         if augmenter is not None:
             augmenter.follow(state.images_seen)  # task.augment_p_kimg's ramp (R3GAN)
@@ -198,7 +198,7 @@ def wrap_networks(state: TrainState, ctx: Context) -> tuple[nn.Module, nn.Module
 
 def evaluate(evaluator: Evaluator, state: TrainState, monitor: NullMonitor, ctx: Context) -> dict[str, float]:
     """Score EMA G on every rank together; rank 0 logs the headline scores."""
-    scores = evaluator(state.G_ema)
+    scores = evaluator(state.G_ema, state.G)
     monitor.scalars(scores, state.step)
     if ctx.is_chief and scores:
         log.info("eval at step %d: %s", state.step, ", ".join(
@@ -212,7 +212,7 @@ def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evalua
     if ctx.is_chief:
         log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, cfg.trainer.max_steps)
     clock.charge("startup")
-    metrics = evaluator(state.G_ema)
+    metrics = evaluator(state.G_ema, state.G)
     clock.charge("evaluation")
     ctx.report({**metrics, "step": state.step}, None)
     monitor.close()

@@ -31,7 +31,15 @@ def horizon(t: TrainerConfig, step: int, images: int) -> tuple[float, float]:
 
 def lr_factor(t: TrainerConfig, step: int, images: int = 0) -> float:
     """Multiplier of the base learning rate for the step about to be taken (0-based), after
-    ``images`` images (used with trainer.schedule_kimg)."""
+    ``images`` images (used with trainer.schedule_kimg).
+
+    linear is pix2pix's lambda_rule up to one epoch: junyanz's code (its scheduler stepped at each
+    epoch's start) trains epoch E (1-based) of n + d at 1 - max(0, E + 1 - n) / (d + 1), so its
+    decay starts in epoch n and its last epoch trains at 0. This line, from 1 at n / (n + d) of
+    the run to lr_final at its end, gives each epoch a mean within 1 / (2d) of that rule one epoch
+    later, 1 - max(0, E - n) / (d + 1), and within 1.5 / d of the rule itself (at 100 + 100
+    epochs: 0.5% and 1.5% of the base rate).
+    """
     if t.lr_schedule == "constant":
         return 1.0
     # linear (pix2pix) and cosine (R3GAN): constant until lr_decay_start of the horizon, then down

@@ -41,12 +41,48 @@ def test_unet_uses_skip_connections() -> None:
         assert not torch.allclose(G(x1), G(x2))
 
 
-def test_unet_dropout_on_three_innermost_decoder_blocks() -> None:
-    G = UNetGenerator(resolution=64, width=4, dropout=0.5)
-    has_dropout = [any(isinstance(m, nn.Dropout) for m in b.modules()) for b in G.up]
-    assert has_dropout == [True, True, True, False, False, False]
-    G0 = UNetGenerator(resolution=64, width=4, dropout=0.0)
+def dropout_blocks(G: UNetGenerator) -> list[bool]:
+    return [any(isinstance(m, nn.Dropout) for m in b.modules()) for b in G.up]  # innermost first
+
+
+@pytest.mark.parametrize("resolution, expected", [
+    (256, [False, True, True, True, False, False, False, False]),  # unet_256: num_downs - 5 = 3 blocks
+    (128, [False, True, True, False, False, False, False]),
+    (64, [False, True, False, False, False, False]),
+    (32, [False] * 5),
+])
+def test_unet_dropout_where_pix2pix_code_puts_it(resolution: int, expected: list[bool]) -> None:
+    """junyanz UnetGenerator: dropout in the num_downs - 5 blocks wrapping the innermost, never
+    the innermost itself, and no 4w-channel block at any size."""
+    G = UNetGenerator(resolution=resolution, width=2, dropout=0.5)
+    assert dropout_blocks(G) == expected
+    G0 = UNetGenerator(resolution=resolution, width=2, dropout=0.0)
     assert not any(isinstance(m, nn.Dropout) for m in G0.modules())
+
+
+@pytest.mark.parametrize("resolution, params", [(256, 54_413_955), (128, 41_828_995)])
+def test_unet_parameter_count_is_pix2pix_unet(resolution: int, params: int) -> None:
+    """Facts from junyanz's code: unet_256 / unet_128 at ngf 64, 3 -> 3 channels, batch norm
+    (it prints 54.414 M for unet_256): the same layers and biases."""
+    with torch.device("meta"):  # shapes only: no memory, no time
+        G = UNetGenerator(in_channels=3, out_channels=3, resolution=resolution, width=64, tanh=True)
+    assert sum(p.numel() for p in G.parameters()) == params
+
+
+def test_unet_up_convs_read_relu_of_decoder_and_skip() -> None:
+    """pix2pix applies ReLU to [skip, decoder] before every up-conv: each up-conv's input is
+    non-negative, while the encoder's own outputs (LeakyReLU) are not."""
+    torch.manual_seed(0)
+    G = UNetGenerator(in_channels=3, out_channels=3, resolution=32, width=4, tanh=True)
+    seen: list[torch.Tensor] = []
+    convs = [b if isinstance(b, nn.ConvTranspose2d) else b[0] for b in G.up]
+    for conv in convs:
+        conv.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach().clone()))
+    G.down[0].register_forward_hook(lambda mod, inp, out: seen.append(out.detach().clone()))
+    G(torch.randn(4, 3, 32, 32))
+    encoder_level0, up_inputs = seen[0], seen[1:]
+    assert (encoder_level0 < 0).any()  # the skip as the encoder passes it on
+    assert len(up_inputs) == 5 and all((x >= 0).all() for x in up_inputs)
 
 
 def assert_gradients_reach_every_parameter(net: nn.Module, x: torch.Tensor) -> None:

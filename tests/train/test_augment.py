@@ -78,3 +78,48 @@ def test_a_translation_pairs_b_image_moves_exactly_as_its_a():
     out = augment(b, "both", 0.6)
     assert not torch.equal(out["image"], b["image"]) and torch.equal(out["target"], out["image"])
     assert colours_match(out, tolerance=1e-4).float().mean() > 0.8
+
+
+PIX2PIX_LOAD = 286 / 256  # pix2pix's load_size / crop_size
+
+
+def test_jitter_resizes_up_and_crops_back_at_one_place_for_a_and_b():
+    """pix2pix's resize_and_crop: A and B (here B = A) resized to round(1.1171875 x 32) = 36 and
+    cropped at the same random place, every offset in [0, 4] reachable."""
+    import torch.nn.functional as F
+
+    b = batch_of_blocks(n=64, size=32)
+    b["target"] = b["image"].clone()
+    torch.manual_seed(0)
+    out = augment(b, "none", 1.0, PIX2PIX_LOAD)
+    assert out["image"].shape == b["image"].shape and torch.equal(out["target"], out["image"])
+    big = F.interpolate(b["image"], size=(36, 36), mode="bicubic", align_corners=False).clamp(-1, 1)
+    found = []
+    for i in range(64):
+        hits = [(y, x) for y in range(5) for x in range(5) if torch.equal(out["image"][i], big[i, :, y:y + 32, x:x + 32])]
+        assert hits, i
+        found += hits
+    rows, cols = {y for y, _ in found}, {x for _, x in found}
+    assert rows == cols == {0, 1, 2, 3, 4}  # both edges included, as random.randint(0, load - crop)
+    assert out["image"].min() >= -1 and out["image"].max() <= 1
+
+
+def test_jitter_moves_the_mask_with_its_image_by_nearest_resize():
+    b = batch_of_blocks(n=16, size=32)
+    torch.manual_seed(1)
+    out = augment(b, "horizontal", 1.0, PIX2PIX_LOAD)
+    assert out["mask"].dtype == torch.long and set(out["mask"].unique().tolist()) <= {0, 1, 2, 3}
+    assert not torch.equal(out["mask"], b["mask"])
+    # Bicubic blurs the image's class edges; elsewhere image and mask still agree.
+    assert colours_match(out, tolerance=1e-3).float().mean() > 0.8
+
+
+def test_jitter_off_at_load_scale_one_and_repeatable():
+    b = batch_of_blocks()
+    torch.manual_seed(2)
+    assert torch.equal(augment(b, "none", 1.0, 1.0)["image"], b["image"])
+    torch.manual_seed(2)
+    first = augment(b, "both", 1.0, PIX2PIX_LOAD)
+    torch.manual_seed(2)
+    again = augment(b, "both", 1.0, PIX2PIX_LOAD)
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["mask"], again["mask"])
