@@ -102,7 +102,7 @@ class SegmentTask:
     def __init__(self, num_classes: int, seg_loss: str = "ce", seg_weight: float = 1.0, adv_weight: float = 0.01,
                  d_input: str = d_inputs.SOFTMAX, d_image: bool = True, scaling_tau: float = 0.9,
                  semi: str = "none", semi_weight: float = 0.1, semi_threshold: float = 0.2, semi_start: int = 0,
-                 adv_unlabeled_weight: float = 0.001) -> None:
+                 adv_unlabeled_weight: float = 0.001, d_map_range: str = d_inputs.SIGNED) -> None:
         if seg_loss not in SEG_LOSSES:
             raise ValueError(f"unknown seg_loss {seg_loss!r}; valid choices: {', '.join(SEG_LOSSES)}")
         if d_input not in d_inputs.KINDS:
@@ -114,6 +114,7 @@ class SegmentTask:
         self.num_classes = num_classes
         self.seg_loss, self.seg_weight, self.adv_weight = seg_loss, seg_weight, adv_weight
         self.d_input, self.d_image, self.scaling_tau = d_input, d_image, scaling_tau
+        self.d_map_range = d_map_range
         self.semi, self.semi_weight, self.semi_threshold = semi, semi_weight, semi_threshold
         self.semi_start, self.adv_unlabeled_weight = semi_start, adv_unlabeled_weight
 
@@ -152,7 +153,7 @@ class SegmentTask:
         return self._view(batch["image"], self.real_maps(batch, fake))
 
     def _view(self, image: Tensor, maps: Tensor) -> Tensor:
-        return d_inputs.view(self.d_input, maps.to(image.dtype), image, self.d_image)
+        return d_inputs.view(self.d_input, maps.to(image.dtype), image, self.d_image, self.d_map_range)
 
     def g_losses(self, batch: Batch, fake: Tensor, d_logits: Optional[Tensor], gan: GANLoss,
                  real_logits: Optional[Tensor] = None) -> tuple[Terms, dict[str, StatValue]]:
