@@ -2,10 +2,11 @@
 
 G runs forward once per step; the D phase sees its output detached, the G phase through D.
 D's phase comes first (pix2pix order), or with ``g_first`` second, so that G's losses read D
-from before its update in the step, as Hung et al.'s semi-supervised segmentation does. A task whose adversarial weight is 0 (the supervised baseline) has the G
-phase only. G and D sit in separate DDP wrappers. While a phase runs, only its own
-network requires grad, and the other network's DDP forward runs under ``no_sync`` so its
-reducer never waits for gradients that will not come (stylegan2-ada).
+from before its update in the step (Hung et al.'s semi-supervised segmentation). A task
+whose adversarial weight is 0 (the supervised baseline) has the G phase only. G and D sit
+in separate DDP wrappers. While a phase runs, only its own network requires grad, and the
+other network's DDP forward runs under ``no_sync`` so its reducer never waits for gradients
+that will not come (stylegan2-ada).
 
 Mixed precision: forwards run under the step's autocast; each network has its own grad
 scaler (a no-op when fp16 is off).
