@@ -6,10 +6,13 @@ minutes on 2 cores; one process, the same steps, batch, data and schedule) on bu
 and is scored on the same held-out images (EMA G's mIoU):
 
   (a) ce           cross-entropy on the labeled 1/8 only (task.adv_weight=0, no D)
-  (b) ce+adv       + 0.01 x the adversarial term, pixel D (Hung et al.), D sees Luc et al.'s
-                   "scaling" maps (a real map softened towards the prediction: one-hot real maps
-                   let D tell them from any prediction at once, and its confidence says nothing)
-  (c) ce+adv+semi  + learning from the other 7/8 through D's confidence map (task.semi=adversarial)
+  (b) ce+adv       + 0.01 x the adversarial term from Hung et al.'s D as their code builds and
+                   trains it (configs/task/segment_semi.yaml): the pixel D sees the class maps
+                   alone in [0, 1] (softmax; one-hot masks), Adam lr 1e-4, betas (0.9, 0.99),
+                   poly decay; G's losses read D from before its update in the step
+  (c) ce+adv+semi  (b) + learning from the other 7/8 through D's confidence map: Hung et al.
+                   (task.semi=adversarial, threshold 0.2, 0.1 x pseudo-label CE from 1/4 of the
+                   run, 0.001 x adversarial on unlabeled predictions)
   (d) self-train   (a) + pseudo-labels where G's own top probability passes 0.9 (task.semi=self_training)
   (e) all masks    (a) with every mask: the ceiling
 
@@ -38,10 +41,14 @@ COMMON = ["task=segment", "model.resolution=32", "model.g_width=8", "model.d_wid
           "trainer.lr_g=3e-3", "trainer.lr_d=1e-3", "trainer.beta1=0.9", "trainer.lr_schedule=linear",
           "trainer.log_every=50", "trainer.image_every=100000", "eval.batches=0"]
 FRACTION = ["data.label_fraction=0.125"]
+# Hung et al.'s D and its optimiser (configs/task/segment_semi.yaml's, over COMMON's G recipe).
+HUNG = ["task.adv_weight=0.01", "task.d_input=softmax", "task.d_image=false", "task.d_map_range=unit",
+        "task.g_first=true", "trainer.lr_d=1e-4", "trainer.d_beta1=0.9", "trainer.d_beta2=0.99",
+        "trainer.d_lr_schedule=poly"]
 VARIANTS = {
     "a_ce": FRACTION + ["task.adv_weight=0"],
-    "b_ce_adv": FRACTION + ["task.adv_weight=0.01", "task.d_input=scaling"],
-    "c_ce_adv_semi": FRACTION + ["task.adv_weight=0.01", "task.d_input=scaling", "task.semi=adversarial"],
+    "b_ce_adv": FRACTION + HUNG,
+    "c_ce_adv_semi": FRACTION + HUNG + ["task.semi=adversarial"],
     "d_self_training": FRACTION + ["task.adv_weight=0", "task.semi=self_training"],
     "e_all_masks": ["task.adv_weight=0"],
 }

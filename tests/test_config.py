@@ -191,7 +191,14 @@ def test_an_old_segment_config_keeps_the_pix2pix_recipe_it_was_trained_with():
 
 @pytest.mark.parametrize("overrides, needle", [
     (["task=segment", "task.seg_weight=0", "task.adv_weight=0"], "leave G nothing to learn from"),
-    (["task=segment", "model.d_arch=pixel", "model.resolution=16"], "lower model.d_layers to 2"),
+    (["task=segment", "model.d_arch=pixel", "model.resolution=16", "model.d_stride=32"],
+     "model.d_stride=32 must be a power of two up to 16"),
+    (["task=segment", "model.d_stride=4"], "set model.d_arch=pixel or model.d_stride=null"),
+    # A semi-supervised D's map must be at least 8x8: at 32 px a PatchGAN's is 2x2, stride 32's 1x1.
+    (["task=segment", "model.resolution=32", "data.label_fraction=0.5", "task.semi=adversarial"],
+     "gives a 2x2 map, coarser than 8x8"),
+    (["task=segment", "model.resolution=32", "data.label_fraction=0.5", "task.semi=adversarial",
+      "model.d_arch=pixel", "model.d_stride=32"], "a model.d_stride of at most 4"),
     (["task=segment", "task.semi=adversarial"], "set data.unlabeled_url=<shard set> or data.label_fraction<1"),
     (["task=segment", "data.unlabeled_url=/x", "data.label_fraction=0.5", "task.semi=self_training"], "use one"),
     (["task=segment", "data.unlabeled_url=/x"], "set task.semi=adversarial or task.semi=self_training"),
@@ -209,7 +216,9 @@ def test_segment_rules_between_keys(overrides, needle):
         compose_config(overrides)
     assert needle in str(info.value)
     compose_config(["task=segment", "model.d_arch=pixel", "model.resolution=32"])  # 32 = 2 ** (3 + 2) fits
-    compose_config(["task=segment", "data.label_fraction=0.125", "task.semi=adversarial"])
+    compose_config(["task=segment", "data.label_fraction=0.125", "task.semi=adversarial", "model.d_arch=pixel"])
+    compose_config(["task=segment", "model.resolution=32", "data.label_fraction=0.5", "task.semi=adversarial",
+                    "model.d_arch=pixel"])  # the stride follows the resolution: 4, an 8x8 map
 
 
 def test_a_conditional_model_needs_labels_in_the_shard_set(tmp_path):

@@ -5,7 +5,7 @@ Only the CLI, this package and ``launchers/`` touch Hydra objects; workers recei
 ``cfg.to_dict()`` and rebuild it with ``from_dict``.
 """
 
-from gandist.config.checks import ARCHS_FOR_TASK, ConfigError, validate
+from gandist.config.checks import ARCHS_FOR_TASK, ConfigError, pixel_d_stride, validate
 from gandist.config.compose import (
     GROUPS,
     RENAMED,
@@ -37,6 +37,7 @@ from gandist.config.schema import (
     LauncherName,
     LossName,
     LrSchedule,
+    MapRange,
     ModelConfig,
     PenaltyKind,
     SegLoss,
@@ -49,6 +50,6 @@ from gandist.config.schema import (
 __all__ = [
     "ARCHS_FOR_TASK", "AUGMENT_OPS", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
     "EmaRamp", "EvalConfig", "EvalGMode", "Features", "Flips", "GDraw", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
-    "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
-    "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "upgrade", "validate",
+    "MapRange", "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
+    "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "pixel_d_stride", "upgrade", "validate",
 ]

@@ -125,10 +125,39 @@ def check_model(cfg: Config) -> None:
         if m.arch not in SEGMENTERS:
             raise ConfigError(f"model.d_arch=pixel is a segmentation D (model.arch=unet or pix2pix); "
                               f"model.arch={m.arch} has its own D: set model.d_arch=patch")
-        if m.resolution < 2 ** (m.d_layers + 2):
-            raise ConfigError(f"model.d_arch=pixel with model.d_layers={m.d_layers} halves the image "
-                              f"{m.d_layers + 2} times, more than model.resolution={m.resolution} allows; "
-                              f"lower model.d_layers to {max(1, m.resolution.bit_length() - 3)}")
+        if m.d_stride is not None:
+            top = 2 ** (m.d_layers + 2)
+            if m.d_stride < 1 or m.d_stride & (m.d_stride - 1) or m.d_stride > min(top, m.resolution):
+                raise ConfigError(f"model.d_stride={m.d_stride} must be a power of two up to "
+                                  f"{min(top, m.resolution)} (model.d_layers={m.d_layers} gives D "
+                                  f"{m.d_layers + 2} layers, model.resolution={m.resolution}); or null to follow "
+                                  "the resolution")
+    elif m.d_stride is not None:
+        raise ConfigError(f"model.d_stride={m.d_stride} is the pixel D's output stride; set model.d_arch=pixel "
+                          "or model.d_stride=null")
+
+
+# A semi-supervised D's confidence map must say which pixels to trust, not which images.
+MIN_CONFIDENCE_MAP = 8
+
+
+def pixel_d_stride(resolution: int, d_layers: int, d_stride: Optional[int]) -> int:
+    """The pixel D's output stride: ``d_stride``, or Hung et al.'s 32 (their D's 5 stride-2
+    layers) where the map keeps MIN_CONFIDENCE_MAP cells a side, else the largest power of two
+    that does (resolution / 8), at most 2^(d_layers + 2) (D's layers)."""
+    if d_stride is not None:
+        return d_stride
+    stride = min(32, 2 ** (d_layers + 2), max(1, resolution // MIN_CONFIDENCE_MAP))
+    return 1 << (stride.bit_length() - 1)
+
+
+def d_map_side(cfg: Config) -> int:
+    """Cells per side of a segmentation D's map before it is upsampled (pixel D) or averaged (PatchGAN)."""
+    m = cfg.model
+    if m.d_arch == DArch.pixel:
+        return m.resolution // pixel_d_stride(m.resolution, m.d_layers, m.d_stride)
+    # PatchGAN: d_layers halvings, then two 4x4 stride-1 convs that each take one cell off.
+    return m.resolution // 2 ** m.d_layers - 2
 
 
 def check_r3gan(cfg: Config) -> None:
@@ -186,6 +215,9 @@ def check_trainer(cfg: Config) -> None:
     _fraction("trainer.beta2", t.beta2)
     if t.beta2_final is not None:
         _fraction("trainer.beta2_final", t.beta2_final)
+    for key in ("d_beta1", "d_beta2"):
+        if getattr(t, key) is not None:
+            _fraction(f"trainer.{key}", getattr(t, key))
     _fraction("trainer.lr_final", t.lr_final, closed=True)
     if t.min_workers is not None and not 1 <= t.min_workers <= t.num_workers:
         raise ConfigError(f"trainer.min_workers={t.min_workers} must be between 1 and "
@@ -284,6 +316,14 @@ def check_across_sections(cfg: Config) -> None:
         raise ConfigError(f"task.g_draw={cfg.task.g_draw} draws G's noise anew for its phase (task=generate); "
                           f"task={cfg.task.name} feeds G an image: set task.g_draw=shared")
     check_unlabeled_data(cfg)
+    if cfg.task.semi == Semi.adversarial and d_map_side(cfg) < MIN_CONFIDENCE_MAP:
+        side = d_map_side(cfg)
+        raise ConfigError(f"task.semi=adversarial reads D's confidence map per pixel, but model.d_arch="
+                          f"{cfg.model.d_arch} at model.resolution={cfg.model.resolution} gives a {side}x{side} map, "
+                          f"coarser than {MIN_CONFIDENCE_MAP}x{MIN_CONFIDENCE_MAP}: whole image regions would pass "
+                          "or fail together. Set model.d_arch=pixel with model.d_stride=null (the stride then "
+                          f"follows the resolution) or a model.d_stride of at most "
+                          f"{max(1, cfg.model.resolution // MIN_CONFIDENCE_MAP)}")
     launcher, t = cfg.launcher.name, cfg.trainer
     if t.min_workers is not None and launcher != LauncherName.ray:
         raise ConfigError(f"trainer.min_workers={t.min_workers} needs launcher.name=ray (elastic training "

@@ -65,6 +65,11 @@ class Semi(Choice):
     self_training = "self_training"
 
 
+class MapRange(Choice):
+    signed = "signed"
+    unit = "unit"
+
+
 class DArch(Choice):
     patch = "patch"
     pixel = "pixel"
@@ -87,6 +92,7 @@ class LrSchedule(Choice):
     constant = "constant"
     linear = "linear"
     cosine = "cosine"
+    poly = "poly"
 
 
 class EmaRamp(Choice):
@@ -184,7 +190,13 @@ class TaskConfig:
     d_input: DInput = doc(DInput.softmax, "segment: how D sees class maps: softmax (one-hot real, predicted "
                           "probabilities) | scaling (Luc et al.: real one-hot softened towards the prediction) | "
                           "product (each class map times the image)")
-    d_image: bool = doc(True, "segment: D also sees the image, concatenated in front of the class maps")
+    d_image: bool = doc(True, "segment: D also sees the image, concatenated in front of the class maps (Hung et "
+                        "al.: false)")
+    d_map_range: MapRange = doc(MapRange.signed, "segment, task.d_input=softmax or scaling: the class maps' range in "
+                                "D's input: signed ([-1, 1], the images') | unit ([0, 1] as they are, Hung et al.)")
+    g_first: Optional[bool] = doc(None, "segment: G's phase runs before D's, so both read D from before its update "
+                                  "in that step (Hung et al.); null = true with task.semi=adversarial, else false "
+                                  "(D first, pix2pix)")
     scaling_tau: float = doc(0.9, "segment, task.d_input=scaling: the least probability the true class keeps")
     semi: Semi = doc(Semi.none, "segment: learning from unlabeled images (data.unlabeled_url or data.label_fraction): "
                      "none | adversarial (Hung et al.: pixels D's confidence map trusts become pseudo-labels) | "
@@ -225,6 +237,9 @@ class ModelConfig:
                             "D, on the shard set's image labels (--layout classes, builtin:shapes, builtin:digits)")
     d_arch: DArch = doc(DArch.patch, "unet, pix2pix: patch (PatchGAN, one logit per patch) | pixel (fully convolutional, "
                         "a confidence map at the input resolution, Hung et al.)")
+    d_stride: Optional[int] = doc(None, "model.d_arch=pixel: output stride of D's map before it is upsampled (a power "
+                                  "of two; Hung et al.: 32 at 321 px, a 10x10 map); null = 32 where the map is "
+                                  "at least 8x8, else model.resolution / 8")
 
 
 @dataclass
@@ -277,7 +292,10 @@ class TrainerConfig:
     lr_g: float = doc(2e-4, "generator Adam learning rate")
     lr_d: float = doc(2e-4, "discriminator Adam learning rate")
     lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to "
-                                  "trainer.lr_final at max_steps) | cosine (R3GAN: the same on a half cosine)")
+                                  "trainer.lr_final at max_steps) | cosine (R3GAN: the same on a half cosine) | "
+                                  "poly (Hung et al., DeepLab: x (1 - step / max_steps)^0.9 from the start)")
+    d_lr_schedule: Optional[LrSchedule] = doc(None, "D's learning-rate schedule; null = trainer.lr_schedule (Hung "
+                                              "et al.: poly for D)")
     lr_decay_start: float = doc(0.5, "linear, cosine schedules: fraction of trainer.max_steps (or "
                                 "trainer.schedule_kimg) after which the decay begins")
     lr_final: float = doc(0.0, "linear, cosine schedules: fraction of the base rates reached at trainer.max_steps "
@@ -287,6 +305,8 @@ class TrainerConfig:
                                          "value (R3GAN's CIFAR-10: 20000); null = trainer.max_steps")
     beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
     beta2: float = doc(0.999, "Adam beta2")
+    d_beta1: Optional[float] = doc(None, "D's Adam beta1; null = trainer.beta1 (Hung et al.: 0.9)")
+    d_beta2: Optional[float] = doc(None, "D's Adam beta2; null = trainer.beta2 (Hung et al.: 0.99)")
     beta2_final: Optional[float] = doc(None, "Adam beta2 moves to this by trainer.max_steps (or trainer.schedule_kimg) "
                                        "on a cosine (R3GAN: 0.9 to 0.99); null = constant")
     ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images (R3GAN's CIFAR-10: 5000)")

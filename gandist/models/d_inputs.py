@@ -19,6 +19,7 @@ from torch import Tensor
 
 SOFTMAX, SCALING, PRODUCT = "softmax", "scaling", "product"
 KINDS = (SOFTMAX, SCALING, PRODUCT)
+SIGNED, UNIT = "signed", "unit"  # the class maps' range in D's input
 
 
 def one_hot(mask: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -44,10 +45,14 @@ def channels(kind: str, num_classes: int, with_image: bool) -> int:
     return maps + (3 if with_image else 0)
 
 
-def view(kind: str, maps: Tensor, image: Tensor, with_image: bool) -> Tensor:
-    """D's input from class maps [N, C, H, W] in [0, 1] and images [N, 3, H, W] in [-1, 1]."""
+def view(kind: str, maps: Tensor, image: Tensor, with_image: bool, map_range: str = SIGNED) -> Tensor:
+    """D's input from class maps [N, C, H, W] in [0, 1] and images [N, 3, H, W] in [-1, 1].
+    ``map_range`` (softmax, scaling): SIGNED rescales the maps to the images' [-1, 1]; UNIT keeps
+    them in [0, 1], as Hung et al.'s D sees its probabilities and one-hot labels."""
     if kind == PRODUCT:
         x = (maps.unsqueeze(2) * image.unsqueeze(1)).flatten(1, 2)  # [N, C*3, H, W], image range
+    elif map_range == UNIT:
+        x = maps
     else:
         x = maps * 2 - 1  # the images' [-1, 1] range
     return torch.cat([image, x], dim=1) if with_image else x

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from gandist.config import Arch, Config, DArch, TaskName
+from gandist.config import Arch, Config, DArch, TaskName, pixel_d_stride
 from gandist.models.conditional import ConditionalGenerator, EmbeddingDiscriminator, ProjectionDiscriminator
 from gandist.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gandist.models import d_inputs
@@ -51,8 +51,9 @@ def build_networks(cfg: Config, num_classes: int) -> tuple[nn.Module, nn.Module]
             d_in = 3 + num_classes
         else:
             d_in = d_inputs.channels(str(cfg.task.d_input), num_classes, cfg.task.d_image)
-        if m.d_arch == DArch.pixel:  # its own classifier is one more stride-2 layer
-            D = PixelDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers + 1)
+        if m.d_arch == DArch.pixel:  # its own classifier is one more layer
+            D = PixelDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers + 1,
+                                   stride=pixel_d_stride(m.resolution, m.d_layers, m.d_stride))
         else:
             D = PatchDiscriminator(in_channels=d_in, width=m.d_width, n_layers=m.d_layers)
     return G, D

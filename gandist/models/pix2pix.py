@@ -3,6 +3,8 @@ per-pixel discriminator (Hung et al. 2018) beside it."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -128,24 +130,39 @@ class PatchDiscriminator(nn.Module):
 class PixelDiscriminator(nn.Module):
     """[N, in_channels, H, W] -> a per-pixel logit map [N, 1, H, W] (Hung et al. 2018).
 
-    ``n_layers`` 4x4 stride-2 convolutions with LeakyReLU and no normalisation, a stride-2
-    classifier, then bilinear upsampling back to the input's size: each pixel gets D's
-    confidence that its class map there is real.
+    ``n_layers`` convolutions with LeakyReLU and no normalisation, then a classifier: Hung et
+    al.'s FCDiscriminator is 4 + 1 such layers of 4x4 stride 2 (output stride 32), its map
+    upsampled (bilinear, corners aligned) back to the input's size, so each pixel gets D's
+    confidence that its class map there is real. ``stride`` (a power of two, at most
+    2^(n_layers + 1)) is the map's output stride: the first log2(stride) layers are the
+    reference's 4x4 stride-2 convs, the rest 3x3 stride-1 ones, which keep the depth but not
+    the downsampling; at a small resolution stride 32 leaves a 1x1 map, one verdict per image.
     """
 
-    def __init__(self, in_channels: int = 7, width: int = 64, n_layers: int = 4) -> None:
+    def __init__(self, in_channels: int = 7, width: int = 64, n_layers: int = 4,
+                 stride: Optional[int] = None) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"PixelDiscriminator n_layers must be >= 1, got {n_layers!r}")
+        stride = 2 ** (n_layers + 1) if stride is None else stride
+        halvings = stride.bit_length() - 1
+        if stride < 1 or stride != 2**halvings or halvings > n_layers + 1:
+            raise ValueError(f"PixelDiscriminator stride must be a power of two up to 2^(n_layers + 1) = "
+                             f"{2 ** (n_layers + 1)}, got {stride!r}")
+        self.stride = stride
+
+        def conv(c_in: int, c_out: int, i: int) -> nn.Conv2d:
+            return nn.Conv2d(c_in, c_out, 4, 2, 1) if i < halvings else nn.Conv2d(c_in, c_out, 3, 1, 1)
+
         layers: list[nn.Module] = []
         ch = in_channels
         for i in range(n_layers):
             nxt = width * min(2**i, 8)
-            layers += [nn.Conv2d(ch, nxt, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [conv(ch, nxt, i), nn.LeakyReLU(0.2, inplace=True)]
             ch = nxt
-        layers.append(nn.Conv2d(ch, 1, 4, 2, 1))
+        layers.append(conv(ch, 1, n_layers))
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(self.net(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(self.net(x), size=x.shape[-2:], mode="bilinear", align_corners=True)

@@ -26,7 +26,8 @@ log = logging.getLogger("gandist.train")
 # the data cursors count in. (A shard set may move, so its URL is not one of them.)
 CHECKPOINT_KEYS = [("task", "name"), ("model", "arch"), ("model", "resolution"), ("model", "z_dim"),
                    ("model", "g_width"), ("model", "g_refine"), ("model", "d_width"), ("model", "d_layers"),
-                   ("model", "d_arch"), ("model", "conditional"), ("task", "d_input"), ("task", "d_image"), ("data", "label_fraction")]
+                   ("model", "d_arch"), ("model", "d_stride"), ("model", "conditional"), ("task", "d_input"),
+                   ("task", "d_image"), ("task", "d_map_range"), ("data", "label_fraction")]
 
 
 def resume(cfg: Config, ctx: Context, state: TrainState, classes: Optional[list[str]]

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.collectives import all_reduce_max, check_identical_across_ranks
-from gandist.config import Config, Flips, PenaltyKind, TaskName
+from gandist.config import Config, Flips, PenaltyKind, Semi, TaskName
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
@@ -78,8 +78,9 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     amp = autocast(ctx.device, gpu_path.amp)
     penalty = make_penalty(cfg, state.healing, images=lambda: state.images_seen)
     watch = CollapseWatch(cfg, state.healing, ctx)
+    g_first = cfg.task.g_first if cfg.task.g_first is not None else cfg.task.semi == Semi.adversarial
     phases = build_phases(task, gan_loss(cfg.task.loss, cfg.task.d_loss_scale), G, D, state.opt_g, state.opt_d,
-                          state.scaler_g, state.scaler_d, amp, penalty)
+                          state.scaler_g, state.scaler_d, amp, penalty, g_first)
     update_ema = EmaUpdater(state.G_ema, state.G)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
     monitor = make_monitor(ctx.log_dir, purge_step=None if resumed_from is None else state.step + 1,
@@ -253,11 +254,11 @@ def make_penalty(cfg: Config, healing: Optional[Healing] = None,
                    r2=t.penalty == PenaltyKind.r1_r2)
 
 
-def schedule_stats(cfg: Config, step: int, images: int, lr_factor: float,
+def schedule_stats(cfg: Config, step: int, images: int, lr_factors: tuple[float, float],
                    penalty: Optional[Penalty]) -> dict[str, torch.Tensor]:
     """The scheduled values in effect at ``step`` (taken after ``images`` images), to log beside the losses."""
     t = cfg.trainer
-    values = {"lr/G": t.lr_g * lr_factor, "lr/D": t.lr_d * lr_factor}
+    values = {"lr/G": t.lr_g * lr_factors[0], "lr/D": t.lr_d * lr_factors[1]}
     if t.beta2_final is not None:
         values["adam/beta2"] = beta2_at(t, step, images)
     if penalty is not None:
@@ -302,7 +303,8 @@ def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = No
     return SegmentTask(num_classes, seg_loss=str(t.seg_loss), seg_weight=t.seg_weight, adv_weight=t.adv_weight,
                        d_input=str(t.d_input), d_image=t.d_image, scaling_tau=t.scaling_tau, semi=semi,
                        semi_weight=t.semi_weight, semi_start=round(t.semi_start * cfg.trainer.max_steps),
-                       semi_threshold=threshold, adv_unlabeled_weight=t.adv_unlabeled_weight)
+                       semi_threshold=threshold, adv_unlabeled_weight=t.adv_unlabeled_weight,
+                       d_map_range=str(t.d_map_range))
 
 
 def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Module:

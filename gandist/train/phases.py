@@ -1,9 +1,11 @@
 """One GAN step as data: a list of phases, each training one network with its optimizer.
 
-G runs forward once per step; the D phase sees its output detached, the G phase through D
-(pix2pix order); with task.g_draw, G's phase draws its own fakes after D's update (StyleGAN2-ADA).
-A task whose adversarial weight is 0 (the supervised baseline) has the G phase only. G and D
-sit in separate DDP wrappers. While a phase runs, only its own network requires grad, and the
+G runs forward once per step; the D phase sees its output detached, the G phase through D.
+D's phase comes first (pix2pix order), or with ``g_first`` second, so that G's losses read D
+from before its update in the step (Hung et al.'s semi-supervised segmentation); with
+task.g_draw, G's phase draws its own fakes after D's update (StyleGAN2-ADA). A task
+whose adversarial weight is 0 (the supervised baseline) has the G phase only. G and D sit
+in separate DDP wrappers. While a phase runs, only its own network requires grad, and the
 other network's DDP forward runs under ``no_sync`` so its reducer never waits for gradients
 that will not come (stylegan2-ada).
 
@@ -111,7 +113,7 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                  scaler_g: torch.amp.GradScaler, scaler_d: torch.amp.GradScaler,
                  amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                 penalty: Optional[Penalty] = None) -> list[Phase]:
+                 penalty: Optional[Penalty] = None, g_first: bool = False) -> list[Phase]:
     def d_losses(v: StepVars) -> tuple[Tensor, Stats]:
         # Two forwards, one backward (as pix2pix does). DDP prepares its reducer in forward
         # and refuses a second prepared forward before a backward: the first runs under
@@ -168,7 +170,8 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
     g_phase = Phase("G", G, opt_g, scaler_g, g_losses)
     if task.adv_weight == 0:
         return [g_phase]  # the supervised baseline: D is neither run nor trained
-    return [Phase("D", D, opt_d, scaler_d, d_losses), g_phase]
+    d_phase = Phase("D", D, opt_d, scaler_d, d_losses)
+    return [g_phase, d_phase] if g_first else [d_phase, g_phase]
 
 
 def set_requires_grad(params: list[Tensor], flag: bool) -> None:

@@ -10,6 +10,8 @@ same schedule; the optimizers' state dicts also carry the current values.
 from __future__ import annotations
 
 import math
+from typing import Optional
+
 import torch
 
 from gandist.config import TaskConfig, TrainerConfig
@@ -21,6 +23,9 @@ def cosine(start: float, end: float, step: int, total: int) -> float:
     return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+POLY_POWER = 0.9  # Hung et al.'s (and DeepLab's) poly schedule: (1 - progress)^0.9
+
+
 def horizon(t: TrainerConfig, step: int, images: int) -> tuple[float, float]:
     """Where the decaying schedules stand before ``step`` (0-based) with ``images`` seen:
     (done, total) in steps of trainer.max_steps, or in images of trainer.schedule_kimg."""
@@ -29,9 +34,10 @@ def horizon(t: TrainerConfig, step: int, images: int) -> tuple[float, float]:
     return float(images), t.schedule_kimg * 1000.0
 
 
-def lr_factor(t: TrainerConfig, step: int, images: int = 0) -> float:
+def lr_factor(t: TrainerConfig, step: int, images: int = 0, schedule: Optional[str] = None) -> float:
     """Multiplier of the base learning rate for the step about to be taken (0-based), after
-    ``images`` images (used with trainer.schedule_kimg).
+    ``images`` images (used with trainer.schedule_kimg), under ``schedule`` (default
+    trainer.lr_schedule).
 
     linear is pix2pix's lambda_rule up to one epoch: junyanz's code (its scheduler stepped at each
     epoch's start) trains epoch E (1-based) of n + d at 1 - max(0, E + 1 - n) / (d + 1), so its
@@ -40,15 +46,18 @@ def lr_factor(t: TrainerConfig, step: int, images: int = 0) -> float:
     later, 1 - max(0, E - n) / (d + 1), and within 1.5 / d of the rule itself (at 100 + 100
     epochs: 0.5% and 1.5% of the base rate).
     """
-    if t.lr_schedule == "constant":
+    schedule = t.lr_schedule if schedule is None else schedule
+    if schedule == "constant":
         return 1.0
+    done, total = horizon(t, step, images)
+    if schedule == "poly":  # from the first step, as Hung et al.'s adjust_learning_rate
+        return (1.0 - min(done / max(total, 1), 1.0)) ** POLY_POWER
     # linear (pix2pix) and cosine (R3GAN): constant until lr_decay_start of the horizon, then down
     # to lr_final at its end, held after.
-    done, total = horizon(t, step, images)
     start = int(t.lr_decay_start * total)
     if done < start:
         return 1.0
-    if t.lr_schedule == "cosine":
+    if schedule == "cosine":
         return cosine(1.0, t.lr_final, done - start, total - start)
     progress = min((done - start) / max(total - start, 1), 1.0)
     return 1.0 - (1.0 - t.lr_final) * progress
@@ -65,14 +74,16 @@ def gamma_at(task: TaskConfig, t: TrainerConfig, step: int, images: int = 0) -> 
 
 
 def apply_lr(t: TrainerConfig, step: int, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-             scale: float = 1.0, images: int = 0) -> float:
+             scale: float = 1.0, images: int = 0) -> tuple[float, float]:
     """Set both optimizers' rates (and beta2, when scheduled) for ``step`` after ``images``
-    images, times ``scale`` (what collapse rollbacks left); returns the factor applied."""
+    images, times ``scale`` (what collapse rollbacks left); returns G's and D's factors. D follows
+    trainer.d_lr_schedule when set, and keeps trainer.d_beta2 when set."""
     factor = lr_factor(t, step, images) * scale
+    d_factor = factor if t.d_lr_schedule is None else lr_factor(t, step, images, str(t.d_lr_schedule)) * scale
     beta2 = beta2_at(t, step, images) if t.beta2_final is not None else None
-    for opt, base in ((opt_g, t.lr_g), (opt_d, t.lr_d)):
+    for opt, base, f, own_beta2 in ((opt_g, t.lr_g, factor, False), (opt_d, t.lr_d, d_factor, t.d_beta2 is not None)):
         for group in opt.param_groups:
-            group["lr"] = base * factor
-            if beta2 is not None:
+            group["lr"] = base * f
+            if beta2 is not None and not own_beta2:
                 group["betas"] = (group["betas"][0], beta2)
-    return factor
+    return factor, d_factor

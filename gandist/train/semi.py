@@ -15,9 +15,10 @@ from torch import Tensor
 
 def d_confidence(d_logits: Tensor, size: tuple[int, int]) -> Tensor:
     """D's confidence map [N, H, W] that a pixel's class map looks real: sigmoid of its logits,
-    upsampled bilinearly to ``size`` when D judges patches rather than pixels."""
+    upsampled bilinearly (corners aligned, as Hung et al.) to ``size`` when D judges patches rather than
+    pixels."""
     if tuple(d_logits.shape[-2:]) != tuple(size):
-        d_logits = F.interpolate(d_logits, size=size, mode="bilinear", align_corners=False)
+        d_logits = F.interpolate(d_logits, size=size, mode="bilinear", align_corners=True)
     return torch.sigmoid(d_logits.float())[:, 0]
 
 

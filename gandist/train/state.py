@@ -38,12 +38,13 @@ class TrainState:
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         t = cfg.trainer
         betas = (t.beta1, t.beta2)
+        d_betas = (t.beta1 if t.d_beta1 is None else t.d_beta1, t.beta2 if t.d_beta2 is None else t.d_beta2)
         return cls(
             G=G,
             D=D,
             G_ema=G_ema,
             opt_g=torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=betas, fused=t.fused_adam),
-            opt_d=torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=betas, fused=t.fused_adam),
+            opt_d=torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=d_betas, fused=t.fused_adam),
             scaler_g=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
             scaler_d=torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"),
         )

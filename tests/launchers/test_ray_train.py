@@ -71,7 +71,7 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     def overrides(storage: str, name: str, *extra: str) -> list[str]:
         return small_overrides(s3_shapes_url, storage, name) + [
             "trainer.num_workers=2", "trainer.max_steps=6", "trainer.ckpt_every=3", "data.label_fraction=0.5",
-            "task.semi=adversarial", "task.semi_start=0", *extra]
+            "task.semi=adversarial", "task.semi_start=0", "model.d_arch=pixel", *extra]
 
     torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                                "2", "-m", "gandist.cli", "train", *overrides(str(tmp_path), "clean"),

@@ -45,3 +45,27 @@ def test_product_multiplies_each_class_map_with_each_image_channel():
     assert x.flatten().tolist() == [0.5, -1.0, 0.25, 0.0, -0.0, 0.0]
     softmax = d_inputs.view("softmax", maps, image, with_image=False)
     assert softmax.flatten().tolist() == [1.0, -1.0]  # class maps scaled to the images' [-1, 1]
+
+
+def test_unit_range_keeps_the_maps_as_hung_et_als_d_sees_them():
+    """Hung et al.'s D takes softmax probabilities and one-hot masks as they are, in [0, 1]."""
+    maps = torch.tensor([[[[0.0, 0.25]], [[1.0, 0.75]]]])  # [1, 2 classes, 1, 2]
+    image = torch.zeros(1, 3, 1, 2)
+    view = d_inputs.view
+    assert torch.equal(view("softmax", maps, image, False, "unit"), maps)
+    assert torch.equal(view("softmax", maps, image, False), maps * 2 - 1)  # the default: the images' range
+    assert view("scaling", maps, image, True, "unit").shape[1] == 5
+
+
+def test_the_semi_preset_is_hung_et_als_recipe():
+    from gandist.config import compose_config, pixel_d_stride
+
+    cfg = compose_config(["task=segment_semi"])
+    t, m, tr = cfg.task, cfg.model, cfg.trainer
+    assert (t.semi, t.d_input, t.d_image, t.d_map_range, t.g_first) == ("adversarial", "softmax", False, "unit", True)
+    # lambda_adv_pred 0.01, lambda_semi 0.1, lambda_semi_adv 0.001, mask_T 0.2, semi_start 5000 of 20000
+    assert (t.adv_weight, t.semi_weight, t.adv_unlabeled_weight, t.semi_threshold, t.semi_start) == (
+        0.01, 0.1, 0.001, 0.2, 0.25)
+    assert (tr.lr_d, tr.d_beta1, tr.d_beta2, tr.d_lr_schedule) == (1e-4, 0.9, 0.99, "poly")
+    assert (m.d_arch, m.d_layers, m.d_width) == ("pixel", 3, 64) and cfg.data.label_fraction == 0.125
+    assert m.resolution // pixel_d_stride(m.resolution, m.d_layers, m.d_stride) >= 8

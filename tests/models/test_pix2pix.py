@@ -156,3 +156,37 @@ def test_refine_head_predicts_at_full_resolution_from_features_and_image():
     # Every parameter, the head's included, gets a gradient.
     refined(x).sum().backward()
     assert all(p.grad is not None for p in refined.parameters())
+
+
+def test_pixel_discriminator_stride_sets_its_map_and_keeps_hung_et_al_at_32() -> None:
+    """Hung et al.'s FCDiscriminator: 4 + 1 4x4 stride-2 convs (64..512 wide), output stride 32;
+    a smaller stride keeps the five layers (the later ones 3x3 stride 1) and a finer map."""
+    from gandist.models import PixelDiscriminator
+
+    reference = PixelDiscriminator(in_channels=21, width=64, n_layers=4)
+    # FCDiscriminator(num_classes=21): 21*64*16+64 + 64*128*16+128 + 128*256*16+256 + 256*512*16+512 + 512*16+1
+    assert sum(p.numel() for p in reference.parameters()) == 2_783_169
+    assert reference.net(torch.zeros(1, 21, 320, 320)).shape[-2:] == (10, 10)
+    fine = PixelDiscriminator(in_channels=5, width=4, n_layers=4, stride=4)
+    x = torch.randn(2, 5, 32, 32)
+    coarse = fine.net(x)
+    assert coarse.shape[-2:] == (8, 8)
+    out = fine(x)
+    assert out.shape == (2, 1, 32, 32)
+    # Upsampled with the corners aligned, as Hung et al.'s interp: the map's corners are the output's.
+    assert torch.allclose(out[..., 0, 0], coarse[..., 0, 0]) and torch.allclose(out[..., -1, -1], coarse[..., -1, -1])
+    with pytest.raises(ValueError, match="power of two"):
+        PixelDiscriminator(in_channels=5, width=4, n_layers=4, stride=6)
+
+
+@pytest.mark.parametrize("resolution, want", [(32, 4), (64, 8), (128, 16), (256, 32), (512, 32)])
+def test_pixel_d_stride_follows_the_resolution_to_an_8x8_map(resolution: int, want: int) -> None:
+    from gandist.config import compose_config, pixel_d_stride
+    from gandist.models.factory import build_networks
+
+    assert pixel_d_stride(resolution, 3, None) == want and pixel_d_stride(resolution, 3, 2) == 2
+    cfg = compose_config(["task=segment", "model.d_arch=pixel", f"model.resolution={resolution}", "model.d_width=2",
+                          "model.g_width=2"]) if resolution <= 64 else None
+    if cfg is not None:
+        D = build_networks(cfg, 4)[1]
+        assert D.stride == want and D.net(torch.zeros(1, 7, resolution, resolution)).shape[-2:] == (8, 8)

@@ -32,7 +32,8 @@ def test_a_different_d_input_is_named():
 
 
 def test_another_label_fraction_is_named():
-    saved = compose_config(["task=segment", "data.label_fraction=0.125", "task.semi=adversarial"])
+    saved = compose_config(["task=segment", "data.label_fraction=0.125", "task.semi=adversarial", "model.d_arch=pixel"])
     with pytest.raises(CheckpointError, match=r"data\.label_fraction: checkpoint 0\.125, config 0\.25"):
-        check_checkpoint_fits(compose_config(["task=segment", "data.label_fraction=0.25", "task.semi=adversarial"]),
+        check_checkpoint_fits(compose_config(["task=segment", "data.label_fraction=0.25", "task.semi=adversarial",
+                                              "model.d_arch=pixel"]),
                               payload(saved), CLASSES)

@@ -213,3 +213,27 @@ def test_r1_and_r2_differentiate_d_by_the_raw_images_through_the_augmentation():
     stats = run_step(phases, task, G, {"image": torch.randn(4, 3, 4, 4), "step": 0}).stats
     assert abs(stats["loss/D_r1"].item() - w2 / 4) < 1e-6 * w2
     assert abs(stats["loss/D_r2"].item() - w2 / 4) < 1e-6 * w2
+
+
+def test_g_first_reads_d_from_before_its_update_as_hung_et_al():
+    """Hung et al. step G and D together: G's adversarial term reads D as it was before the
+    step's D update. g_first gives that; the default (pix2pix) order reads the updated D."""
+    import copy
+
+    from gandist.train.tasks import SegmentTask
+
+    for g_first in (True, False):
+        torch.manual_seed(0)
+        G, D = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 1, 1)
+        G.requires_grad_(False), D.requires_grad_(False)
+        opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-1) for m in (G, D))
+        scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
+        task = SegmentTask(num_classes=2, adv_weight=0.5, d_image=False, d_map_range="unit")
+        phases = build_phases(task, gan_loss("nonsat"), G, D, opt_g, opt_d, *scalers, g_first=g_first)
+        batch = {"image": torch.randn(4, 3, 4, 4), "mask": torch.randint(0, 2, (4, 4, 4)), "step": 0}
+        D_before = copy.deepcopy(D)
+        with torch.no_grad():
+            want = gan_loss("nonsat").g(D_before(task.d_fake(batch, G(batch["image"]))))
+        stats = run_step(phases, task, G, batch).stats
+        assert [ph.name for ph in phases] == (["G", "D"] if g_first else ["D", "G"])
+        assert torch.allclose(stats["loss/G_adv"], want) == g_first, g_first

@@ -90,3 +90,34 @@ def test_the_loop_counts_schedule_kimg_in_images_and_holds_after_it(shapes_url, 
     one = load_checkpoint(run_local(absolutize(compose_config(
         [*common, "run.name=one", "trainer.max_steps=1"]))).checkpoint)["state"]
     assert all(torch.equal(one["G_ema"][k], v) for k, v in one["G"].items())
+
+
+def test_d_takes_its_own_poly_schedule_and_betas_as_hung_et_al():
+    """Hung et al.'s D: Adam betas (0.9, 0.99), lr x (1 - i / max_iter)^0.9 from the first step;
+    G keeps its own schedule and betas."""
+    import torch
+
+    from gandist.train.schedule import apply_lr
+
+    t = TrainerConfig(max_steps=10, lr_g=1e-3, lr_d=1e-4, lr_schedule="constant", d_lr_schedule="poly",
+                      d_beta2=0.99, beta2_final=0.9)
+    assert [lr_factor(t, s, schedule="poly") for s in (0, 5, 10)] == pytest.approx([1.0, 0.5 ** 0.9, 0.0])
+    opt_g, opt_d = (torch.optim.Adam([torch.zeros(1, requires_grad=True)], betas=b) for b in ((0.5, 0.999), (0.9, 0.99)))
+    assert apply_lr(t, 5, opt_g, opt_d) == pytest.approx((1.0, 0.5 ** 0.9))
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.5 ** 0.9)
+    # beta2_final moves G's beta2 only: D keeps trainer.d_beta2
+    assert opt_d.param_groups[0]["betas"] == (0.9, 0.99) and opt_g.param_groups[0]["betas"][1] != 0.999
+
+
+def test_the_d_optimizer_is_built_with_its_own_betas():
+    import torch
+
+    from gandist.config import compose_config
+    from gandist.train.state import TrainState
+
+    cfg = compose_config(["task=segment", "model.resolution=32", "model.g_width=2", "model.d_width=2",
+                          "trainer.d_beta1=0.9", "trainer.d_beta2=0.99"])
+    state = TrainState.fresh(cfg, 4, torch.device("cpu"))
+    assert state.opt_d.param_groups[0]["betas"] == (0.9, 0.99)
+    assert state.opt_g.param_groups[0]["betas"] == (0.5, 0.999)
