@@ -18,32 +18,34 @@ from gandist.config.compose import (
     iter_fields,
     upgrade,
 )
-from gandist.config.schema import (
+from gandist.config.choices import (
     AUGMENT_OPS,
     AmpMode,
     Arch,
     Backend,
-    Config,
     DArch,
     DInput,
-    DataConfig,
     EmaRamp,
-    EvalConfig,
     EvalGMode,
     Features,
     Flips,
     GDraw,
-    LauncherConfig,
     LauncherName,
     LossName,
     LrSchedule,
     MapRange,
-    ModelConfig,
     PenaltyKind,
     SegLoss,
     Semi,
-    TaskConfig,
     TaskName,
+)
+from gandist.config.schema import (
+    Config,
+    DataConfig,
+    EvalConfig,
+    LauncherConfig,
+    ModelConfig,
+    TaskConfig,
     TrainerConfig,
 )
 

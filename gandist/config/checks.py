@@ -10,8 +10,9 @@ import re
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from gandist.config.schema import (ADA_AUGMENT_OPS, AUGMENT_OPS, DIFFAUGMENT_OPS, Arch, Config, DArch, Features,
-                                   LauncherName, LossName, Semi, TaskConfig, TaskName)
+from gandist.config.choices import (ADA_AUGMENT_OPS, AUGMENT_OPS, DIFFAUGMENT_OPS, Arch, DArch, Features, LauncherName,
+                                    LossName, Semi, TaskName)
+from gandist.config.schema import Config, TaskConfig
 
 
 class ConfigError(ValueError):

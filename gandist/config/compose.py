@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from gandist.config.checks import ConfigError, validate
-from gandist.config.schema import Choice, Config
+from gandist.config.choices import Choice
+from gandist.config.schema import Config
 from gandist.urls import absolute
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ ALL = ["color", "translation", "cutout"]
 
 
 def test_the_config_accepts_exactly_the_ops_diffaugment_and_ada_have():
-    from gandist.config.schema import DIFFAUGMENT_OPS
+    from gandist.config.choices import DIFFAUGMENT_OPS
     from gandist.train.ada_augment import GROUPS, ORDER
 
     assert set(DIFFAUGMENT_OPS) == set(DRAWS) == set(ALL)
