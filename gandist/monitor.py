@@ -170,11 +170,13 @@ class TensorBoardMonitor(NullMonitor):
         self.descriptions.update(descriptions)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.scalar.metadata import create_summary_metadata
 
         for tag, value in values.items():
             if tag in self.descriptions and tag not in self.described:
-                meta = SummaryMetadata(summary_description=self.descriptions[tag])
+                # Named as the scalars plugin's, as add_scalar's are: readers warn of metadata without a plugin.
+                meta = create_summary_metadata(display_name="", description=self.descriptions[tag])
                 summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value), metadata=meta)])
                 self.writer.file_writer.add_summary(summary, step)
                 self.described.add(tag)
