@@ -70,10 +70,11 @@ class TaskConfig:
     d_input: DInput = doc(DInput.softmax, "segment: how D sees class maps: softmax (one-hot real, predicted "
                           "probabilities) | scaling (Luc et al.: real one-hot softened towards the prediction) | "
                           "product (each class map times the image)")
-    d_image: bool = doc(True, "segment: D also sees the image, concatenated in front of the class maps (Hung et "
-                        "al.: false)")
-    d_map_range: MapRange = doc(MapRange.signed, "segment, task.d_input=softmax or scaling: the class maps' range in "
-                                "D's input: signed ([-1, 1], the images') | unit ([0, 1] as they are, Hung et al.)")
+    d_image: Optional[bool] = doc(None, "segment: D also sees the image, concatenated in front of the class maps; "
+                                  "null = false with task.semi=adversarial (Hung et al.), else true")
+    d_map_range: Optional[MapRange] = doc(None, "segment, task.d_input=softmax or scaling: the class maps' range in "
+                                          "D's input: signed ([-1, 1], the images') | unit ([0, 1] as they are); "
+                                          "null = unit with task.semi=adversarial (Hung et al.), else signed")
     g_first: Optional[bool] = doc(None, "segment: G's phase runs before D's, so both read D from before its update "
                                   "in that step (Hung et al.); null = true with task.semi=adversarial, else false "
                                   "(D first, pix2pix)")
@@ -174,8 +175,8 @@ class TrainerConfig:
     lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to "
                                   "trainer.lr_final at max_steps) | cosine (R3GAN: the same on a half cosine) | "
                                   "poly (Hung et al., DeepLab: x (1 - step / max_steps)^0.9 from the start)")
-    d_lr_schedule: Optional[LrSchedule] = doc(None, "D's learning-rate schedule; null = trainer.lr_schedule (Hung "
-                                              "et al.: poly for D)")
+    d_lr_schedule: Optional[LrSchedule] = doc(None, "D's learning-rate schedule; null = poly with "
+                                              "task.semi=adversarial (Hung et al.), else trainer.lr_schedule")
     lr_decay_start: float = doc(0.5, "linear, cosine schedules: fraction of trainer.max_steps (or "
                                 "trainer.schedule_kimg) after which the decay begins")
     lr_final: float = doc(0.0, "linear, cosine schedules: fraction of the base rates reached at trainer.max_steps "
@@ -185,8 +186,10 @@ class TrainerConfig:
                                          "value (R3GAN's CIFAR-10: 20000); null = trainer.max_steps")
     beta1: float = doc(0.5, "Adam beta1 (pix2pix/DCGAN use 0.5)")
     beta2: float = doc(0.999, "Adam beta2")
-    d_beta1: Optional[float] = doc(None, "D's Adam beta1; null = trainer.beta1 (Hung et al.: 0.9)")
-    d_beta2: Optional[float] = doc(None, "D's Adam beta2; null = trainer.beta2 (Hung et al.: 0.99)")
+    d_beta1: Optional[float] = doc(None, "D's Adam beta1; null = 0.9 with task.semi=adversarial (Hung et al.), "
+                                   "else trainer.beta1")
+    d_beta2: Optional[float] = doc(None, "D's Adam beta2; null = 0.99 with task.semi=adversarial (Hung et al.), "
+                                   "else trainer.beta2")
     beta2_final: Optional[float] = doc(None, "Adam beta2 moves to this by trainer.max_steps (or trainer.schedule_kimg) "
                                        "on a cosine (R3GAN: 0.9 to 0.99); null = constant")
     ema_kimg: float = doc(10.0, "half-life of the generator EMA, in thousands of images (R3GAN's CIFAR-10: 5000)")
@@ -299,6 +302,24 @@ class Config:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
+
+    def __post_init__(self) -> None:
+        """Keys whose default depends on another key take it here, once, so that what runs is what
+        the saved config, the checkpoint check and --dry-run show. task.semi=adversarial means Hung
+        et al.'s D unless a key says otherwise: class maps alone in [0, 1], Adam betas (0.9, 0.99)
+        on a poly decay, G's losses read before D's update (trainer.lr_d stays the user's)."""
+        t, tr = self.task, self.trainer
+        hung = t.name == TaskName.segment and t.semi == Semi.adversarial
+        if t.d_image is None:
+            t.d_image = not hung
+        if t.d_map_range is None:
+            t.d_map_range = MapRange.unit if hung else MapRange.signed
+        if t.g_first is None:
+            t.g_first = hung
+        if hung:
+            tr.d_beta1 = 0.9 if tr.d_beta1 is None else tr.d_beta1
+            tr.d_beta2 = 0.99 if tr.d_beta2 is None else tr.d_beta2
+            tr.d_lr_schedule = LrSchedule.poly if tr.d_lr_schedule is None else tr.d_lr_schedule
 
     def to_dict(self) -> dict:
         """Plain values only (choices as strings): for YAML, checkpoints, HPARAMS and Ray workers."""

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.collectives import all_reduce_max, check_identical_across_ranks
-from gandist.config import Config, Flips, PenaltyKind, Semi, TaskName
+from gandist.config import Config, Flips, PenaltyKind, TaskName
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
@@ -78,9 +78,8 @@ def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
     amp = autocast(ctx.device, gpu_path.amp)
     penalty = make_penalty(cfg, state.healing, images=lambda: state.images_seen)
     watch = CollapseWatch(cfg, state.healing, ctx)
-    g_first = cfg.task.g_first if cfg.task.g_first is not None else cfg.task.semi == Semi.adversarial
     phases = build_phases(task, gan_loss(cfg.task.loss, cfg.task.d_loss_scale), G, D, state.opt_g, state.opt_d,
-                          state.scaler_g, state.scaler_d, amp, penalty, g_first)
+                          state.scaler_g, state.scaler_d, amp, penalty, bool(cfg.task.g_first))
     update_ema = EmaUpdater(state.G_ema, state.G)
     bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
     monitor = make_monitor(ctx.log_dir, purge_step=None if resumed_from is None else state.step + 1,

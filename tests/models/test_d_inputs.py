@@ -69,3 +69,25 @@ def test_the_semi_preset_is_hung_et_als_recipe():
     assert (tr.lr_d, tr.d_beta1, tr.d_beta2, tr.d_lr_schedule) == (1e-4, 0.9, 0.99, "poly")
     assert (m.d_arch, m.d_layers, m.d_width) == ("pixel", 3, 64) and cfg.data.label_fraction == 0.125
     assert m.resolution // pixel_d_stride(m.resolution, m.d_layers, m.d_stride) >= 8
+
+
+def test_semi_adversarial_means_hung_et_als_d_unless_a_key_says_otherwise():
+    """task.semi=adversarial under task=segment takes the reference's D input and optimiser by
+    default (the literal override used to keep gandist's own image + signed maps, shared Adam);
+    an explicit key still wins, and a plain segment run keeps its own D."""
+    from gandist.config import compose_config
+
+    semi = ["task=segment", "task.semi=adversarial", "model.d_arch=pixel", "data.label_fraction=0.125"]
+    t, tr = (cfg := compose_config(semi)).task, cfg.trainer
+    assert (t.d_image, t.d_map_range, t.g_first) == (False, "unit", True)
+    assert (tr.d_beta1, tr.d_beta2, tr.d_lr_schedule) == (0.9, 0.99, "poly")
+    own = compose_config(semi + ["task.d_image=true", "trainer.d_beta1=0.5", "task.g_first=false"])
+    assert (own.task.d_image, own.task.d_map_range, own.task.g_first, own.trainer.d_beta1) == (True, "unit", False, 0.5)
+    plain = compose_config(["task=segment"])
+    assert (plain.task.d_image, plain.task.d_map_range, plain.task.g_first) == (True, "signed", False)
+    assert (plain.trainer.d_beta1, plain.trainer.d_beta2, plain.trainer.d_lr_schedule) == (None, None, None)
+    # what ran is what the saved config says: the derived values survive the round trip
+    from gandist.config import from_dict
+
+    again = from_dict(cfg.to_dict())
+    assert (again.task.d_image, again.task.d_map_range, again.trainer.d_lr_schedule) == (False, "unit", "poly")

@@ -67,7 +67,9 @@ def test_semi_stats_weigh_accuracy_by_the_selected_pixels():
 def semi_cfg(shapes_url, storage, name, *extra):
     return local_cfg(shapes_url, storage, name, "data.label_fraction=0.25", "task.semi=adversarial",
                      "model.d_arch=pixel", "model.d_layers=2", "task.semi_start=0.25", "trainer.ckpt_every=2",
-                     "trainer.image_every=100", "eval.every=100", *extra)
+                     "trainer.image_every=100", "eval.every=100",
+                     "trainer.schedule_kimg=0.04",  # D's poly decay over 5 steps of 8, however long a leg runs
+                     *extra)
 
 
 def test_adversarial_semi_run_logs_its_figures_and_resumes_exactly(shapes_url, tmp_path):
