@@ -171,7 +171,8 @@ class TrainerConfig:
     log_every: int = doc(20, "steps between scalar logs (losses, throughput)")
     image_every: int = doc(250, "steps between image grids in TensorBoard")
     lr_g: float = doc(2e-4, "generator Adam learning rate")
-    lr_d: float = doc(2e-4, "discriminator Adam learning rate")
+    lr_d: Optional[float] = doc(None, "discriminator Adam learning rate; null = 1e-4 with task.semi=adversarial "
+                                "(Hung et al.), else 2e-4")
     lr_schedule: LrSchedule = doc(LrSchedule.constant, "constant | linear (pix2pix: constant, then linear decay to "
                                   "trainer.lr_final at max_steps) | cosine (R3GAN: the same on a half cosine) | "
                                   "poly (Hung et al., DeepLab: x (1 - step / max_steps)^0.9 from the start)")
@@ -306,8 +307,8 @@ class Config:
     def __post_init__(self) -> None:
         """Keys whose default depends on another key take it here, once, so that what runs is what
         the saved config, the checkpoint check and --dry-run show. task.semi=adversarial means Hung
-        et al.'s D unless a key says otherwise: class maps alone in [0, 1], Adam betas (0.9, 0.99)
-        on a poly decay, G's losses read before D's update (trainer.lr_d stays the user's)."""
+        et al.'s D unless a key says otherwise: class maps alone in [0, 1], Adam betas (0.9, 0.99),
+        rate 1e-4, on a poly decay, G's losses read before D's update."""
         t, tr = self.task, self.trainer
         hung = t.name == TaskName.segment and t.semi == Semi.adversarial
         if t.d_image is None:
@@ -316,6 +317,8 @@ class Config:
             t.d_map_range = MapRange.unit if hung else MapRange.signed
         if t.g_first is None:
             t.g_first = hung
+        if tr.lr_d is None:
+            tr.lr_d = 1e-4 if hung else 2e-4
         if hung:
             tr.d_beta1 = 0.9 if tr.d_beta1 is None else tr.d_beta1
             tr.d_beta2 = 0.99 if tr.d_beta2 is None else tr.d_beta2

@@ -80,12 +80,14 @@ def test_semi_adversarial_means_hung_et_als_d_unless_a_key_says_otherwise():
     semi = ["task=segment", "task.semi=adversarial", "model.d_arch=pixel", "data.label_fraction=0.125"]
     t, tr = (cfg := compose_config(semi)).task, cfg.trainer
     assert (t.d_image, t.d_map_range, t.g_first) == (False, "unit", True)
-    assert (tr.d_beta1, tr.d_beta2, tr.d_lr_schedule) == (0.9, 0.99, "poly")
-    own = compose_config(semi + ["task.d_image=true", "trainer.d_beta1=0.5", "task.g_first=false"])
-    assert (own.task.d_image, own.task.d_map_range, own.task.g_first, own.trainer.d_beta1) == (True, "unit", False, 0.5)
+    assert (tr.lr_d, tr.d_beta1, tr.d_beta2, tr.d_lr_schedule) == (1e-4, 0.9, 0.99, "poly")
+    own = compose_config(semi + ["task.d_image=true", "trainer.d_beta1=0.5", "task.g_first=false", "trainer.lr_d=2e-4"])
+    assert (own.task.d_image, own.task.d_map_range, own.task.g_first, own.trainer.d_beta1, own.trainer.lr_d) == (
+        True, "unit", False, 0.5, 2e-4)
     plain = compose_config(["task=segment"])
     assert (plain.task.d_image, plain.task.d_map_range, plain.task.g_first) == (True, "signed", False)
-    assert (plain.trainer.d_beta1, plain.trainer.d_beta2, plain.trainer.d_lr_schedule) == (None, None, None)
+    assert (plain.trainer.lr_d, plain.trainer.d_beta1, plain.trainer.d_beta2, plain.trainer.d_lr_schedule) == (
+        2e-4, None, None, None)
     # what ran is what the saved config says: the derived values survive the round trip
     from gandist.config import from_dict
 
