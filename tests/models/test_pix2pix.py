@@ -179,6 +179,24 @@ def test_pixel_discriminator_stride_sets_its_map_and_keeps_hung_et_al_at_32() ->
         PixelDiscriminator(in_channels=5, width=4, n_layers=4, stride=6)
 
 
+def test_pixel_discriminator_keeps_pytorchs_default_init_as_hung_et_al() -> None:
+    """FCDiscriminator sets no init: each conv's weights and biases are uniform within
+    1/sqrt(fan_in) (kaiming_uniform, a=sqrt(5)), so the 512-wide layers are about 3x smaller than
+    DCGAN's N(0, 0.02) and D does not start out surer than the reference's."""
+    from gandist.models import PixelDiscriminator
+
+    torch.manual_seed(0)
+    D = PixelDiscriminator(in_channels=11, width=64, n_layers=4, stride=4)
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5
+    for conv in convs:
+        fan_in = conv.weight[0].numel()
+        bound = 1 / fan_in**0.5
+        assert conv.weight.abs().max() <= bound and conv.bias.abs().max() <= bound
+        assert conv.bias.abs().max() > (bound / 2 if conv.out_channels > 1 else 0)  # drawn, not zeroed
+        assert conv.weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
+
+
 @pytest.mark.parametrize("resolution, want", [(32, 4), (64, 8), (128, 16), (256, 32), (512, 32)])
 def test_pixel_d_stride_follows_the_resolution_to_an_8x8_map(resolution: int, want: int) -> None:
     from gandist.config import compose_config, pixel_d_stride
