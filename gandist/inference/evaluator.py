@@ -30,7 +30,7 @@ from gandist.metrics.distance import Distances
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.precision_recall import precision_recall
 from gandist.metrics.translation import PAIR_SCORES, pair_scores
-from gandist.metrics.shapes_judge import mode_scores
+from gandist.metrics.judges import mode_scores
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
 from gandist.collectives import all_reduce_sum, broadcast_object, gather_objects
@@ -303,7 +303,7 @@ class Evaluator:
                 scores = {fd_tag: fd, kd_tag: kd, precision_tag: precision, recall_tag: recall,
                           **self._per_class(fd_tag, real, fake)}
                 if fake_modes is not None:
-                    scores.update(mode_scores(self.real_modes, fake_modes))
+                    scores.update(mode_scores(self.real_modes, fake_modes, self.extractor.num_modes))
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
                 scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}
