@@ -4,7 +4,7 @@ columns all take their names from here."""
 
 from __future__ import annotations
 
-from gandist.config import Config, Features, LossName, TaskName
+from gandist.config import JUDGED_SOURCES, Config, Features, LossName, TaskName
 
 # tag -> (console label, number format)
 LABELS: dict[str, tuple[str, str]] = {
@@ -34,6 +34,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "eval/kd_shapes": ("KD(shapes)", ".4g"),
     "eval/precision_shapes": ("precision(shapes)", ".3f"),
     "eval/recall_shapes": ("recall(shapes)", ".3f"),
+    "eval/fd_digits": ("FD(digits)", ".4g"),  # eval.features=digits: the classifier trained on builtin:digits
+    "eval/kd_digits": ("KD(digits)", ".4g"),
+    "eval/precision_digits": ("precision(digits)", ".3f"),
+    "eval/recall_digits": ("recall(digits)", ".3f"),
     "eval/modes": ("modes", ".0f"),
     "eval/modes_real": ("of real", ".0f"),
     "eval/mode_kl": ("mode KL", ".3f"),
@@ -46,7 +50,7 @@ SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/l1", "eval/psnr", "eval/ssim
           "eval/seg_miou_real", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
           "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv",
           "eval/fd_shapes", "eval/kd_shapes", "eval/precision_shapes", "eval/recall_shapes",
-          "eval/modes", "eval/modes_real", "eval/mode_kl")
+          "eval/fd_digits", "eval/kd_digits", "eval/precision_digits", "eval/recall_digits", "eval/modes", "eval/modes_real", "eval/mode_kl")
 SUMMARY = SCORES + ("eval/miou_all_background", "goodput/fraction")
 
 
@@ -105,8 +109,10 @@ def check_score_fits(cfg: Config, tag: str) -> None:
         raise ValueError(f"{tag} is a generation score; task=translate has {', '.join(TRANSLATE_SCORES)} and "
                          f"{headline_score(cfg)}")
     features = tag.rsplit("_", 1)[1] if tag.rsplit("/", 1)[-1].count("_") else None
-    if tag in ("eval/modes", "eval/mode_kl"):
-        features = Features.shapes.value
+    if tag in ("eval/modes", "eval/mode_kl"):  # a judge's: either one
+        if cfg.eval.features in JUDGED_SOURCES:
+            return
+        features = "shapes or digits"
     wanted = features or Features.inception.value
     if wanted != cfg.eval.features.value:
         raise ValueError(f"{tag} needs eval.features={wanted} and this run has eval.features={cfg.eval.features.value}; "
@@ -157,4 +163,4 @@ def headline_tags(cfg: Config) -> list[str]:
     tags += [f"eval/fd_{cfg.eval.features}", f"eval/kd_{cfg.eval.features}"]
     if cfg.task.name == TaskName.translate:
         return tags
-    return tags + (["eval/modes", "eval/mode_kl"] if cfg.eval.features == Features.shapes else [])
+    return tags + (["eval/modes", "eval/mode_kl"] if cfg.eval.features in JUDGED_SOURCES else [])

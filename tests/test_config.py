@@ -233,3 +233,18 @@ def test_a_conditional_model_needs_labels_in_the_shard_set(tmp_path):
     labeled = Manifest(source="builtin:shapes", image_size=32, classes=["background", "circle"], has_masks=True,
                        tasks=["generate", "segment"], splits={}, labels=["circle", "square"], url=str(tmp_path))
     assert check_data_fits(cfg, labeled) == ["circle", "square"]
+
+
+def test_the_generate_demo_recipe_is_dcgan_on_digits_judged_by_the_digits_judge(tmp_path):
+    """`make demo-generate`: task=generate's default DCGAN at 32 px, scored by eval.features=digits,
+    which refuses any shard set but builtin:digits before a step is trained."""
+    from gandist.data.checks import check_data_fits
+    from gandist.data.manifest import Manifest
+
+    cfg = compose_config(["task=generate", "trainer=demo_generate", f"data.url={tmp_path}"])
+    assert (cfg.model.arch, cfg.model.resolution, cfg.eval.features) == ("dcgan", 32, "digits")
+    assert (cfg.data.batch_size, cfg.trainer.max_steps, cfg.launcher.name) == (64, 2000, "local")
+    shapes = Manifest(source="builtin:shapes", image_size=32, classes=None, has_masks=True, tasks=["generate"],
+                      splits={}, url=str(tmp_path))
+    with pytest.raises(ConfigError, match="eval.features=digits judges builtin:digits"):
+        check_data_fits(cfg, shapes)

@@ -30,6 +30,7 @@ from gandist.config.choices import (
     Features,
     Flips,
     GDraw,
+    JUDGED_SOURCES,
     LauncherName,
     LossName,
     LrSchedule,
@@ -51,7 +52,7 @@ from gandist.config.schema import (
 
 __all__ = [
     "ARCHS_FOR_TASK", "AUGMENT_OPS", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
-    "EmaRamp", "EvalConfig", "EvalGMode", "Features", "Flips", "GDraw", "GROUPS", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
+    "EmaRamp", "EvalConfig", "EvalGMode", "Features", "Flips", "GDraw", "GROUPS", "JUDGED_SOURCES", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
     "MapRange", "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "pixel_d_stride", "upgrade", "validate",
 ]

@@ -109,6 +109,11 @@ class Features(Choice):
     randconv = "randconv"
     inception = "inception"
     shapes = "shapes"
+    digits = "digits"
+
+
+# The judges among the extractors, and the builtin shard set each one reads.
+JUDGED_SOURCES = {Features.shapes: "builtin:shapes", Features.digits: "builtin:digits"}
 
 
 class LauncherName(Choice):

@@ -231,7 +231,8 @@ class EvalConfig:
     features: Features = doc(Features.randconv, "generate, translate: feature extractor for the distances: randconv (offline, fixed random "
                         "conv net: tags eval/fd_randconv, eval/kd_randconv) | inception (FID/KID, needs "
                         "eval.inception_weights) | shapes (builtin:shapes only: a judge trained on the shapes, "
-                        "tags eval/fd_shapes ..., and mode coverage eval/modes, eval/mode_kl)")
+                        "tags eval/fd_shapes ..., and mode coverage eval/modes, eval/mode_kl) | digits "
+                        "(builtin:digits only: a digit classifier, tags eval/fd_digits ..., eval/modes: digits read)")
     inception_weights: Optional[str] = doc(None, "path or URL of pt_inception-2015-12-05-6726825d.pth (pytorch-fid) or "
                                            "weights-inception-2015-12-05-6726825d.pth (torch-fidelity): the standard "
                                            "FID Inception weights; never downloaded")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from gandist.config import Config, ConfigError, TaskName
+from gandist.config import JUDGED_SOURCES, Config, ConfigError, TaskName
 from gandist.data.manifest import Manifest
 
 
@@ -19,10 +19,11 @@ def check_data_fits(cfg: Config, manifest: Manifest) -> Optional[list[str]]:
             f"model.resolution={cfg.model.resolution}; set model.resolution={manifest.image_size} "
             f"or write the shards again with --size {cfg.model.resolution}"
         )
-    if cfg.task.name != TaskName.segment and cfg.eval.features == "shapes" and manifest.source != "builtin:shapes":
+    judged = JUDGED_SOURCES.get(cfg.eval.features)
+    if cfg.task.name != TaskName.segment and judged and manifest.source != judged:
         raise ConfigError(
-            f"eval.features=shapes judges builtin:shapes images, but the shard set at data.url={url} was written "
-            f"from {manifest.source}; use eval.features=randconv (offline) or inception")
+            f"eval.features={cfg.eval.features} judges {judged} images, but the shard set at data.url={url} was "
+            f"written from {manifest.source}; use eval.features=randconv (offline) or inception")
     if cfg.task.name == TaskName.translate:
         return check_pairs_fit(cfg, manifest)
     if cfg.task.name == TaskName.segment:

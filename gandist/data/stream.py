@@ -73,6 +73,14 @@ def batches_per_epoch(manifest: Manifest, split: str, world_size: int, batch_siz
     return n
 
 
+def covering_batch_size(samples: int, world_size: int, cap: int) -> int:
+    """The batch size, at most ``cap``, whose whole batches (all a stream yields) read the most
+    of ``samples`` split over ``world_size`` ranks, the largest of those: every sample when
+    some size can (90 held-out images at a cap of 32: 30, not 32, which would leave 26 out)."""
+    sizes = range(1, max(1, min(cap, samples // max(1, world_size))) + 1)
+    return max(sizes, key=lambda b: (samples // (world_size * b) * b, b))
+
+
 def shard_order(manifest: Manifest, split: str, epoch: int, seed: int, shuffle: bool) -> np.ndarray:
     return epoch_order(len(manifest.shards(split)), epoch, seed, shuffle)
 

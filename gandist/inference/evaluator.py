@@ -26,11 +26,12 @@ from gandist.inference.g_modes import eval_mode, pix2pix_test_mode, recompute_bn
 from gandist.inference.grids import as_rgb
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
+from gandist.data.stream import covering_batch_size
 from gandist.metrics.distance import Distances
 from gandist.metrics.features import distance_tags, full_precision, make_extractor
 from gandist.metrics.precision_recall import precision_recall
 from gandist.metrics.translation import PAIR_SCORES, pair_scores
-from gandist.metrics.shapes_judge import mode_scores
+from gandist.metrics.judges import mode_scores
 from gandist.metrics.segmentation import confusion_matrix, segmentation_scores
 from gandist.seeding import derive_seed
 from gandist.collectives import all_reduce_sum, broadcast_object, gather_objects
@@ -119,11 +120,17 @@ class Evaluator:
         images = (batch["image"].to(self.device) for _, batch in zip(range(self.cfg.eval.bn_batches), loader))
         recompute_bn_stats(G_ema, images)
 
+    def _held_out_batch(self, samples: int) -> int:
+        """data.batch_size, or with eval.batches=0 (every held-out image) the batch size up to it
+        whose whole batches read them all (a stream yields whole batches only)."""
+        cap = max(1, min(self.cfg.data.batch_size, samples // self.world_size))
+        return cap if self.cfg.eval.batches else covering_batch_size(samples, self.world_size, cap)
+
     # -- segment -----------------------------------------------------------------------------
     def _segment(self, G_ema: nn.Module) -> dict[str, float]:
         num_classes = len(self.classes)
         samples = self.manifest.samples(self.split)
-        batch_size = max(1, min(self.cfg.data.batch_size, samples // self.world_size))
+        batch_size = self._held_out_batch(samples)
         loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
                               world_size=self.world_size, num_workers=0, epoch=0, seed=self.cfg.trainer.seed,
                               shuffle=False)
@@ -149,7 +156,7 @@ class Evaluator:
         """Every rank its share of the held-out pairs (eval.batches of them, 0 = all); the true
         B's features and segmentation once per process, as they do not change."""
         samples = self.manifest.samples(self.split)
-        batch_size = max(1, min(self.cfg.data.batch_size, samples // self.world_size))
+        batch_size = self._held_out_batch(samples)
         segmenter = self._segmenter()
         loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
                               world_size=self.world_size, num_workers=0, epoch=0, seed=self.cfg.trainer.seed,
@@ -248,7 +255,8 @@ class Evaluator:
             self.extractor = make_extractor(self.cfg.eval.features, self.cfg.eval.inception_weights, self.device)
             count = min(self.cfg.eval.samples, self.manifest.samples(self.split))
             mine = share(count, self.rank, self.world_size)
-            batch_size = max(1, min(self.cfg.data.batch_size, mine))
+            batch_size = covering_batch_size(self.manifest.samples(self.split), self.world_size,
+                                             min(self.cfg.data.batch_size, mine))
             loader = epoch_loader(self.cfg.data.url, split=self.split, batch_size=batch_size, rank=self.rank,
                                   world_size=self.world_size, num_workers=0, epoch=0,
                                   seed=self.cfg.trainer.seed, shuffle=False, with_masks=False)
@@ -303,7 +311,7 @@ class Evaluator:
                 scores = {fd_tag: fd, kd_tag: kd, precision_tag: precision, recall_tag: recall,
                           **self._per_class(fd_tag, real, fake)}
                 if fake_modes is not None:
-                    scores.update(mode_scores(self.real_modes, fake_modes))
+                    scores.update(mode_scores(self.real_modes, fake_modes, self.extractor.num_modes))
             except ValueError as e:  # a diverged EMA G: report it, do not end the run here
                 log.warning("Evaluation: %s", e)
                 scores = {tag: float("nan") for tag in (fd_tag, kd_tag, precision_tag, recall_tag)}

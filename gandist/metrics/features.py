@@ -73,8 +73,8 @@ def make_extractor(features: str, inception_weights: Optional[str], device: torc
     Building it leaves the global RNG untouched (torch's layer constructors draw initial
     weights from it), so evaluating never changes what training does next.
     """
-    if features not in ("randconv", "inception", "shapes"):
-        raise ValueError(f"eval.features={features!r} is not one of randconv, inception, shapes")
+    if features not in ("randconv", "inception", "shapes", "digits"):
+        raise ValueError(f"eval.features={features!r} is not one of randconv, inception, shapes, digits")
     if features == "inception" and not inception_weights:
         raise ValueError("eval.features=inception needs eval.inception_weights=PATH")
     with torch.random.fork_rng(devices=[]):
@@ -84,6 +84,10 @@ def make_extractor(features: str, inception_weights: Optional[str], device: torc
             from gandist.metrics.shapes_judge import load_judge
 
             return load_judge(device)
+        if features == "digits":
+            from gandist.metrics.digits_judge import load_judge as load_digits_judge
+
+            return load_digits_judge(device)
         from gandist.metrics.inception import load_fid_inception
 
         return load_fid_inception(inception_weights, device)

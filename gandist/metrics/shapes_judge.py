@@ -18,9 +18,7 @@ the same weights.
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 import time
 from typing import Optional
 
@@ -31,11 +29,9 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from gandist.data.shapes import CLASSES, render_shapes
+from gandist.metrics import judges
 from gandist.models.unet import LEVELS, UNet
 from gandist.seeding import derive_seed
-from gandist.urls import cache_dir
-
-log = logging.getLogger(__name__)
 
 JUDGE_SEED = 20261202
 JUDGE_VERSION = 1  # bump when the network, its data or its training change
@@ -84,6 +80,7 @@ class ShapesJudge(nn.Module):
     max, and each class's share of the pixels."""
 
     name = "shapes"
+    num_modes = NUM_MODES
     width = 8
     dim = width * 2 ** LEVELS + 2 * width + len(CLASSES)
 
@@ -161,41 +158,10 @@ def judge_accuracy(judge: ShapesJudge, x: Tensor, masks: Tensor) -> dict[str, fl
 
 
 def load_judge(device: torch.device, directory: Optional[str] = None) -> ShapesJudge:
-    """The judge from this machine's cache, trained and cached first if it is not there."""
-    path = judge_path(directory)
-    judge = ShapesJudge()
-    if os.path.exists(path):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        judge.load_state_dict(saved["state"])
-        judge.requires_grad_(False).eval()
-    else:
-        log.info("Training the builtin:shapes judge (once per machine, about 2 minutes on 2 CPU cores; "
-                 "cached at %s)", path)
-        judge, accuracy = train_judge()
-        log.info("Shapes judge: held-out accuracy %s", ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
-        save_judge(judge, accuracy, path)
-    return judge.to(device)
+    """The judge from this machine's cache, trained and cached first (about 2 minutes on 2 CPU
+    cores) if it is not there."""
+    return judges.load_or_train(ShapesJudge(), judge_path(directory), train_judge, "builtin:shapes", device)
 
 
 def judge_path(directory: Optional[str] = None) -> str:
-    directory = directory or os.path.join(cache_dir(), "judges")
-    return os.path.join(directory, f"shapes-v{JUDGE_VERSION}-torch{torch.__version__}.pt")
-
-
-def save_judge(judge: ShapesJudge, accuracy: dict[str, float], path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
-    torch.save({"state": judge.state_dict(), "accuracy": accuracy}, partial)
-    os.replace(partial, path)  # atomic: another process may be writing the same judge
-
-
-def mode_scores(real_modes: Tensor, fake_modes: Tensor) -> dict[str, float]:
-    """Coverage: how many of the modes the real images show the generated ones reach (a mode
-    only a misread sample lands in does not count), of how many; and KL(real || generated) of
-    the mode histograms (generated smoothed, so a missed mode costs a finite, large amount)."""
-    real = torch.bincount(real_modes.cpu(), minlength=NUM_MODES).double()
-    fake = torch.bincount(fake_modes.cpu(), minlength=NUM_MODES).double()
-    p, q = real / real.sum(), (fake + 1e-3) / (fake + 1e-3).sum()
-    seen = p > 0
-    return {"eval/modes": float((seen & (fake > 0)).sum()), "eval/modes_real": float(seen.sum()),
-            "eval/mode_kl": float((p[seen] * (p[seen] / q[seen]).log()).sum())}
+    return judges.judge_path("shapes", JUDGE_VERSION, directory)

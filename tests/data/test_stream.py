@@ -7,7 +7,7 @@ from gandist.data.manifest import ShardSetError
 from gandist.data.shards import write_shard_set
 from gandist.data.plan import rank_batch_order
 from gandist.data.loader import epoch_loader
-from gandist.data.stream import batches_per_epoch
+from gandist.data.stream import batches_per_epoch, covering_batch_size
 from gandist.data.manifest import Manifest
 
 
@@ -45,6 +45,19 @@ def test_complete_when_sizes_divide(uneven):
     keys = {k for r in range(2) for b in epoch_keys(uneven, world_size=2, batch_size=5, num_workers=2, rank=r)
             for k in b}
     assert keys == {f"train_{i:08d}" for i in range(50)}
+
+
+@pytest.mark.parametrize("world_size, cap, want", [(1, 32, 25), (2, 32, 25), (1, 8, 5), (3, 8, 8)])
+def test_the_covering_batch_size_reads_every_sample_it_can(uneven, world_size, cap, want):
+    """What evaluation reads every held-out image with: whole batches (the stream drops a
+    remainder) of 25 or 5 cover all 50 samples, where 32 or 8 would read 32 or 48; three ranks
+    cannot share 50 evenly, and 8 reads the most they can (48)."""
+    size = covering_batch_size(50, world_size, cap)
+    assert size == want
+    keys = {k for r in range(world_size)
+            for b in epoch_keys(uneven, world_size=world_size, batch_size=size, num_workers=0, rank=r) for k in b}
+    best = max(50 // (world_size * b) * world_size * b for b in range(1, cap + 1))
+    assert len(keys) == best == (50 if world_size < 3 else 48)
 
 
 def test_order_is_seeded_per_epoch(uneven):

@@ -55,5 +55,9 @@ def test_a_best_metric_the_run_does_not_produce_is_refused_before_training(shape
         compose_config(overrides + ["trainer.best_metric=eval/fid"])
     with pytest.raises(ConfigError, match="eval/miou scores task=segment"):
         compose_config(overrides + ["trainer.best_metric=eval/miou"])
+    with pytest.raises(ConfigError, match="eval/modes needs eval.features=shapes or digits"):
+        compose_config(overrides + ["trainer.best_metric=eval/modes"])
+    for judge in ("shapes", "digits"):  # either judge gives modes
+        compose_config(overrides + ["trainer.best_metric=eval/modes", f"eval.features={judge}"])
     with pytest.raises(ConfigError, match="'eval/time_s' is not an evaluation score"):
         compose_config(overrides + ["trainer.best_metric=eval/time_s"])
