@@ -42,7 +42,8 @@ def load_or_train(judge: nn.Module, path: str, train: Callable[[], tuple[nn.Modu
         judge.requires_grad_(False).eval()
     else:
         log.info("Training the %s judge (once per machine; cached at %s)", what, path)
-        judge, accuracy = train()
+        with torch.enable_grad():  # first asked for inside an evaluation, under no_grad
+            judge, accuracy = train()
         log.info("%s judge: held-out accuracy %s", what, ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
         save_judge(judge, accuracy, path)
     return judge.to(device)

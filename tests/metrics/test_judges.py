@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gandist.metrics.judges import judge_path, mode_scores, save_judge, saved_accuracy
+from gandist.metrics.judges import judge_path, load_or_train, mode_scores, save_judge, saved_accuracy
 
 
 def test_mode_coverage_and_kl_match_a_hand_count():
@@ -30,3 +30,17 @@ def test_a_saved_judge_keeps_its_accuracy_beside_its_weights(tmp_path):
     save_judge(torch.nn.Linear(2, 1), {"accuracy": 0.5}, path)
     assert saved_accuracy(path) == {"accuracy": 0.5}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_judge_first_asked_for_inside_an_evaluation_still_trains_and_is_cached(tmp_path):
+    """Evaluations run under no_grad; the judge's training needs gradients all the same."""
+    def train():
+        judge = torch.nn.Linear(2, 1)
+        loss = judge(torch.ones(4, 2)).square().mean()
+        loss.backward()  # raised "does not require grad" under the caller's no_grad
+        return judge.requires_grad_(False).eval(), {"accuracy": 1.0}
+
+    path = judge_path("tiny", 1, str(tmp_path))
+    with torch.no_grad():
+        judge = load_or_train(torch.nn.Linear(2, 1), path, train, "tiny", torch.device("cpu"))
+    assert not judge.training and saved_accuracy(path) == {"accuracy": 1.0}
