@@ -53,7 +53,7 @@ demo: $(STAMP) $(DEMO_DATA)/manifest.json
 	$(VENV)/bin/gandist train task=segment trainer=demo data.url=$(DEMO_DATA) run.name=demo run.storage=$(DEMO_STORE)
 
 # Generation a person can check: DCGAN on handwritten digits, scored by the digits judge
-# (precision, digits reached); about 7 minutes on 2 CPU cores. The grid is under the run's samples/.
+# (precision, digits reached); about 5 minutes on 2 CPU cores. The grid is under the run's samples/.
 $(DEMO_DIGITS)/manifest.json: | $(STAMP)
 	$(VENV)/bin/gandist shard builtin:digits $(DEMO_DIGITS) --heldout 300 --size 32 --seed 0
 
