@@ -67,12 +67,13 @@ def main() -> int:
     from gandist.config import absolutize, compose_config
     from gandist.data import write_shard_set
     from gandist.launchers.common import configure_logging
+    from gandist.metrics.judges import saved_accuracy
     from gandist.metrics.shapes_judge import judge_path, load_judge
 
     configure_logging()
     began = time.monotonic()
     load_judge(torch.device("cpu"))  # trained now if this machine has none: not inside a run's time
-    judge_accuracy = torch.load(judge_path(), weights_only=True)["accuracy"]
+    judge_accuracy = saved_accuracy(judge_path())
     print(f"shapes judge, held-out accuracy: {judge_accuracy}", flush=True)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
