@@ -90,6 +90,8 @@ class TaskConfig:
                             "switches on (Hung et al.: 5,000 of 20,000 steps)")
     adv_unlabeled_weight: float = doc(0.001, "segment, task.semi: weight of the adversarial term on unlabeled "
                                       "predictions in G's loss (0 for self_training's D-less runs)")
+    d_unlabeled: bool = doc(True, "segment, task.semi: D also learns from the unlabeled predictions as fake "
+                            "(Hung et al.'s --D-remain, default true); false = from the labeled ones only")
 
 
 @dataclass

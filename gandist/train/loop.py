@@ -303,7 +303,7 @@ def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = No
                        d_input=str(t.d_input), d_image=t.d_image, scaling_tau=t.scaling_tau, semi=semi,
                        semi_weight=t.semi_weight, semi_start=round(t.semi_start * cfg.trainer.max_steps),
                        semi_threshold=threshold, adv_unlabeled_weight=t.adv_unlabeled_weight,
-                       d_map_range=str(t.d_map_range))
+                       d_map_range=str(t.d_map_range), d_unlabeled=t.d_unlabeled)
 
 
 def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Module:

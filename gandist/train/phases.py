@@ -121,7 +121,7 @@ def build_phases(task: Task, gan: GANLoss, G: nn.Module, D: nn.Module,
         # The penalties differentiate the logits by D's inputs inside that graph (double
         # backward); they compute no parameter gradients of their own, so DDP sees one backward.
         penalize = penalty is not None and penalty.due(v.batch["step"])
-        fake = v.fake.detach()
+        fake = task.d_learns_from(v.batch, v.fake.detach())
         if penalize:
             fake_in, real_in, fake_x, real_x = penalty_inputs(task, v.batch, fake, penalty.r2)
         else:

@@ -40,6 +40,10 @@ class Task(Protocol):
         """D's input for G's output."""
         ...
 
+    def d_learns_from(self, batch: Batch, fake: Tensor) -> Tensor:
+        """The part of G's output D's phase learns from as fake."""
+        ...
+
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
         """D's input for the real samples; ``fake`` (detached) for encodings that use it."""
         ...
@@ -88,6 +92,9 @@ class GenerateTask:
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
         return self.augment(fake)
 
+    def d_learns_from(self, batch: Batch, fake: Tensor) -> Tensor:
+        return fake
+
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
         return self.augment(batch["image"])
 
@@ -107,7 +114,7 @@ class SegmentTask:
     images by statistics half made of images no loss shapes, and G learns a function that
     holds for the labeled half of such a batch only: held-out mIoU 0.32 against 0.82 at step
     150 on builtin digits with no unlabeled loss at all), D sees
-    both predictions as fake, and G also gets ``adv_unlabeled_weight`` x the adversarial term
+    both predictions as fake (the labeled ones only with ``d_unlabeled`` false), and G also gets ``adv_unlabeled_weight`` x the adversarial term
     on unlabeled predictions and, from step ``semi_start``, ``semi_weight`` x cross-entropy
     against its own predictions where the confidence (D's map for ``adversarial``, its own top
     probability for ``self_training``) exceeds ``semi_threshold``.
@@ -118,7 +125,8 @@ class SegmentTask:
     def __init__(self, num_classes: int, seg_loss: str = "ce", seg_weight: float = 1.0, adv_weight: float = 0.01,
                  d_input: str = d_inputs.SOFTMAX, d_image: bool = True, scaling_tau: float = 0.9,
                  semi: str = "none", semi_weight: float = 0.1, semi_threshold: float = 0.2, semi_start: int = 0,
-                 adv_unlabeled_weight: float = 0.001, d_map_range: str = d_inputs.SIGNED) -> None:
+                 adv_unlabeled_weight: float = 0.001, d_map_range: str = d_inputs.SIGNED,
+                 d_unlabeled: bool = True) -> None:
         if seg_loss not in SEG_LOSSES:
             raise ValueError(f"unknown seg_loss {seg_loss!r}; valid choices: {', '.join(SEG_LOSSES)}")
         if d_input not in d_inputs.KINDS:
@@ -133,6 +141,7 @@ class SegmentTask:
         self.d_map_range = d_map_range
         self.semi, self.semi_weight, self.semi_threshold = semi, semi_weight, semi_threshold
         self.semi_start, self.adv_unlabeled_weight = semi_start, adv_unlabeled_weight
+        self.d_unlabeled = d_unlabeled
 
     def images(self, batch: Batch) -> Tensor:
         """The images G segments: the labeled ones, then the unlabeled ones if any."""
@@ -176,8 +185,13 @@ class SegmentTask:
         return ()
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
-        """Every prediction, labeled and unlabeled (Hung et al. train D on both)."""
-        return self._view(self.images(batch), self.probs(fake))
+        """D's view of the predictions ``fake``: the labeled ones, then the unlabeled ones if given."""
+        return self._view(self.images(batch)[:fake.shape[0]], self.probs(fake))
+
+    def d_learns_from(self, batch: Batch, fake: Tensor) -> Tensor:
+        """Every prediction (Hung et al. train D on both, --D-remain), or with ``d_unlabeled``
+        false the labeled ones only."""
+        return fake if self.d_unlabeled else self.labeled(batch, fake)
 
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
         return self._view(batch["image"], self.real_maps(batch, fake))
@@ -234,6 +248,9 @@ class TranslateTask:
 
     def d_fake(self, batch: Batch, fake: Tensor) -> Tensor:
         return torch.cat([batch["image"], fake.to(batch["image"].dtype)], dim=1)
+
+    def d_learns_from(self, batch: Batch, fake: Tensor) -> Tensor:
+        return fake
 
     def d_real(self, batch: Batch, fake: Tensor) -> Tensor:
         return torch.cat([batch["image"], batch["target"]], dim=1)

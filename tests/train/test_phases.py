@@ -237,3 +237,29 @@ def test_g_first_reads_d_from_before_its_update_as_hung_et_al():
         stats = run_step(phases, task, G, batch).stats
         assert [ph.name for ph in phases] == (["G", "D"] if g_first else ["D", "G"])
         assert torch.allclose(stats["loss/G_adv"], want) == g_first, g_first
+
+
+def test_d_learns_from_the_unlabeled_predictions_unless_d_unlabeled_is_false():
+    """Hung et al.'s --D-remain (true): D's fake half is G's labeled and unlabeled predictions;
+    task.d_unlabeled=false leaves the unlabeled ones out of D's loss (G's losses still read D on them)."""
+    from gandist.train.tasks import SegmentTask
+
+    n, fakes_seen = 4, {}
+    for d_unlabeled in (True, False):
+        torch.manual_seed(0)
+        G, D = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 1, 1)
+        G.requires_grad_(False), D.requires_grad_(False)
+        opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-1) for m in (G, D))
+        scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
+        task = SegmentTask(num_classes=2, adv_weight=0.5, d_image=False, d_map_range="unit", semi="adversarial",
+                           d_unlabeled=d_unlabeled)
+        phases = build_phases(task, gan_loss("nonsat"), G, D, opt_g, opt_d, *scalers)
+        labeled = {"image": torch.randn(n, 3, 4, 4), "mask": torch.randint(0, 2, (n, 4, 4))}
+        batch = {**labeled, "step": 0, "unlabeled": {"image": torch.randn(n, 3, 4, 4)}}
+        shapes = []
+        D.register_forward_hook(lambda m, args, out: shapes.append(args[0].shape[0]))
+        stats = run_step(phases, task, G, batch).stats
+        fakes_seen[d_unlabeled] = shapes[0]  # D's phase runs first: its fake forward, then its real one
+        assert shapes[1] == n and shapes[2] == 2 * n  # the reals; G's phase reads D on every prediction
+        assert "loss/G_adv_unlabeled" in stats
+    assert fakes_seen == {True: 2 * n, False: n}
