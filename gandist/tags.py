@@ -16,6 +16,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "D/fake": ("D(fake)", ".3f"),
     "eval/miou": ("held-out mIoU", ".4g"),
     "eval/pixel_accuracy": ("pixel accuracy", ".4g"),
+    "eval/foreground_iou": ("foreground IoU", ".4g"),  # objects found whatever their class (class 0 against the rest)
     "eval/miou_all_background": ("all-background mIoU", ".4g"),  # the score of predicting background everywhere
     "eval/l1": ("held-out L1", ".4g"),  # translate: mean |generated B - true B|, pixels in [0, 1]
     "eval/psnr": ("PSNR", ".4g"),  # dB, data range 1
@@ -46,7 +47,7 @@ LABELS: dict[str, tuple[str, str]] = {
 
 # What each console line shows, in order (tags a run lacks are left out).
 PROGRESS = ("loss/D", "loss/G", "loss/G_seg", "loss/G_l1", "D/real", "D/fake", "goodput/fraction")
-SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou",
+SCORES = ("eval/miou", "eval/pixel_accuracy", "eval/foreground_iou", "eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou",
           "eval/seg_miou_real", "eval/fid", "eval/kid", "eval/precision", "eval/recall",
           "eval/fd_randconv", "eval/kd_randconv", "eval/precision_randconv", "eval/recall_randconv",
           "eval/fd_shapes", "eval/kd_shapes", "eval/precision_shapes", "eval/recall_shapes",
@@ -55,7 +56,7 @@ SUMMARY = SCORES + ("eval/miou_all_background", "goodput/fraction")
 
 
 # Which way each evaluation score is better, by tag or tag family (eval/fd_shapes, eval/iou/<class>).
-HIGHER_IS_BETTER = ("eval/miou", "eval/pixel_accuracy", "eval/precision", "eval/recall", "eval/modes", "eval/iou",
+HIGHER_IS_BETTER = ("eval/miou", "eval/pixel_accuracy", "eval/foreground_iou", "eval/precision", "eval/recall", "eval/modes", "eval/iou",
                     "eval/psnr", "eval/ssim", "eval/seg_miou", "eval/seg_pixel_accuracy")
 LOWER_IS_BETTER = ("eval/fid", "eval/kid", "eval/fd", "eval/kd", "eval/mode_kl", "eval/l1")
 NOT_SCORES = ("eval/modes_real", "eval/miou_all_background", "eval/time_s", "eval/seg_miou_real",

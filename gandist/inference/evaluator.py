@@ -142,7 +142,8 @@ class Evaluator:
             conf += confusion_matrix(pred, batch["mask"].to(self.device), num_classes)
         conf = all_reduce_sum(conf).cpu()
         scores = segmentation_scores(conf)
-        out = {"eval/miou": scores["miou"], "eval/pixel_accuracy": scores["pixel_accuracy"]}
+        out = {"eval/miou": scores["miou"], "eval/pixel_accuracy": scores["pixel_accuracy"],
+               "eval/foreground_iou": scores["foreground_iou"]}
         for name, iou in zip(self.classes, scores["iou"]):
             out[f"eval/iou/{name}"] = iou
         # The floor to beat: the same targets, every pixel predicted as background (class 0).

@@ -32,7 +32,9 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
 
 
 def segmentation_scores(conf: Tensor) -> dict[str, Any]:
-    """{"miou", "pixel_accuracy", "iou"} from a [C, C] confusion matrix (rows target, cols predicted).
+    """{"miou", "pixel_accuracy", "iou", "foreground_iou"} from a [C, C] confusion matrix (rows
+    target, cols predicted). "foreground_iou" is the IoU of class 0 (background) against all the
+    others merged: whether the objects' pixels were found, whatever class they were given.
 
     IoU_c = TP / (TP + FP + FN). A class absent from both target and prediction has no IoU:
     it gets nan in "iou" and is left out of "miou" rather than counted as 0 or 1.
@@ -45,8 +47,10 @@ def segmentation_scores(conf: Tensor) -> dict[str, Any]:
     iou = [t / u if u > 0 else math.nan for t, u in zip(tp.tolist(), union.tolist())]
     present = [v for v in iou if not math.isnan(v)]
     total = conf.sum().item()
+    found = conf[1:, 1:].sum().item()  # an object's pixel called some object class
     return {
         "miou": sum(present) / len(present) if present else math.nan,
         "pixel_accuracy": tp.sum().item() / total if total > 0 else math.nan,
         "iou": iou,
+        "foreground_iou": found / (total - conf[0, 0].item()) if total > conf[0, 0].item() else math.nan,
     }

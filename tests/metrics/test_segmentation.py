@@ -30,6 +30,14 @@ def test_scores_by_hand() -> None:
     assert s["pixel_accuracy"] == pytest.approx(4 / 6)
 
 
+def test_foreground_iou_finds_objects_whatever_class_they_are_given() -> None:
+    # Foreground (classes 1, 2 merged): target at 4 pixels, predicted at 4; both at 3 of them, 5 in the union.
+    assert segmentation_scores(confusion_matrix(PRED, TARGET, 3))["foreground_iou"] == pytest.approx(3 / 5)
+    swapped = torch.where(PRED == 0, PRED, 3 - PRED)  # every object pixel given the other object class
+    s = segmentation_scores(confusion_matrix(swapped, TARGET, 3))
+    assert s["foreground_iou"] == pytest.approx(3 / 5) and s["miou"] < 0.5
+
+
 def test_absent_class_is_nan_and_left_out_of_mean() -> None:
     s = segmentation_scores(confusion_matrix(PRED, TARGET, 4))  # class 3 never appears
     assert s["iou"][:3] == pytest.approx(IOU)
