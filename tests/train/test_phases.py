@@ -215,21 +215,27 @@ def test_r1_and_r2_differentiate_d_by_the_raw_images_through_the_augmentation():
     assert abs(stats["loss/D_r2"].item() - w2 / 4) < 1e-6 * w2
 
 
+def maps_only_segment_gan(g_first: bool = False, **task_kwargs):
+    """A 2-class 1x1-conv segmenter and a D on its class maps alone, in [0, 1] (Hung et al.'s
+    input); returns G, D, the task and the step's phases."""
+    from gandist.train.tasks import SegmentTask
+
+    torch.manual_seed(0)
+    G, D = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 1, 1)
+    G.requires_grad_(False), D.requires_grad_(False)
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-1) for m in (G, D))
+    scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
+    task = SegmentTask(num_classes=2, adv_weight=0.5, d_image=False, d_map_range="unit", **task_kwargs)
+    return G, D, task, build_phases(task, gan_loss("nonsat"), G, D, opt_g, opt_d, *scalers, g_first=g_first)
+
+
 def test_g_first_reads_d_from_before_its_update_as_hung_et_al():
     """Hung et al. step G and D together: G's adversarial term reads D as it was before the
     step's D update. g_first gives that; the default (pix2pix) order reads the updated D."""
     import copy
 
-    from gandist.train.tasks import SegmentTask
-
     for g_first in (True, False):
-        torch.manual_seed(0)
-        G, D = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 1, 1)
-        G.requires_grad_(False), D.requires_grad_(False)
-        opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-1) for m in (G, D))
-        scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
-        task = SegmentTask(num_classes=2, adv_weight=0.5, d_image=False, d_map_range="unit")
-        phases = build_phases(task, gan_loss("nonsat"), G, D, opt_g, opt_d, *scalers, g_first=g_first)
+        G, D, task, phases = maps_only_segment_gan(g_first=g_first)
         batch = {"image": torch.randn(4, 3, 4, 4), "mask": torch.randint(0, 2, (4, 4, 4)), "step": 0}
         D_before = copy.deepcopy(D)
         with torch.no_grad():
@@ -242,18 +248,9 @@ def test_g_first_reads_d_from_before_its_update_as_hung_et_al():
 def test_d_learns_from_the_unlabeled_predictions_unless_d_unlabeled_is_false():
     """Hung et al.'s --D-remain (true): D's fake half is G's labeled and unlabeled predictions;
     task.d_unlabeled=false leaves the unlabeled ones out of D's loss (G's losses still read D on them)."""
-    from gandist.train.tasks import SegmentTask
-
     n, fakes_seen = 4, {}
     for d_unlabeled in (True, False):
-        torch.manual_seed(0)
-        G, D = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 1, 1)
-        G.requires_grad_(False), D.requires_grad_(False)
-        opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-1) for m in (G, D))
-        scalers = [torch.amp.GradScaler("cpu", enabled=False) for _ in range(2)]
-        task = SegmentTask(num_classes=2, adv_weight=0.5, d_image=False, d_map_range="unit", semi="adversarial",
-                           d_unlabeled=d_unlabeled)
-        phases = build_phases(task, gan_loss("nonsat"), G, D, opt_g, opt_d, *scalers)
+        G, D, task, phases = maps_only_segment_gan(semi="adversarial", d_unlabeled=d_unlabeled)
         labeled = {"image": torch.randn(n, 3, 4, 4), "mask": torch.randint(0, 2, (n, 4, 4))}
         batch = {**labeled, "step": 0, "unlabeled": {"image": torch.randn(n, 3, 4, 4)}}
         shapes = []
