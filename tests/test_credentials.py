@@ -68,3 +68,4 @@ def test_a_url_with_a_password_is_refused_without_repeating_it(override):
     with pytest.raises(ConfigError) as info:
         compose_config([override])
     assert "carries a password" in str(info.value) and "hunter2" not in str(info.value)
+    assert "(docs/data.md: Credentials)" in str(info.value)  # the heading tests/test_readme.py checks exists

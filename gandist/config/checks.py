@@ -269,7 +269,7 @@ def check_no_secrets(cfg: Config) -> None:
         if _password(url):
             raise ConfigError(f"{key} carries a password (user:password@ in the URL); gandist would copy it into "
                               "the config, checkpoints and logs. Remove it and give credentials through each "
-                              "process's environment or a profile (README: Credentials)")
+                              "process's environment or a profile (docs/data.md: Credentials)")
 
 
 def check_faults(cfg: Config) -> None:
