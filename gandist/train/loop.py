@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.collectives import all_reduce_max, check_identical_across_ranks
 from gandist.config import Config, Flips, PenaltyKind, TaskName
+from gandist.config.scores import best_metric
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
@@ -21,7 +22,7 @@ from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit,
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, seed_process
-from gandist.tags import SCORES, best_metric, describe, headline_tags
+from gandist.tags import SCORES, describe, headline_tags
 from gandist.tags import descriptions as tag_descriptions
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
