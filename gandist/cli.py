@@ -158,30 +158,11 @@ def _device(name: str):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gandist.inference.saved_run import (is_shard_set, load_run, sample_generate, sample_segment,
-                                             sample_translate, save_png, translate_folder)
+    from gandist.inference.sample import write_samples
+    from gandist.inference.saved_run import load_run
 
     run = load_run(args.source, device=_device(args.device), best=args.best)
-    if run.cfg.task.name == "translate" and args.data and not is_shard_set(args.data):
-        if args.out.lower().endswith(".png"):
-            raise ValueError(f"--data {args.data} is a folder of A images: every one is translated, so --out "
-                             f"must be a folder, not {args.out}")
-        with ProgressLine("translating images") as progress:
-            count = translate_folder(run, args.data, args.out, progress=progress)
-        print(f"Wrote {count} B images translated by EMA G at step {run.step} from {run.checkpoint} to {args.out}")
-        return 0
-    if run.cfg.task.name == "translate":
-        data = args.data or run.cfg.data.url
-        image = sample_translate(run, args.n, data)
-        what = f"A | true B | generated B rows of EMA G on {data}"
-    elif run.cfg.task.name == "generate":
-        image = sample_generate(run, args.n, args.seed)
-        what = f"{args.n} samples of EMA G (seed {args.seed})"
-    else:
-        data = args.data or run.cfg.data.url
-        image = sample_segment(run, args.n, data)
-        what = f"predictions of EMA G on {data}"
-    save_png(image, args.out)
+    what = write_samples(run, args.out, n=args.n, data=args.data, seed=args.seed)
     print(f"Wrote {what} at step {run.step} from {run.checkpoint} to {args.out}")
     return 0
 
@@ -189,7 +170,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import math
 
-    from gandist.inference.saved_run import evaluate_run, load_run, write_scores
+    from gandist.inference.evaluate import evaluate_run, write_scores
+    from gandist.inference.saved_run import load_run
     from gandist.launchers.common import configure_logging
 
     configure_logging()
