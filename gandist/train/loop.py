@@ -29,7 +29,7 @@ from gandist.train.accel import to_device
 from gandist.train.augment import augment
 from gandist.train.checkpoints import checkpoint_score, resume, save_checkpoint
 from gandist.train.ckpt_schedule import CheckpointSchedule
-from gandist.train.collapse import CollapseWatch, Healing
+from gandist.train.collapse import CollapseWatch
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
 from gandist.train.divergence import BadStepTracker
@@ -38,7 +38,7 @@ from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
 from gandist.train.progress import Throughput, log_progress
 from gandist.train.schedule import apply_lr, beta2_at, gamma_at
-from gandist.train.state import TrainState
+from gandist.train.state import Healing, TrainState
 from gandist.train.streams import adopt_layout, training_batches
 from gandist.train.stats import Stats
 from gandist.train.tasks import SEMI_THRESHOLDS, GenerateTask, SegmentTask, Task, TranslateTask
