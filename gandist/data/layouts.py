@@ -3,6 +3,7 @@ Above both ``gandist.data.sources`` and ``gandist.data.pairs``, so it can pick a
 
 from __future__ import annotations
 
+import textwrap
 from typing import Optional
 
 import fsspec
@@ -12,6 +13,33 @@ from gandist.data.sources import (ClassFolderSource, ClassList, DigitsSource, Fo
                                   ShapesSource, Source)
 
 LAYOUTS = ("auto", "images", "classes", "masks", "pix2pix", "pairs")
+
+# What SOURCE may be, for `gandist shard --help`: keep it beside the code it describes.
+SOURCES_HELP = textwrap.dedent("""\
+    SOURCE is one of:
+      builtin:shapes   procedural shapes (circle, square, triangle) with per-pixel masks
+      builtin:digits   scikit-learn's 8x8 digits, upsampled, with digit masks
+      PATH             a folder (local path or fsspec URL), read by --layout:
+         images        images (jpg, png, webp) at any depth, for generation
+         classes       PATH/<class>/... ; the class is kept as each sample's label
+         masks         PATH/images/<name>.* and PATH/masks/<name>.png (greyscale or
+                       palette PNGs of class ids, or colour masks), matched by name;
+                       needs --classes
+         pix2pix       files holding A and B side by side (A left); with --direction
+                       AtoB, A is the input image and B a colour mask, mapped to class
+                       ids by the nearest colour in --classes (lines `name R G B`);
+                       with --pairs image, B stays an image (task=translate)
+         pairs         PATH/A/<name>.* and PATH/B/<name>.*, matched by name: image
+                       pairs for task=translate (--direction BtoA swaps them)
+         auto          masks when PATH has images/ and masks/, pairs when it has
+                       A/ and B/, else images (default)
+    builtin:shapes --pairs image writes label-map/photo pairs for task=translate: A is
+    the mask drawn as a coloured label map (background black, circle red, square green,
+    triangle yellow), B the photo; the mask is kept, for eval.segmenter.
+    Every image is scaled so its short side is --size, then centre-cropped (masks with
+    nearest neighbour). An unusable input file is named, skipped and counted, or stops
+    the ingest with --strict. Shards are written in parallel; manifest.json comes last.
+    """)
 
 
 def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto",

@@ -16,7 +16,8 @@ from gandist.inference.saved_run import Loaded
 
 
 def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
-    """The training-time evaluation, in this one process, on ``run.cfg.data.url``."""
+    """The training-time evaluation, in this one process, on ``run.cfg.data.url``; ValueError when it
+    scores nothing (no usable data.eval_split)."""
     manifest = Manifest.load(run.cfg.data.url)
     classes = check_data_fits(run.cfg, manifest)
     if run.cfg.task.name == TaskName.segment and classes != run.classes:
@@ -25,7 +26,12 @@ def evaluate_run(run: Loaded, device: torch.device) -> dict[str, float]:
     if run.cfg.task.name == TaskName.translate and classes != run.classes:
         raise ConfigError(f"data.url={run.cfg.data.url} holds {''.join(classes)} B images but the checkpoint draws "
                           f"{''.join(run.classes or [])} ones; evaluate on pairs with the same B mode")
-    return Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema, run.G)
+    scores = Evaluator(run.cfg, manifest, 0, 1, device, run.classes)(run.G_ema, run.G)
+    if not scores:
+        raise ValueError(f"nothing to evaluate: data.url={run.cfg.data.url} has no usable "
+                         f"{run.cfg.data.eval_split!r} split; pass data.url=<a shard set with one> "
+                         "or data.eval_split=train")
+    return scores
 
 
 def write_scores(run: Loaded, scores: dict[str, float], out: Optional[str] = None) -> str:

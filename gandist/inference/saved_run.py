@@ -25,6 +25,13 @@ class Loaded:
     G: Optional[nn.Module] = None  # the live G, loaded only where eval.g_mode=train_mode or eval.live scores it
 
 
+def pick_device(name: str) -> torch.device:
+    """--device: auto (a GPU if there is one) | cpu | cuda[:N]."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def load_run(source: str, overrides: Sequence[str] = (), device: torch.device = torch.device("cpu"),
              best: bool = False) -> Loaded:
     """EMA G of a checkpoint (or a run's latest; ``best``: its best-scored) with its config;
