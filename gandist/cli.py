@@ -1,19 +1,50 @@
 """gandist command line: thin entry points over the package (train, submit, shard, inspect, export, sample,
-evaluate, report)."""
+evaluate, report). Each command's parser is declared beside it (``@command``); ``build_parser`` builds
+them all, in the order ``gandist --help`` lists them."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import textwrap
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from gandist import __version__
 from gandist.ckpt import CheckpointError
 from gandist.config import GROUPS, Config, ConfigError, absolutize, compose_config, group_options, iter_fields
 from gandist.console import ProgressLine
-from gandist.urls import is_local
+from gandist.data.layouts import LAYOUTS, SOURCES_HELP
+from gandist.data.pairs import DIRECTIONS, PAIRS, TARGET_MODES
+
+Handler = Callable[[argparse.Namespace], int]
+Argument = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's positional and keyword arguments
+# Every command in the order `gandist --help` lists them: (name, handler, add_parser's settings, arguments).
+COMMANDS: list[tuple[str, Handler, dict[str, Any], tuple[Argument, ...]]] = []
+
+
+def arg(*flags: str, **settings: Any) -> Argument:
+    return flags, settings
+
+
+def command(name: str, help: str, description: str, *args: Argument,
+            epilog: Union[str, Callable[[], str], None] = None, raw: bool = False) -> Callable[[Handler], Handler]:
+    """Register the decorated function as `gandist <name>`, its parser declared here beside it. ``epilog``
+    may be a function (text built when the parser is); ``raw`` keeps the description's and epilog's line
+    breaks."""
+    def register(func: Handler) -> Handler:
+        settings = dict(help=help, description=description, epilog=epilog)
+        if raw:
+            settings["formatter_class"] = argparse.RawDescriptionHelpFormatter
+        COMMANDS.append((name, func, settings, args))
+        return func
+    return register
+
+
+SOURCE = arg("source", metavar="RUN_OR_CHECKPOINT")
+BEST = arg("--best", action="store_true",
+           help="from a run directory, take its best checkpoint by the evaluation score its meta.json records "
+                "(trainer.best_metric; see trainer.keep_best) instead of the latest")
+DEVICE = arg("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
 
 EXAMPLE = ("gandist train task=segment data.url=runs/data/shapes trainer.num_workers=2 "
            "trainer.max_steps=200 trainer.ckpt_every=50 run.name=demo run.storage=runs/store")
@@ -33,6 +64,12 @@ def train_help() -> str:
     return "\n".join(lines)
 
 
+@command("train", "train a GAN (Hydra overrides: task=segment trainer.max_steps=200 ...)",
+         "Train a GAN on a shard set with DDP workers under Ray Train (or torchrun, or one process). Settings "
+         "are Hydra overrides of configs/.",
+         arg("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"),
+         arg("--dry-run", action="store_true", help="print the resolved config and exit"),
+         epilog=train_help, raw=True)
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
@@ -88,9 +125,40 @@ def command_prefix() -> str:
     return (bin_dir if relative.startswith("..") else relative) + os.sep
 
 
+@command("shard", "write a dataset as WebDataset tar shards plus manifest.json",
+         "Write SOURCE as tar shards and a manifest.json under DEST (a local path or any fsspec URL). The "
+         "manifest is written last; an existing shard set is never touched.",
+         arg("source", metavar="SOURCE"),
+         arg("dest", metavar="DEST"),
+         arg("--samples", type=int, default=None,
+             help="training samples (default: all of a folder or digits; 4096 for shapes)"),
+         arg("--heldout", type=int, default=None,
+             help="held-out samples for evaluation (default 5%%, at most 500; 0 for none)"),
+         arg("--shard-size", type=int, default=1000, help="samples per shard (default 1000)"),
+         arg("--size", type=int, default=64, help="image side in pixels (default 64)"),
+         arg("--seed", type=int, default=0, help="seed for generation and splits (default 0)"),
+         arg("--layout", default="auto", choices=LAYOUTS,
+             help="how a folder SOURCE is organised (default auto)"),
+         arg("--classes", default=None,
+             help="class names, comma-separated or a file with one per line (`name` or `name R G B` for colour "
+                  "masks), class 0 first"),
+         arg("--direction", default="AtoB", choices=DIRECTIONS,
+             help="pairs: AtoB = A (the left half, or A/) is the input, B the target (default)"),
+         arg("--pairs", default=None, choices=PAIRS,
+             help="what B of a pair becomes: mask (class ids by --classes colours, task=segment; the pix2pix "
+                  "layout's default) or image (task=translate; the pairs layout's)"),
+         arg("--target-mode", default="RGB", choices=TARGET_MODES,
+             help="--pairs image: B's channels, RGB (default), L (greyscale) or RGBA"),
+         arg("--strict", action="store_true", help="stop at the first unusable input file"),
+         arg("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)"),
+         arg("--if-missing", action="store_true",
+             help="do nothing (exit 0) when DEST already holds a complete shard set, whatever it was written "
+                  "from: for job entrypoints that run again on a retry"),
+         epilog=SOURCES_HELP, raw=True)
 def cmd_shard(args: argparse.Namespace) -> int:
     from gandist.data.shards import existing_shard_set, write_shard_set
     from gandist.data.sources import parse_classes
+    from gandist.data.verify import written
 
     manifest = existing_shard_set(args.dest) if args.if_missing else None
     if manifest is not None:
@@ -104,21 +172,52 @@ def cmd_shard(args: argparse.Namespace) -> int:
                                    layout=args.layout, classes=parse_classes(args.classes),
                                    direction=args.direction, strict=args.strict, workers=args.workers,
                                    pairs=args.pairs, target_mode=args.target_mode, progress=progress)
-    dest = args.dest.rstrip("/")
-    for split, info in manifest.splits.items():
-        size = sum(s["bytes"] for s in info["shards"])
-        print(f"{split}: {info['samples']} samples in {len(info['shards'])} shards, {size / 1e6:.1f} MB")
-    print(f"classes: {manifest.classes or '(none)'}; labels: {manifest.labels or '(none)'}; "
-          f"image size {manifest.image_size}; "
-          f"tasks: {', '.join(manifest.tasks)}")
-    print(f"manifest: {dest}/manifest.json")
-    if manifest.target_mode:
-        print(f"B images: {manifest.target_mode}")
-    task = next(t for t in ("segment", "translate", "generate") if t in manifest.tasks)
-    print(f"train on it: gandist train task={task} data.url={dest} model.resolution={manifest.image_size}")
+    print("\n".join(written(manifest, args.dest)))
     return 0
 
 
+@command("submit", "run `gandist train` as a job on a Ray cluster (ray job submit)",
+         "Submit `gandist train KEY=VALUE...` as a Ray job to the cluster at --address, with "
+         "launch/runtime_env.yaml (this checkout as the working directory) and the shell's object-store settings "
+         "(AWS_ENDPOINT_URL, region, AWS_PROFILE; never credentials: Ray shows a job's environment in its logs "
+         "and dashboard). The job takes object-store credentials where the cluster's nodes have them (their "
+         "environment, a mounted ~/.aws/credentials, an instance or service-account role, the Kubernetes "
+         "Secret). Prints the job id and the commands to follow, stop and resume it; submitting again with the "
+         "same run.name resumes from its checkpoints.",
+         arg("overrides", nargs="*", metavar="KEY=VALUE", help="gandist train overrides"),
+         arg("--address", default=None,
+             help="the cluster's job API, http://<head>:8265 (default $RAY_ADDRESS or local)"),
+         arg("--runtime-env", default=None,
+             help="runtime_env YAML (default launch/runtime_env.yaml of this checkout)"),
+         arg("--wait", action="store_true", help="wait for the job to end; exit 0 only if it succeeded"),
+         epilog="Example: gandist submit --address http://head:8265 task=segment data.url=s3://bucket/shapes "
+                "run.storage=s3://bucket/runs run.name=exp1 trainer.max_failures=3")
+def cmd_submit(args: argparse.Namespace) -> int:
+    from gandist.launchers.submit import default_runtime_env, follow_up, paths_for_cluster, submit, wait
+
+    address = args.address or os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265")
+    cfg = compose_config(args.overrides)  # a bad override fails here, not on the cluster
+    cfg, overrides, note = paths_for_cluster(cfg, args.overrides)
+    if note:
+        print(note)
+    sub = submit(cfg, overrides, address, args.runtime_env or default_runtime_env())
+    print(f"Submitted run {cfg.run.name!r} to {address}: {sub.entrypoint}")
+    if sub.passed_env:
+        print(f"object-store settings passed to the job: {', '.join(sub.passed_env)} (credentials are the "
+              "cluster's own, never sent)")
+    print("\n".join(follow_up(sub, cfg)))
+    if not args.wait:
+        return 0
+    status = wait(address, sub.job_id)
+    print(f"job {sub.job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
+@command("inspect", "summarise a shard set; --verify checks every shard's checksum",
+         "Print a shard set's task, classes, image size, samples, shards and bytes. With --verify, read every "
+         "shard and check its size and sha256 against the manifest; exit 1 naming each bad shard.",
+         arg("url", metavar="URL", help="shard set root (local path or fsspec URL)"),
+         arg("--verify", action="store_true", help="check every shard's size and sha256"))
 def cmd_inspect(args: argparse.Namespace) -> int:
     from gandist.data.manifest import Manifest
     from gandist.data.verify import summary, verify
@@ -136,10 +235,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-BEST_HELP = ("from a run directory, take its best checkpoint by the evaluation score its meta.json "
-             "records (trainer.best_metric; see trainer.keep_best) instead of the latest")
-
-
+@command("export", "write a run's EMA generator (state_dict + config) to a .pt file",
+         "Export the EMA generator of a checkpoint. Given a run directory (<run.storage>/<run.name>) it uses the "
+         "run's latest checkpoint.",
+         SOURCE, arg("out", metavar="OUT.pt"), BEST)
 def cmd_export(args: argparse.Namespace) -> int:
     from gandist.inference.export import export_generator
 
@@ -149,57 +248,56 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
+@command("sample", "write a PNG grid of EMA G's samples (generate), predictions (segment) or translations; "
+                   "translate a folder of images",
+         "Load EMA G from a checkpoint (a run directory means its latest checkpoint; s3:// and other fsspec URLs "
+         "work) and write a grid: generated images from fixed noise, or input | target | prediction rows (input "
+         "| prediction for a folder of images). task=translate with --data FOLDER of A images: every image is "
+         "translated and written to the folder --out as <name>.png (B at the model's resolution).",
+         SOURCE,
+         arg("--n", type=int, default=64, help="images in the grid (default 64)"),
+         arg("--out", default="grid.png", help="PNG path or fsspec URL (default grid.png); translate with a "
+             "folder --data: the folder the B images go to"),
+         arg("--data", default=None, help="segment, translate: a shard set or a folder of images (default: the "
+             "run's data.url, held-out split)"),
+         arg("--seed", type=int, default=0, help="generate: noise seed (default 0)"),
+         BEST, DEVICE)
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gandist.inference.saved_run import (is_shard_set, load_run, sample_generate, sample_segment,
-                                             sample_translate, save_png, translate_folder)
+    from gandist.inference.sample import write_samples
+    from gandist.inference.saved_run import load_run, pick_device
 
-    run = load_run(args.source, device=_device(args.device), best=args.best)
-    if run.cfg.task.name == "translate" and args.data and not is_shard_set(args.data):
-        if args.out.lower().endswith(".png"):
-            raise ValueError(f"--data {args.data} is a folder of A images: every one is translated, so --out "
-                             f"must be a folder, not {args.out}")
-        with ProgressLine("translating images") as progress:
-            count = translate_folder(run, args.data, args.out, progress=progress)
-        print(f"Wrote {count} B images translated by EMA G at step {run.step} from {run.checkpoint} to {args.out}")
-        return 0
-    if run.cfg.task.name == "translate":
-        data = args.data or run.cfg.data.url
-        image = sample_translate(run, args.n, data)
-        what = f"A | true B | generated B rows of EMA G on {data}"
-    elif run.cfg.task.name == "generate":
-        image = sample_generate(run, args.n, args.seed)
-        what = f"{args.n} samples of EMA G (seed {args.seed})"
-    else:
-        data = args.data or run.cfg.data.url
-        image = sample_segment(run, args.n, data)
-        what = f"predictions of EMA G on {data}"
-    save_png(image, args.out)
+    run = load_run(args.source, device=pick_device(args.device), best=args.best)
+    what = write_samples(run, args.out, n=args.n, data=args.data, seed=args.seed)
     print(f"Wrote {what} at step {run.step} from {run.checkpoint} to {args.out}")
     return 0
 
 
+@command("evaluate", "score EMA G of a checkpoint: FID/KID or the offline distances; mIoU; L1/PSNR/SSIM",
+         "Evaluate a checkpoint's G (a run directory means its latest; EMA G, or the live G under "
+         "eval.g_mode=train_mode) exactly as training does: generate -> Frechet and kernel distances on "
+         "eval.features (randconv offline, or inception with eval.inception_weights=PATH); segment -> per-class "
+         "IoU, mIoU, pixel accuracy on the held-out split; translate -> L1, PSNR, SSIM against the true B, the "
+         "distances of the generated B, and with eval.segmenter=RUN the segmenter's mIoU on them. Prints a "
+         "table and writes JSON.",
+         SOURCE,
+         arg("overrides", nargs="*", metavar="KEY=VALUE", help="data.* and eval.* overrides"),
+         arg("--json", default=None, help="where to write the scores (default: <run dir>/eval_<run>_step<N>.json, "
+             "beside the checkpoint)"),
+         BEST, DEVICE,
+         epilog="Overrides: data.url=..., data.eval_split=..., eval.samples=..., eval.batches=..., "
+                "eval.features=..., eval.inception_weights=..., eval.segmenter=..., eval.g_mode=..., "
+                "eval.bn_batches=..., eval.live=... (the model comes from the checkpoint).")
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import math
 
-    from gandist.inference.saved_run import evaluate_run, load_run, write_scores
+    from gandist.inference.evaluate import evaluate_run, write_scores
+    from gandist.inference.saved_run import load_run, pick_device
     from gandist.launchers.common import configure_logging
 
     configure_logging()
-    device = _device(args.device)
+    device = pick_device(args.device)
     run = load_run(args.source, args.overrides, device=device, best=args.best)
     scores = evaluate_run(run, device)
-    if not scores:
-        raise ValueError(f"nothing to evaluate: data.url={run.cfg.data.url} has no usable "
-                         f"{run.cfg.data.eval_split!r} split; pass data.url=<a shard set with one> "
-                         "or data.eval_split=train")
     print(f"Evaluation of {run.checkpoint} (step {run.step}, {run.cfg.task.name}) on {run.cfg.data.url}:")
     for key, value in scores.items():
         print(f"  {key:<32} {'nan' if math.isnan(value) else f'{value:.4f}'}")
@@ -207,36 +305,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("report", "a run's attempts and goodput: where its time went",
+         "Print a run's attempts as a timeline (start, end, steps, the step each resumed from, steps lost and "
+         "recovery time after a failure, the cause when known) and where all of its time since the first start "
+         "went (productive steps, data wait, checkpoints, evaluation, start-up, replayed steps, recovery, "
+         "rollbacks), from <run dir>/goodput.json. Works while the run is going (figures up to its last record, "
+         "seconds old).",
+         arg("run", metavar="RUN", help="the run directory, <run.storage>/<run.name> (local or fsspec URL)"),
+         epilog="Example: gandist report runs/store/demo   or   gandist report s3://bucket/runs/exp1")
 def cmd_report(args: argparse.Namespace) -> int:
     from gandist.inference.report import read_report
 
     print(read_report(args.run.rstrip("/")))
     return 0
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    from gandist.launchers.submit import default_runtime_env, follow_up, submit, wait
-
-    cfg = compose_config(args.overrides)  # a bad override fails here, not on the cluster
-    overrides = list(args.overrides)
-    local = [f"{k}={v}" for k, v in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage))
-             if is_local(v)]
-    if local:  # the job runs elsewhere: relative paths would resolve in its working directory
-        cfg = absolutize(cfg)
-        overrides += [f"data.url={cfg.data.url}", f"run.storage={cfg.run.storage}"]
-        print(f"note: {', '.join(local)} are local paths; the cluster's machines must see them at "
-              f"{cfg.data.url} and {cfg.run.storage} (use s3://... for a multi-machine cluster)")
-    sub = submit(cfg, overrides, args.address, args.runtime_env or default_runtime_env())
-    print(f"Submitted run {cfg.run.name!r} to {args.address}: {sub.entrypoint}")
-    if sub.passed_env:
-        print(f"object-store settings passed to the job: {', '.join(sub.passed_env)} (credentials are the "
-              "cluster's own, never sent)")
-    print("\n".join(follow_up(sub, cfg)))
-    if not args.wait:
-        return 0
-    status = wait(args.address, sub.job_id)
-    print(f"job {sub.job_id}: {status}")
-    return 0 if status == "SUCCEEDED" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,169 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gandist {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser(
-        "train", help="train a GAN (Hydra overrides: task=segment trainer.max_steps=200 ...)",
-        description="Train a GAN on a shard set with DDP workers under Ray Train (or torchrun, or "
-                    "one process). Settings are Hydra overrides of configs/.",
-        epilog=train_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "shard", help="write a dataset as WebDataset tar shards plus manifest.json",
-        description="Write SOURCE as tar shards and a manifest.json under DEST (a local path or any "
-                    "fsspec URL). The manifest is written last; an existing shard set is never touched.",
-        epilog=textwrap.dedent("""\
-            SOURCE is one of:
-              builtin:shapes   procedural shapes (circle, square, triangle) with per-pixel masks
-              builtin:digits   scikit-learn's 8x8 digits, upsampled, with digit masks
-              PATH             a folder (local path or fsspec URL), read by --layout:
-                 images        images (jpg, png, webp) at any depth, for generation
-                 classes       PATH/<class>/... ; the class is kept as each sample's label
-                 masks         PATH/images/<name>.* and PATH/masks/<name>.png (greyscale or
-                               palette PNGs of class ids, or colour masks), matched by name;
-                               needs --classes
-                 pix2pix       files holding A and B side by side (A left); with --direction
-                               AtoB, A is the input image and B a colour mask, mapped to class
-                               ids by the nearest colour in --classes (lines `name R G B`);
-                               with --pairs image, B stays an image (task=translate)
-                 pairs         PATH/A/<name>.* and PATH/B/<name>.*, matched by name: image
-                               pairs for task=translate (--direction BtoA swaps them)
-                 auto          masks when PATH has images/ and masks/, pairs when it has
-                               A/ and B/, else images (default)
-            builtin:shapes --pairs image writes label-map/photo pairs for task=translate: A is
-            the mask drawn as a coloured label map (background black, circle red, square green,
-            triangle yellow), B the photo; the mask is kept, for eval.segmenter.
-            Every image is scaled so its short side is --size, then centre-cropped (masks with
-            nearest neighbour). An unusable input file is named, skipped and counted, or stops
-            the ingest with --strict. Shards are written in parallel; manifest.json comes last.
-            """),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("source", metavar="SOURCE")
-    p.add_argument("dest", metavar="DEST")
-    p.add_argument("--samples", type=int, default=None,
-                   help="training samples (default: all of a folder or digits; 4096 for shapes)")
-    p.add_argument("--heldout", type=int, default=None,
-                   help="held-out samples for evaluation (default 5%%, at most 500; 0 for none)")
-    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed for generation and splits (default 0)")
-    p.add_argument("--layout", default="auto", choices=["auto", "images", "classes", "masks", "pix2pix", "pairs"],
-                   help="how a folder SOURCE is organised (default auto)")
-    p.add_argument("--classes", default=None,
-                   help="class names, comma-separated or a file with one per line (`name` or "
-                        "`name R G B` for colour masks), class 0 first")
-    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
-                   help="pairs: AtoB = A (the left half, or A/) is the input, B the target (default)")
-    p.add_argument("--pairs", default=None, choices=["mask", "image"],
-                   help="what B of a pair becomes: mask (class ids by --classes colours, task=segment; the "
-                        "pix2pix layout's default) or image (task=translate; the pairs layout's)")
-    p.add_argument("--target-mode", default="RGB", choices=["RGB", "L", "RGBA"],
-                   help="--pairs image: B's channels, RGB (default), L (greyscale) or RGBA")
-    p.add_argument("--strict", action="store_true", help="stop at the first unusable input file")
-    p.add_argument("--workers", type=int, default=None, help="threads writing shards (default 2 x cores, max 8)")
-    p.add_argument("--if-missing", action="store_true",
-                   help="do nothing (exit 0) when DEST already holds a complete shard set, whatever it was "
-                        "written from: for job entrypoints that run again on a retry")
-    p.set_defaults(func=cmd_shard)
-
-    p = sub.add_parser(
-        "submit", help="run `gandist train` as a job on a Ray cluster (ray job submit)",
-        description="Submit `gandist train KEY=VALUE...` as a Ray job to the cluster at --address, with "
-                    "launch/runtime_env.yaml (this checkout as the working directory) and the shell's "
-                    "object-store settings (AWS_ENDPOINT_URL, region, AWS_PROFILE; never credentials: "
-                    "Ray shows a job's environment in its logs and dashboard). The job takes object-store "
-                    "credentials where the cluster's nodes have them (their environment, a mounted "
-                    "~/.aws/credentials, an instance or service-account role, the Kubernetes Secret). "
-                    "Prints the job id and the commands to follow, stop and resume it; submitting again "
-                    "with the same run.name resumes from its checkpoints.",
-        epilog="Example: gandist submit --address http://head:8265 task=segment "
-               "data.url=s3://bucket/shapes run.storage=s3://bucket/runs run.name=exp1 trainer.max_failures=3",
-    )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="gandist train overrides")
-    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
-                   help="the cluster's job API, http://<head>:8265 (default $RAY_ADDRESS or local)")
-    p.add_argument("--runtime-env", default=None,
-                   help="runtime_env YAML (default launch/runtime_env.yaml of this checkout)")
-    p.add_argument("--wait", action="store_true", help="wait for the job to end; exit 0 only if it succeeded")
-    p.set_defaults(func=cmd_submit)
-
-    p = sub.add_parser(
-        "inspect", help="summarise a shard set; --verify checks every shard's checksum",
-        description="Print a shard set's task, classes, image size, samples, shards and bytes. With "
-                    "--verify, read every shard and check its size and sha256 against the manifest; "
-                    "exit 1 naming each bad shard.",
-    )
-    p.add_argument("url", metavar="URL", help="shard set root (local path or fsspec URL)")
-    p.add_argument("--verify", action="store_true", help="check every shard's size and sha256")
-    p.set_defaults(func=cmd_inspect)
-
-    p = sub.add_parser(
-        "export", help="write a run's EMA generator (state_dict + config) to a .pt file",
-        description="Export the EMA generator of a checkpoint. Given a run directory "
-                    "(<run.storage>/<run.name>) it uses the run's latest checkpoint.",
-    )
-    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("out", metavar="OUT.pt")
-    p.add_argument("--best", action="store_true", help=BEST_HELP)
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser(
-        "sample", help="write a PNG grid of EMA G's samples (generate), predictions (segment) or translations; "
-                       "translate a folder of images",
-        description="Load EMA G from a checkpoint (a run directory means its latest checkpoint; s3:// "
-                    "and other fsspec URLs work) and write a grid: generated images from fixed noise, "
-                    "or input | target | prediction rows (input | prediction for a folder of images). "
-                    "task=translate with --data FOLDER of A images: every image is translated and written "
-                    "to the folder --out as <name>.png (B at the model's resolution).",
-    )
-    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--n", type=int, default=64, help="images in the grid (default 64)")
-    p.add_argument("--out", default="grid.png", help="PNG path or fsspec URL (default grid.png); translate "
-                   "with a folder --data: the folder the B images go to")
-    p.add_argument("--data", default=None, help="segment, translate: a shard set or a folder of images "
-                   "(default: the run's data.url, held-out split)")
-    p.add_argument("--seed", type=int, default=0, help="generate: noise seed (default 0)")
-    p.add_argument("--best", action="store_true", help=BEST_HELP)
-    p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser(
-        "evaluate", help="score EMA G of a checkpoint: FID/KID or the offline distances; mIoU; L1/PSNR/SSIM",
-        description="Evaluate a checkpoint's G (a run directory means its latest; EMA G, or the live G "
-                    "under eval.g_mode=train_mode) exactly as training does: generate -> Frechet and kernel distances on eval.features "
-                    "(randconv offline, or inception with eval.inception_weights=PATH); segment -> "
-                    "per-class IoU, mIoU, pixel accuracy on the held-out split; translate -> L1, PSNR, "
-                    "SSIM against the true B, the distances of the generated B, and with "
-                    "eval.segmenter=RUN the segmenter's mIoU on them. Prints a table and writes JSON.",
-        epilog="Overrides: data.url=..., data.eval_split=..., eval.samples=..., eval.batches=..., "
-               "eval.features=..., eval.inception_weights=..., eval.segmenter=..., eval.g_mode=..., "
-               "eval.bn_batches=..., eval.live=... (the model comes from the "
-               "checkpoint).",
-    )
-    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="data.* and eval.* overrides")
-    p.add_argument("--json", default=None, help="where to write the scores (default: "
-                   "<run dir>/eval_<run>_step<N>.json, beside the checkpoint)")
-    p.add_argument("--best", action="store_true", help=BEST_HELP)
-    p.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda[:N]")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser(
-        "report", help="a run's attempts and goodput: where its time went",
-        description="Print a run's attempts as a timeline (start, end, steps, the step each resumed from, "
-                    "steps lost and recovery time after a failure, the cause when known) and where all of "
-                    "its time since the first start went (productive steps, data wait, checkpoints, "
-                    "evaluation, start-up, replayed steps, recovery, rollbacks), from <run dir>/goodput.json. "
-                    "Works while the run is going (figures up to its last record, seconds old).",
-        epilog="Example: gandist report runs/store/demo   or   gandist report s3://bucket/runs/exp1",
-    )
-    p.add_argument("run", metavar="RUN", help="the run directory, <run.storage>/<run.name> (local or fsspec URL)")
-    p.set_defaults(func=cmd_report)
+    for name, func, settings, args in COMMANDS:
+        epilog = settings["epilog"]
+        p = sub.add_parser(name, **{**settings, "epilog": epilog() if callable(epilog) else epilog})
+        for flags, kwargs in args:
+            p.add_argument(*flags, **kwargs)
+        p.set_defaults(func=func)
     return parser
 
 

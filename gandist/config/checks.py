@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from gandist.config.choices import (ADA_AUGMENT_OPS, AUGMENT_OPS, DIFFAUGMENT_OPS, Arch, DArch, Features, LauncherName,
                                     LossName, Semi, TaskName)
 from gandist.config.schema import Config, TaskConfig
+from gandist.config.scores import check_score_fits, score_order
 
 
 class ConfigError(ValueError):
@@ -201,8 +202,6 @@ def check_trainer(cfg: Config) -> None:
                           "Young-Daly interval from the measured checkpoint stall and trainer.mtbf_hours)")
     _positive(t, "trainer", "ema_kimg", "ema_rampup", "max_failures", "keep_best", allow_zero=True)
     if t.best_metric is not None:
-        from gandist.tags import check_score_fits, score_order  # here: gandist.tags imports this package
-
         try:
             score_order(t.best_metric)
             check_score_fits(cfg, t.best_metric)

@@ -8,8 +8,10 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from gandist.data.sources import DIRECTIONS, PAIRS, ClassList, FolderSource, Sample, SourceInfo, fit_square
+from gandist.data.sources import ClassList, FolderSource, Sample, SourceInfo, fit_square
 
+DIRECTIONS = ("AtoB", "BtoA")
+PAIRS = ("mask", "image")  # what B of a pair becomes: class ids (segment) or an image (translate)
 TARGET_MODES = ("RGB", "L", "RGBA")  # B's channels when it stays an image
 
 

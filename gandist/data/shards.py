@@ -20,7 +20,8 @@ import webdataset as wds
 from PIL import Image
 
 from gandist.data.manifest import MANIFEST, Manifest, ShardSetError, join
-from gandist.data.sources import ClassList, Sample, open_source
+from gandist.data.layouts import open_source
+from gandist.data.sources import ClassList, Sample
 
 log = logging.getLogger(__name__)
 

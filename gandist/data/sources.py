@@ -1,4 +1,6 @@
 """Readers of user data. Every source yields the same ``Sample`` for the shard writer.
+``gandist.data.layouts`` picks the source for a SOURCE and --layout; the paired-file sources
+(``gandist.data.pairs``) build on the folder source here.
 
 A source first plans which items go to which split (a cheap list: indices or file paths),
 then loads items one at a time, so nothing holds the whole dataset in memory.
@@ -155,11 +157,6 @@ class DigitsSource(Source):
         label = int(self.labels[item])
         mask = np.where(big > 96, label + 1, 0).astype(np.uint8)
         return Sample(key=f"{split}_{index:08d}", image=np.stack([big] * 3, axis=-1), mask=mask, label=label)
-
-
-LAYOUTS = ("auto", "images", "classes", "masks", "pix2pix", "pairs")
-DIRECTIONS = ("AtoB", "BtoA")
-PAIRS = ("mask", "image")  # what B of a pair becomes: class ids (segment) or an image (translate)
 
 
 class SourceError(ValueError):
@@ -329,54 +326,3 @@ def parse_classes(value: Optional[str]) -> Optional[ClassList]:
     if colours and len(colours) != len(names):
         raise ValueError("--classes gives a colour (name R G B) for some classes but not all; give all or none")
     return ClassList(names, np.array(colours) if colours else None)
-
-
-def open_source(spec: str, *, size: int = 64, seed: int = 0, layout: str = "auto",
-                classes: Optional[ClassList | list[str]] = None, direction: str = "AtoB",
-                strict: bool = False, pairs: Optional[str] = None, target_mode: str = "RGB") -> Source:
-    """``builtin:shapes``, ``builtin:digits``, or a folder (path or fsspec URL) in a ``layout``.
-
-    Layouts: images (any depth, generation), classes (root/<class>/...), masks (images/ and
-    masks/ matched by stem), pix2pix (A|B pairs in one file; B a colour mask, or with
-    ``pairs="image"`` an image), pairs (A/ and B/ matched by stem, B an image); auto picks masks
-    when images/ and masks/ exist, pairs when A/ and B/ do, else images. ``pairs="image"`` on
-    builtin:shapes gives label-map/photo pairs.
-    """
-    if isinstance(classes, list):
-        classes = ClassList(classes)
-    if size < 8:
-        raise ValueError(f"--size {size} is too small; use 8 or more (e.g. 32 or 64)")
-    if layout not in LAYOUTS:
-        raise ValueError(f"--layout {layout!r} is not one of {', '.join(LAYOUTS)}")
-    if pairs is not None and pairs not in PAIRS:
-        raise ValueError(f"--pairs {pairs!r} is not one of {', '.join(PAIRS)}")
-    if spec == "builtin:shapes":
-        if direction not in DIRECTIONS:
-            raise ValueError(f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-        return ShapesSource(size, seed, pairs, direction)
-    if spec == "builtin:digits":
-        if pairs is not None:
-            raise ValueError("--pairs does not apply to builtin:digits; use builtin:shapes --pairs image")
-        return DigitsSource(size, seed)
-    if spec.startswith("builtin:"):
-        raise ValueError(f"unknown builtin source {spec!r}; use builtin:shapes or builtin:digits")
-    from gandist.data.pairs import PairFolderSource, Pix2PixSource  # they build on this module's sources
-
-    if layout == "auto":
-        fs, root = fsspec.core.url_to_fs(spec)
-        layout = ("masks" if fs.isdir(f"{root}/images") and fs.isdir(f"{root}/masks") else
-                  "pairs" if fs.isdir(f"{root}/A") and fs.isdir(f"{root}/B") else "images")
-    if pairs is not None and layout not in ("pix2pix", "pairs"):
-        raise ValueError(f"--pairs {pairs} is for --layout pix2pix or pairs (or builtin:shapes), not {layout}")
-    if layout == "masks":
-        return MaskFolderSource(spec, size, seed, classes, strict)
-    if layout == "classes":
-        return ClassFolderSource(spec, size, seed, strict)
-    if layout == "pix2pix":
-        return Pix2PixSource(spec, size, seed, classes, direction, strict, pairs or "mask", target_mode)
-    if layout == "pairs":
-        if pairs == "mask":
-            raise ValueError("--layout pairs keeps B as an image (task=translate); for masks use --layout masks "
-                             "(images/ and masks/)")
-        return PairFolderSource(spec, size, seed, direction, strict, target_mode)
-    return FolderSource(spec, size, seed, strict)

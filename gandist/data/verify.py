@@ -1,4 +1,4 @@
-"""`gandist inspect`: what a shard set holds, and whether every shard is intact."""
+"""`gandist inspect` and `gandist shard`: what a shard set holds, and whether every shard is intact."""
 
 from __future__ import annotations
 
@@ -25,6 +25,23 @@ def summary(manifest: Manifest) -> list[str]:
     for split, info in manifest.splits.items():
         size = sum(int(s["bytes"]) for s in info["shards"])
         lines.append(f"{split:<10}: {info['samples']} samples in {len(info['shards'])} shards, {size / 1e6:.1f} MB")
+    return lines
+
+
+def written(manifest: Manifest, dest: str) -> list[str]:
+    """What `gandist shard` says of the shard set it wrote to ``dest``, ending with how to train on it."""
+    dest = dest.rstrip("/")
+    lines = []
+    for split, info in manifest.splits.items():
+        size = sum(s["bytes"] for s in info["shards"])
+        lines.append(f"{split}: {info['samples']} samples in {len(info['shards'])} shards, {size / 1e6:.1f} MB")
+    lines.append(f"classes: {manifest.classes or '(none)'}; labels: {manifest.labels or '(none)'}; "
+                 f"image size {manifest.image_size}; tasks: {', '.join(manifest.tasks)}")
+    lines.append(f"manifest: {dest}/manifest.json")
+    if manifest.target_mode:
+        lines.append(f"B images: {manifest.target_mode}")
+    task = next(t for t in ("segment", "translate", "generate") if t in manifest.tasks)
+    lines.append(f"train on it: gandist train task={task} data.url={dest} model.resolution={manifest.image_size}")
     return lines
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from gandist.config import Config, ConfigError, EvalGMode, TaskName
 from gandist.inference.g_modes import eval_mode, pix2pix_test_mode, recompute_bn_stats
 from gandist.inference.grids import as_rgb
+from gandist.inference.saved_run import load_run
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
 from gandist.data.stream import covering_batch_size
@@ -216,8 +217,6 @@ class Evaluator:
         unless it segments this shard set's classes at its resolution."""
         if not self.cfg.eval.segmenter or self.segmenter is not None:
             return self.segmenter
-        from gandist.inference.saved_run import load_run
-
         run = load_run(self.cfg.eval.segmenter, device=self.device)
         wanted = self.manifest.classes
         if run.cfg.task.name != TaskName.segment or run.classes != wanted:

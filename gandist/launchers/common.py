@@ -1,4 +1,5 @@
-"""What every launcher shares: where a run's files go, logging, and the dispatch."""
+"""What every launcher shares: where a run's files go, logging, the summary a run returns.
+The dispatch to one launcher is ``gandist.launchers.launch``, above them all."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from gandist.config import Config, LauncherName
+from gandist.config import Config
 from gandist.urls import cache_dir, is_local, local_path
 
 
@@ -99,14 +100,3 @@ class RunSummary:
     checkpoint: Optional[str]
     metrics: dict[str, float] = field(default_factory=dict)
     is_chief: bool = True  # under torchrun every rank returns one; only rank 0's is printed
-
-
-def launch(cfg: Config) -> RunSummary:
-    """Train with the configured launcher and return where everything is."""
-    if cfg.launcher.name == LauncherName.ray:
-        from gandist.launchers.ray_launcher import run_ray
-
-        return run_ray(cfg)
-    from gandist.launchers.local import run_local
-
-    return run_local(cfg)

@@ -19,9 +19,9 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from gandist.config import Config, ConfigError
+from gandist.config import Config, ConfigError, absolutize
 from gandist.credentials import CREDENTIAL_VARIABLES, SETTINGS, WHERE_TO_PUT_THEM, storage_settings
-from gandist.urls import absolute
+from gandist.urls import absolute, is_local
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,20 @@ def enable_token_auth() -> Optional[str]:
     if source:
         os.environ["RAY_AUTH_MODE"] = "token"
     return source
+
+
+def paths_for_cluster(cfg: Config, overrides: Sequence[str]) -> tuple[Config, list[str], Optional[str]]:
+    """The job runs elsewhere, where relative paths would resolve in its working directory: a local
+    data.url or run.storage is made absolute and passed as an override. Returns the config, the
+    overrides and a note for the user (None when both are remote)."""
+    overrides = list(overrides)
+    local = [f"{k}={v}" for k, v in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage)) if is_local(v)]
+    if not local:
+        return cfg, overrides, None
+    cfg = absolutize(cfg)
+    overrides += [f"data.url={cfg.data.url}", f"run.storage={cfg.run.storage}"]
+    return cfg, overrides, (f"note: {', '.join(local)} are local paths; the cluster's machines must see them at "
+                            f"{cfg.data.url} and {cfg.run.storage} (use s3://... for a multi-machine cluster)")
 
 
 def submit(cfg: Config, overrides: Sequence[str], address: str, runtime_env_path: Optional[str]) -> Submitted:

@@ -13,8 +13,8 @@ from gandist import __version__
 from gandist.ckpt import NO_SCORE, SCORE_ATTRIBUTE, CheckpointError, score_key, write_checkpoint
 from gandist.collectives import gather_objects
 from gandist.config import Config, ConfigError, from_dict
+from gandist.config.scores import NOT_SCORES
 from gandist.seeding import rng_state, set_rng_state
-from gandist.tags import NOT_SCORES
 from gandist.train.ckpt_schedule import CheckpointSchedule
 from gandist.train.context import Context
 from gandist.train.goodput import GoodputClock

@@ -25,7 +25,7 @@ productive to rollback.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from gandist.ckpt import load_checkpoint, score_key, scored_checkpoints
@@ -33,39 +33,12 @@ from gandist.collectives import broadcast_object
 from gandist.config import Config
 from gandist.train.context import Context
 from gandist.train.divergence import BadStepTracker, DivergenceError
+from gandist.train.state import Healing, TrainState
 
 if TYPE_CHECKING:
     from gandist.train.goodput import GoodputClock
-    from gandist.train.state import TrainState
 
 log = logging.getLogger("gandist.train")
-
-
-@dataclass
-class Healing:
-    """What the watch has seen and what rollbacks changed; travels in each checkpoint, so a
-    resumed run decides exactly as the uninterrupted one would."""
-
-    rollbacks: int = 0
-    lr_scale: float = 1.0  # multiplies the scheduled learning rates
-    gamma_scale: float = 1.0  # multiplies the scheduled gradient penalty weight
-    gap_since: Optional[int] = None  # the last log step before the gap reached its limit (None: it has not)
-    rt_since: Optional[int] = None
-    gap_logs: int = 0  # logs in a row at the limit
-    rt_logs: int = 0
-    best: Optional[float] = None  # the best evaluation so far, as score_key (higher is better)
-    best_step: Optional[int] = None
-    worse_evals: int = 0  # evaluations in a row worse than the best by the margin
-    last_log: int = 0
-    warned: bool = False  # the current episode's warning (max_rollbacks spent) was given
-    events: list[dict[str, Any]] = field(default_factory=list)  # each rollback: at, to, reason
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict[str, Any]]) -> "Healing":
-        return cls(**d) if d else cls()
 
 
 @dataclass
@@ -123,7 +96,7 @@ class CollapseWatch:
     def can_roll_back(self) -> bool:
         return self.h.rollbacks < self.max_rollbacks
 
-    def record_step(self, bad_steps: BadStepTracker, state: "TrainState", result: Any, last_ckpt: Optional[int],
+    def record_step(self, bad_steps: BadStepTracker, state: TrainState, result: Any, last_ckpt: Optional[int],
                     clock: "GoodputClock", ada: Any = None) -> bool:
         """``bad_steps.record`` for the step just taken (True if it was skipped), except that too
         many non-finite steps in a row roll back, while a rollback is left, instead of stopping."""
@@ -138,7 +111,7 @@ class CollapseWatch:
             bad_steps.in_a_row = 0
             return True
 
-    def heal(self, trouble: Optional[Trouble], state: "TrainState", clock: "GoodputClock", ada: Any = None) -> bool:
+    def heal(self, trouble: Optional[Trouble], state: TrainState, clock: "GoodputClock", ada: Any = None) -> bool:
         """Roll back on a collapse, or warn when no rollback is left; True when it rolled back."""
         if trouble is None:
             return False
@@ -155,7 +128,7 @@ class CollapseWatch:
             log.warning("The run may be collapsing at step %d: %s (%s)", step, trouble.reason, spent)
         self.h.warned = True
 
-    def roll_back(self, trouble: Trouble, state: "TrainState", clock: "GoodputClock",
+    def roll_back(self, trouble: Trouble, state: TrainState, clock: "GoodputClock",
                   ada: Any = None) -> Optional[int]:
         """Every rank together: put the networks back to a checkpoint from before the trouble;
         the step it came from, or None when the run has no such checkpoint (or no rollbacks left)."""

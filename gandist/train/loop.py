@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gandist.collectives import all_reduce_max, check_identical_across_ranks
 from gandist.config import Config, Flips, PenaltyKind, TaskName
+from gandist.config.scores import best_metric
 from gandist.data.checks import check_data_fits, check_unlabeled_fits
 from gandist.data.manifest import Manifest
 from gandist.data.loader import epoch_loader
@@ -21,14 +22,14 @@ from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit,
 from gandist.losses import gan_loss
 from gandist.monitor import NullMonitor, make_monitor
 from gandist.seeding import derive_seed, seed_process
-from gandist.tags import SCORES, best_metric, describe, headline_tags
+from gandist.tags import SCORES, describe, headline_tags
 from gandist.tags import descriptions as tag_descriptions
 from gandist.train import accel, faults
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
 from gandist.train.checkpoints import checkpoint_score, resume, save_checkpoint
 from gandist.train.ckpt_schedule import CheckpointSchedule
-from gandist.train.collapse import CollapseWatch, Healing
+from gandist.train.collapse import CollapseWatch
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
 from gandist.train.divergence import BadStepTracker
@@ -37,7 +38,7 @@ from gandist.train.goodput import GoodputClock, read_drill_record
 from gandist.train.phases import Penalty, autocast, build_phases, run_step
 from gandist.train.progress import Throughput, log_progress
 from gandist.train.schedule import apply_lr, beta2_at, gamma_at
-from gandist.train.state import TrainState
+from gandist.train.state import Healing, TrainState
 from gandist.train.streams import adopt_layout, training_batches
 from gandist.train.stats import Stats
 from gandist.train.tasks import SEMI_THRESHOLDS, GenerateTask, SegmentTask, Task, TranslateTask

@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from gandist.config import Config
 from gandist.models.factory import build_networks
-from gandist.train.collapse import Healing
 from gandist.train.streams import Cursor
+
+
+@dataclass
+class Healing:
+    """What the collapse watch (``train.collapse``) has seen and what rollbacks changed; travels
+    in each checkpoint, so a resumed run decides exactly as the uninterrupted one would."""
+
+    rollbacks: int = 0
+    lr_scale: float = 1.0  # multiplies the scheduled learning rates
+    gamma_scale: float = 1.0  # multiplies the scheduled gradient penalty weight
+    gap_since: Optional[int] = None  # the last log step before the gap reached its limit (None: it has not)
+    rt_since: Optional[int] = None
+    gap_logs: int = 0  # logs in a row at the limit
+    rt_logs: int = 0
+    best: Optional[float] = None  # the best evaluation so far, as score_key (higher is better)
+    best_step: Optional[int] = None
+    worse_evals: int = 0  # evaluations in a row worse than the best by the margin
+    last_log: int = 0
+    warned: bool = False  # the current episode's warning (max_rollbacks spent) was given
+    events: list[dict[str, Any]] = field(default_factory=list)  # each rollback: at, to, reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict[str, Any]]) -> "Healing":
+        return cls(**d) if d else cls()
 
 
 @dataclass
@@ -29,7 +55,7 @@ class TrainState:
     data: Cursor = field(default_factory=Cursor)  # the (labeled) training stream's place
     unlabeled: Cursor = field(default_factory=Cursor)  # semi-supervised segmentation's second stream
     ada: dict[str, Any] = field(default_factory=dict)  # ADA's p, r_t and open window (empty without ADA)
-    healing: Healing = field(default_factory=Healing)  # the collapse watch and its rollbacks (train.collapse)
+    healing: Healing = field(default_factory=Healing)  # the collapse watch and its rollbacks
 
     @classmethod
     def fresh(cls, cfg: Config, num_classes: int, device: torch.device) -> "TrainState":

@@ -12,7 +12,7 @@ from gandist.data.loader import epoch_loader
 from gandist.data.manifest import Manifest
 from gandist.data.shapes import LABEL_COLOURS, render_shapes
 from gandist.data.shards import write_shard_set
-from gandist.data.sources import open_source
+from gandist.data.layouts import open_source
 
 
 def first_batch(url: str, split: str = "train", n: int = 4) -> dict:

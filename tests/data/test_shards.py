@@ -10,7 +10,7 @@ from PIL import Image
 
 from gandist.data.manifest import Manifest, ShardSetError
 from gandist.data.shards import write_shard_set
-from gandist.data.sources import open_source
+from gandist.data.layouts import open_source
 
 
 def read_tar_members(fs, path: str) -> dict[str, bytes]:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gandist.data.sources import fit_square, open_source
+from gandist.data.layouts import open_source
+from gandist.data.sources import fit_square
 
 
 def test_digits_have_masks_labels_and_disjoint_splits():

@@ -11,9 +11,10 @@ import torch
 from gandist.ckpt import load_checkpoint, write_checkpoint
 from gandist.config import compose_config
 from gandist.ledger import load_ledger
-from gandist.train.collapse import CollapseWatch, Healing, pick_checkpoint
+from gandist.train.collapse import CollapseWatch, pick_checkpoint
 from gandist.train.context import Context
 from gandist.train.divergence import DivergenceError
+from gandist.train.state import Healing
 from helpers import local_cfg, run_logged
 
 

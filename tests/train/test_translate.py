@@ -186,7 +186,7 @@ def test_a_config_rebuilt_from_its_dict_is_the_same(task):
 
 
 def test_translate_scores_rank_checkpoints_the_right_way_round():
-    from gandist.tags import best_metric, score_order
+    from gandist.config.scores import best_metric, score_order
 
     assert [score_order(t) for t in ("eval/l1", "eval/psnr", "eval/ssim", "eval/seg_miou")] == ["min", "max", "max",
                                                                                                 "max"]
