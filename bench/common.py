@@ -40,13 +40,19 @@ class Row:
         op, value = self.target.split()
         return OPS[op](self.ratio, float(value))
 
+    @property
+    def verdict(self) -> str:
+        """"met", "missed by <how much>" (the ratio's distance from the target) or "-"."""
+        if self.met is None:
+            return "-"
+        return "met" if self.met else f"missed by {abs(self.ratio - float(self.target.split()[1])):.3g}"
+
 
 def print_table(rows: list[Row]) -> None:
-    print(f"{'benchmark':<50} {'ours':>10} {'reference':>10} {'ratio':>7} {'target':>8}  met")
+    print(f"{'benchmark':<50} {'ours':>10} {'reference':>10} {'ratio':>7} {'target':>8}  verdict")
     for r in rows:
         ref = "-" if r.reference is None else f"{r.reference:.4g}"
-        met = {True: "yes", False: "NO", None: "-"}[r.met]
-        print(f"{r.benchmark:<50} {r.ours:>10.4g} {ref:>10} {r.ratio:>7.3f} {r.target:>8}  {met}")
+        print(f"{r.benchmark:<50} {r.ours:>10.4g} {ref:>10} {r.ratio:>7.3f} {r.target:>8}  {r.verdict}")
 
 
 def finish(rows: list[Row], json_path: Optional[str], **details: Any) -> int:
@@ -55,7 +61,7 @@ def finish(rows: list[Row], json_path: Optional[str], **details: Any) -> int:
     print_table(rows)
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"rows": [{**asdict(r), "met": r.met} for r in rows], **details}, f, indent=2)
+            json.dump({"rows": [{**asdict(r), "met": r.met, "verdict": r.verdict} for r in rows], **details}, f, indent=2)
     return 0
 
 

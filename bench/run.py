@@ -74,7 +74,7 @@ def main() -> int:
                 continue
             with open(out) as f:
                 results[name] = {**json.load(f), "seconds": seconds}
-            rows += [Row(**{k: v for k, v in r.items() if k != "met"}) for r in results[name]["rows"]]
+            rows += [Row(**{k: v for k, v in r.items() if k not in ("met", "verdict")}) for r in results[name]["rows"]]
     total = time.monotonic() - began
     print(f"\nAll benchmarks: {total:.0f} s on {os.cpu_count()} cores\n")
     print_table(rows)
