@@ -8,12 +8,14 @@ Only the CLI, this package and ``launchers/`` touch Hydra objects; workers recei
 from gandist.config.checks import ARCHS_FOR_TASK, ConfigError, pixel_d_stride, validate
 from gandist.config.compose import (
     GROUPS,
+    PATH_KEYS,
     RENAMED,
     absolutize,
     compose_config,
     compose_saved,
     config_dir,
     from_dict,
+    path_values,
     group_options,
     iter_fields,
     upgrade,
@@ -53,6 +55,6 @@ from gandist.config.schema import (
 __all__ = [
     "ARCHS_FOR_TASK", "AUGMENT_OPS", "AmpMode", "Arch", "Backend", "Config", "ConfigError", "DArch", "DInput", "DataConfig",
     "EmaRamp", "EvalConfig", "EvalGMode", "Features", "Flips", "GDraw", "GROUPS", "JUDGED_SOURCES", "LauncherConfig", "LauncherName", "LossName", "LrSchedule",
-    "MapRange", "ModelConfig", "PenaltyKind", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config",
+    "MapRange", "ModelConfig", "PenaltyKind", "PATH_KEYS", "RENAMED", "SegLoss", "Semi", "TaskConfig", "TaskName", "TrainerConfig", "absolutize", "compose_config", "path_values",
     "compose_saved", "config_dir", "from_dict", "group_options", "iter_fields", "pixel_d_stride", "upgrade", "validate",
 ]

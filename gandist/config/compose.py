@@ -209,12 +209,20 @@ def compose_saved(saved: dict, overrides: Sequence[str], sections: Sequence[str]
         raise ConfigError(explain(e)) from None
 
 
+# The keys that hold a path or URL: absolutize makes the local relative ones absolute, and
+# gandist submit passes those on to the cluster's job.
+PATH_KEYS = ("data.url", "data.unlabeled_url", "run.storage", "eval.segmenter")
+
+
+def path_values(cfg: Config) -> dict[str, str]:
+    """The set PATH_KEYS and their values."""
+    values = {key: getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]) for key in PATH_KEYS}
+    return {key: value for key, value in values.items() if value}
+
+
 def absolutize(cfg: Config) -> Config:
     """Local relative paths become absolute: workers do not share the driver's working dir."""
-    cfg.data.url = absolute(cfg.data.url)
-    if cfg.data.unlabeled_url:
-        cfg.data.unlabeled_url = absolute(cfg.data.unlabeled_url)
-    cfg.run.storage = absolute(cfg.run.storage)
-    if cfg.eval.segmenter:
-        cfg.eval.segmenter = absolute(cfg.eval.segmenter)
+    for key, value in path_values(cfg).items():
+        section, name = key.split(".")
+        setattr(getattr(cfg, section), name, absolute(value))
     return cfg

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from gandist.config import Config, ConfigError, absolutize
+from gandist.config import Config, ConfigError, absolutize, path_values
 from gandist.credentials import CREDENTIAL_VARIABLES, SETTINGS, WHERE_TO_PUT_THEM, storage_settings
 from gandist.urls import absolute, is_local
 
@@ -92,17 +92,19 @@ def enable_token_auth() -> Optional[str]:
 
 
 def paths_for_cluster(cfg: Config, overrides: Sequence[str]) -> tuple[Config, list[str], Optional[str]]:
-    """The job runs elsewhere, where relative paths would resolve in its working directory: a local
-    data.url or run.storage is made absolute and passed as an override. Returns the config, the
-    overrides and a note for the user (None when both are remote)."""
-    overrides = list(overrides)
-    local = [f"{k}={v}" for k, v in (("data.url", cfg.data.url), ("run.storage", cfg.run.storage)) if is_local(v)]
+    """The job runs elsewhere, where relative paths would resolve in its working directory: every
+    local path key (PATH_KEYS: data.url, data.unlabeled_url, run.storage, eval.segmenter) is made
+    absolute and passed as an override. Returns the config, the overrides and a note for the user
+    (None when every path is remote)."""
+    local = [key for key, value in path_values(cfg).items() if is_local(value)]
     if not local:
-        return cfg, overrides, None
-    cfg = absolutize(cfg)
-    overrides += [f"data.url={cfg.data.url}", f"run.storage={cfg.run.storage}"]
-    return cfg, overrides, (f"note: {', '.join(local)} are local paths; the cluster's machines must see them at "
-                            f"{cfg.data.url} and {cfg.run.storage} (use s3://... for a multi-machine cluster)")
+        return cfg, list(overrides), None
+    given = ", ".join(f"{key}={value}" for key, value in path_values(cfg).items() if key in local)
+    resolved = path_values(absolutize(cfg))
+    shown = ", ".join(resolved[key] for key in local)
+    return cfg, [*overrides, *(f"{key}={resolved[key]}" for key in local)], (
+        f"note: {given} are local paths; the cluster's machines must see them at {shown} (use s3://... for a "
+        f"multi-machine cluster)")
 
 
 def submit(cfg: Config, overrides: Sequence[str], address: str, runtime_env_path: Optional[str]) -> Submitted:

@@ -105,3 +105,26 @@ def test_a_token_in_the_environment_turns_token_auth_on_and_a_401_says_what_to_e
     err = capsys.readouterr().err
     assert "refused the request (401)" in err and "export RAY_AUTH_TOKEN=" in err, err
     assert "a-token-value" not in err
+
+
+def test_every_local_path_key_reaches_the_cluster_job_absolute(tmp_path, monkeypatch):
+    # The job's working directory is an upload of this checkout: a relative path there is not the
+    # user's. Each local path key goes on as an absolute override; a bucket needs nothing.
+    from gandist.config import PATH_KEYS, compose_config
+    from gandist.launchers.submit import paths_for_cluster
+
+    monkeypatch.chdir(tmp_path)
+    assert set(PATH_KEYS) == {"data.url", "data.unlabeled_url", "run.storage", "eval.segmenter"}
+    segment = ["task=segment_semi", "data.label_fraction=1.0", "data.url=data/shapes", "data.unlabeled_url=data/more",
+               "run.storage=s3://bucket/runs"]
+    _, passed, note = paths_for_cluster(compose_config(segment), segment)
+    assert passed == segment + [f"data.url={tmp_path}/data/shapes", f"data.unlabeled_url={tmp_path}/data/more"]
+    assert "data.unlabeled_url=data/more" in note and "run.storage" not in note
+
+    translate = ["task=translate", "data.url=s3://bucket/facades", "run.storage=runs",
+                 "eval.segmenter=runs/seg/checkpoints"]
+    _, passed, note = paths_for_cluster(compose_config(translate), translate)
+    assert passed == translate + [f"run.storage={tmp_path}/runs", f"eval.segmenter={tmp_path}/runs/seg/checkpoints"]
+
+    remote = ["data.url=s3://bucket/shapes", "run.storage=s3://bucket/runs"]
+    assert paths_for_cluster(compose_config(remote), remote)[1:] == (remote, None)
