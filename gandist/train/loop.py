@@ -2,15 +2,15 @@
 
 ``train`` reads top to bottom: the run built (``run.start``: what a run is made of), then
 per step the step itself, the log window, the sample grid, the evaluation and the
-checkpoint, each due at its own interval.
+checkpoint, each due at its own interval. Host work that need not happen every step waits
+for the log interval: the window's statistics are summed as they come (``Stats``) and read
+once per window.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Optional
-
-import torch
 
 from gandist.collectives import all_reduce_max
 from gandist.config import Config
@@ -90,7 +90,8 @@ def take_step(run: Run, batch: dict) -> None:
         run.ada.observe(result.stats["D/real_sign"])
         run.ada.maybe_adjust(state.step)
     if not run.watch.record_step(run.bad_steps, state, result, run.last_ckpt, run.clock, run.ada):  # all ranks agree
-        run.stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, state.images_seen, lr, run.penalty)})
+        run.stats.add(result.stats)
+        run.stats.add_host(schedule_stats(cfg, state.step - 1, state.images_seen, lr, run.penalty))
     run.update_ema(ema_beta_at(t, run.global_batch, state.step - 1, state.images_seen))
     state.images_seen += run.global_batch
 
@@ -166,7 +167,7 @@ def finish_without_training(run: Run) -> TrainState:
 
 
 def schedule_stats(cfg: Config, step: int, images: int, lr_factors: tuple[float, float],
-                   penalty: Optional[Penalty]) -> dict[str, torch.Tensor]:
+                   penalty: Optional[Penalty]) -> dict[str, float]:
     """The scheduled values in effect at ``step`` (taken after ``images`` images), to log beside the losses."""
     t = cfg.trainer
     values = {"lr/G": t.lr_g * lr_factors[0], "lr/D": t.lr_d * lr_factors[1]}
@@ -174,7 +175,7 @@ def schedule_stats(cfg: Config, step: int, images: int, lr_factors: tuple[float,
         values["adam/beta2"] = beta2_at(t, step, images)
     if penalty is not None:
         values["train/gamma"] = penalty.gamma(step)
-    return {k: torch.tensor(v) for k, v in values.items()}
+    return values
 
 
 def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController]) -> dict[str, float]:
