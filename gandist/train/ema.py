@@ -55,5 +55,5 @@ class EmaUpdater:
     def __call__(self, beta: float) -> None:
         # One fused in-place pass over all parameters (no temporaries): ema += (1 - beta) * (p - ema).
         torch._foreach_lerp_(self.ema_params, self.params, 1.0 - beta)
-        for b_ema, b in zip(self.ema_buffers, self.buffers):
-            b_ema.copy_(b)
+        if self.buffers:
+            torch._foreach_copy_(self.ema_buffers, self.buffers)  # one call, not one copy_ per buffer

@@ -1,52 +1,36 @@
-"""fit(): the training loop, the same under Ray Train, torchrun and one plain process."""
+"""fit(): the training loop, the same under Ray Train, torchrun and one plain process.
+
+``train`` reads top to bottom: the run built (``run.start``: what a run is made of), then
+per step the step itself, the log window, the sample grid, the evaluation and the
+checkpoint, each due at its own interval. Host work that need not happen every step waits
+for the log interval: the window's statistics are summed as they come (``Stats``) and read
+once per window.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from dataclasses import asdict
-from typing import Callable, Optional
+from typing import Any, Optional
 
-import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
-
-from gandist.collectives import all_reduce_max, check_identical_across_ranks
-from gandist.config import Config, Flips, PenaltyKind, TaskName
-from gandist.config.scores import best_metric
-from gandist.data.checks import check_data_fits, check_unlabeled_fits
-from gandist.data.manifest import Manifest
-from gandist.data.loader import epoch_loader
-from gandist.inference.evaluator import Evaluator
-from gandist.inference.grids import class_grid, grid, segment_triplets, to_unit, translate_triplets
-from gandist.losses import gan_loss
-from gandist.monitor import NullMonitor, make_monitor
-from gandist.seeding import derive_seed, seed_process
-from gandist.tags import SCORES, describe, headline_tags
-from gandist.tags import descriptions as tag_descriptions
-from gandist.train import accel, faults
+from gandist.collectives import all_reduce_max
+from gandist.config import Config
+from gandist.tags import SCORES, describe
+from gandist.train import accel
 from gandist.train.accel import to_device
 from gandist.train.augment import augment
-from gandist.train.checkpoints import checkpoint_score, resume, save_checkpoint
-from gandist.train.ckpt_schedule import CheckpointSchedule
-from gandist.train.collapse import CollapseWatch
+from gandist.train.checkpoints import checkpoint_score, save_checkpoint
 from gandist.train.context import Context
 from gandist.train.diffaugment import AdaController, Augmenter
-from gandist.train.divergence import BadStepTracker
-from gandist.train.ema import EmaUpdater, ema_beta_at
-from gandist.train.goodput import GoodputClock, read_drill_record
-from gandist.train.phases import Penalty, autocast, build_phases, run_step
-from gandist.train.progress import Throughput, log_progress
-from gandist.train.schedule import apply_lr, beta2_at, gamma_at
-from gandist.train.state import Healing, TrainState
-from gandist.train.streams import adopt_layout, training_batches
-from gandist.train.stats import Stats
-from gandist.train.tasks import SEMI_THRESHOLDS, GenerateTask, SegmentTask, Task, TranslateTask
-from gandist.urls import is_local
+from gandist.train.ema import ema_beta_at
+from gandist.train.goodput import GoodputClock
+from gandist.train.phases import Penalty, run_step
+from gandist.train.progress import log_progress
+from gandist.train.run import Run, start
+from gandist.train.schedule import apply_lr, beta2_at
+from gandist.train.state import TrainState
+from gandist.train.streams import training_batches
 
 log = logging.getLogger("gandist.train")
-
-
 
 
 def fit(cfg: Config, ctx: Context) -> TrainState:
@@ -60,202 +44,130 @@ def fit(cfg: Config, ctx: Context) -> TrainState:
 
 
 def train(cfg: Config, ctx: Context, clock: GoodputClock) -> TrainState:
-    t = cfg.trainer
-    manifest, classes = open_data(cfg)
-    state = TrainState.fresh(cfg, len(classes or []), ctx.device)
-    seed_process(derive_seed(t.seed, "rank", ctx.rank))
-    resumed_from, saved = resume(cfg, ctx, state, classes)
-    clock.begin(resumed_from, saved.get("ledger"), ctx.world_size, read_drill_record(ctx.run_dir, faults.MARKER))
-    schedule = CheckpointSchedule(t.ckpt_every, t.mtbf_hours, ctx.world_size, t.log_every, last_ckpt=state.step,
-                                  saved=saved.get("ckpt_schedule"))
-    adopt_data_layout(state, cfg, ctx)
-    gpu_path = accel.prepare(cfg, ctx.device, state.G, state.D, uncompiled=(state.G_ema,))
-    accel.match_optimizer_layout(state.opt_g, state.opt_d)  # resumed moments follow the new layout
-    if ctx.is_chief and ctx.device.type == "cuda":
-        log.info("GPU path: %s", gpu_path.describe())
-    G, D = wrap_networks(state, ctx)
-    augmenter, ada = make_augmentation(cfg, ctx, state)
-    task = make_task(cfg, len(classes or []), augmenter)
-    amp = autocast(ctx.device, gpu_path.amp)
-    penalty = make_penalty(cfg, state.healing, images=lambda: state.images_seen)
-    watch = CollapseWatch(cfg, state.healing, ctx)
-    phases = build_phases(task, gan_loss(cfg.task.loss, cfg.task.d_loss_scale), G, D, state.opt_g, state.opt_d,
-                          state.scaler_g, state.scaler_d, amp, penalty, bool(cfg.task.g_first))
-    update_ema = EmaUpdater(state.G_ema, state.G)
-    bad_steps = BadStepTracker(t.max_bad_steps, ctx.rank, ctx.is_chief)
-    monitor = make_monitor(ctx.log_dir, purge_step=None if resumed_from is None else state.step + 1,
-                           sync_to=remote_log_root(ctx), sync_interval=cfg.run.log_sync_s)
-    monitor.hparams({**cfg.to_dict(), "in_effect": asdict(gpu_path)}, headline_tags(cfg))
-    monitor.describe(tag_descriptions(cfg))
-    preview = make_preview(cfg, ctx, manifest, task) if ctx.is_chief else None
-    evaluator = Evaluator(cfg, manifest, ctx.rank, ctx.world_size, ctx.device, classes)
-    after_step = faults.install(cfg, ctx, state, clock.flush)  # None unless a faults.* drill is configured
-    global_batch = cfg.data.batch_size * ctx.world_size
-    stats = Stats(ctx.device)
-    throughput = Throughput(stats, global_batch, state.step, ctx.device)
-    last_ckpt, metrics = resumed_from, {}
-    score_tag, score_order = best_metric(cfg)
-    augmenting = cfg.data.flips != Flips.none or cfg.data.crop_scale < 1 or cfg.data.load_scale > 1
+    run = start(cfg, ctx, clock)
+    state, t = run.state, cfg.trainer
     if state.step >= t.max_steps:
-        return finish_without_training(cfg, ctx, state, evaluator, monitor, clock)
-
-    batches = training_batches(cfg, state.data, state.unlabeled, manifest, rank=ctx.rank,
+        return finish_without_training(run)
+    batches = training_batches(cfg, state.data, state.unlabeled, run.manifest, rank=ctx.rank,
                                world_size=ctx.world_size, pin_memory=accel.pin_memory(cfg, ctx.device))
-    for batch in clock.timed(throughput.timed(batches)):
-        batch = to_device(batch, ctx.device, gpu_path.channels_last)
-        if augmenting:
-            batch = augment(batch, cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
-            if "g_real" in batch:  # task.g_draw=batch: G's real batch, with its own draws
-                batch["g_real"] = augment(batch["g_real"], cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
-        lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale, state.images_seen)
-        if augmenter is not None:
-            augmenter.follow(state.images_seen)  # task.augment_p_kimg's ramp (R3GAN)
-        result = run_step(phases, task, G, {**batch, "step": state.step}, amp, ctx.rank, ctx.world_size)
-        state.step += 1
-        if ada is not None:
-            ada.observe(result.stats["D/real_sign"])
-            ada.maybe_adjust(state.step)
-        if not watch.record_step(bad_steps, state, result, last_ckpt, clock, ada):  # every rank agrees on a skip
-            stats.add({**result.stats, **schedule_stats(cfg, state.step - 1, state.images_seen, lr, penalty)})
-        update_ema(ema_beta_at(t, global_batch, state.step - 1, state.images_seen))
-        state.images_seen += global_batch
+    for batch in clock.timed(run.throughput.timed(batches)):
+        take_step(run, batch)
         done = state.step >= t.max_steps
         clock.step_done(state.step)
-
         if state.step % t.log_every == 0 or done:
-            values = throughput.reduce(state.step)
-            if schedule.auto:  # every rank must plan the same checkpoints: the slowest rank's step time
-                schedule.observe_step_time(all_reduce_max([values["perf/step_time_s"]], ctx.device)[0])
-                clock.ledger.ckpt_interval = schedule.interval
-            values = {**values, **augment_values(augmenter, ada), **clock.values(), **schedule.values(),
-                      "train/skipped_steps": float(bad_steps.pop_since_log()),
-                      "train/images_seen": float(state.images_seen),
-                      "train/rollbacks": float(state.healing.rollbacks),
-                      **bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
-            monitor.scalars(values, state.step)
-            metrics.update(values)
-            if ctx.is_chief:
-                log_progress(state.step, t.max_steps, values, throughput.eta_s(state.step, t.max_steps), last_ckpt)
-            clock.heartbeat()
-            watch.heal(watch.observe_log(state.step, values), state, clock, ada)
-        if preview is not None and (state.step % t.image_every == 0 or done):
-            monitor.image("samples", preview(state.G_ema), state.step)
+            log_window(run)
+        if run.preview is not None and (state.step % t.image_every == 0 or done):
+            run.monitor.image("samples", run.preview(state.G_ema), state.step)
         clock.charge("other")
-        score = None
-        if state.step % cfg.eval.every == 0 or done:
-            scores = evaluate(evaluator, state, monitor, ctx)
-            metrics.update(scores)
-            score = checkpoint_score(scores, score_tag, score_order, required=bool(t.keep_best or t.best_metric))
-            clock.charge("evaluation")
-            if watch.heal(watch.observe_eval(state.step, score), state, clock, ada):
-                score = None  # the score was the collapsed networks'; the ones now in place have none yet
-        if schedule.due(state.step) or done or (t.keep_best and score is not None):
-            if ada is not None:
-                state.ada = ada.state_dict()  # a collective: the open window summed over ranks
-            clock.ledger.checkpoints += 1
-            timing = save_checkpoint(cfg, ctx, state, classes, metrics, resumed_from, clock, schedule, score,
-                                     asynchronous=t.async_checkpoint and not done)
-            monitor.scalars(timing, state.step)
-            stall = timing["ckpt/stall_s"]
-            schedule.checkpointed(state.step, all_reduce_max([stall], ctx.device)[0] if schedule.auto else stall)
-            last_ckpt = state.step
-            clock.charge("checkpoint")
-            clock.heartbeat(force=True)
-        if after_step is not None:
-            after_step(state.step)
+        score = evaluate(run) if state.step % cfg.eval.every == 0 or done else None
+        if run.schedule.due(state.step) or done or (t.keep_best and score is not None):
+            checkpoint(run, score, asynchronous=t.async_checkpoint and not done)
+        if run.after_step is not None:
+            run.after_step(state.step)
         if done:
             break
-    monitor.close()
+    run.monitor.close()
     clock.finish()
     return state
 
 
-def open_data(cfg: Config) -> tuple[Manifest, Optional[list[str]]]:
-    """The training shard set's manifest and classes, refused now (with the fix) if it cannot
-    train this config or shards are missing, not in the middle of an epoch; likewise the
-    unlabeled set."""
-    manifest = Manifest.load(cfg.data.url)
-    classes = check_data_fits(cfg, manifest)
-    manifest.check_shards("train")
-    if cfg.data.unlabeled_url:
-        unlabeled = Manifest.load(cfg.data.unlabeled_url)
-        check_unlabeled_fits(cfg, unlabeled)
-        unlabeled.check_shards("train")
-    return manifest, classes
+def take_step(run: Run, batch: dict) -> None:
+    """One training step on every rank: the batch on the device (augmented), the schedules
+    for this step, D's and G's updates, ADA's window, the step's statistics (unless it was
+    skipped), EMA G."""
+    cfg, ctx, state, t = run.cfg, run.ctx, run.state, run.cfg.trainer
+    batch = to_device(batch, ctx.device, run.gpu_path.channels_last)
+    if run.augments:
+        batch = augment(batch, cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
+        if "g_real" in batch:  # task.g_draw=batch: G's real batch, with its own draws
+            batch["g_real"] = augment(batch["g_real"], cfg.data.flips, cfg.data.crop_scale, cfg.data.load_scale)
+    lr = apply_lr(t, state.step, state.opt_g, state.opt_d, state.healing.lr_scale, state.images_seen)
+    if run.augmenter is not None:
+        run.augmenter.follow(state.images_seen)  # task.augment_p_kimg's ramp (R3GAN)
+    result = run_step(run.phases, run.task, run.G, {**batch, "step": state.step}, run.amp, ctx.rank, ctx.world_size)
+    state.step += 1
+    if run.ada is not None:
+        run.ada.observe(result.stats["D/real_sign"])
+        run.ada.maybe_adjust(state.step)
+    if not run.watch.record_step(run.bad_steps, state, result, run.last_ckpt, run.clock, run.ada):  # all ranks agree
+        run.stats.add(result.stats)
+        run.stats.add_host(schedule_stats(cfg, state.step - 1, state.images_seen, lr, run.penalty))
+    run.update_ema(ema_beta_at(t, run.global_batch, state.step - 1, state.images_seen))
+    state.images_seen += run.global_batch
 
 
-def wrap_networks(state: TrainState, ctx: Context) -> tuple[nn.Module, nn.Module]:
-    """G and D, each in its own DDP wrapper; every rank checked to hold the same weights; both
-    frozen until a phase switches its own network on."""
-    G = wrap_ddp(state.G, ctx, broadcast_buffers=True)
-    # D is always in train mode, so its BN running statistics are never used: not broadcasting
-    # them lets D run forward twice per step without in-place buffer updates between the two.
-    D = wrap_ddp(state.D, ctx, broadcast_buffers=False)
-    check_identical_across_ranks(state.G, state.D, state.G_ema)
-    state.G.requires_grad_(False)
-    state.D.requires_grad_(False)
-    return G, D
+def log_window(run: Run) -> None:
+    """Every trainer.log_every steps and at the end: the window's means over its steps and the
+    ranks (one all-reduce), with the perf/, goodput/ and checkpoint-schedule figures, to
+    TensorBoard and rank 0's progress line; the collapse watch reads them."""
+    ctx, state, clock, schedule, t = run.ctx, run.state, run.clock, run.schedule, run.cfg.trainer
+    values = run.throughput.reduce(state.step)
+    if schedule.auto:  # every rank must plan the same checkpoints: the slowest rank's step time
+        schedule.observe_step_time(all_reduce_max([values["perf/step_time_s"]], ctx.device)[0])
+        clock.ledger.ckpt_interval = schedule.interval
+    values = {**values, **augment_values(run.augmenter, run.ada), **clock.values(), **schedule.values(),
+              "train/skipped_steps": float(run.bad_steps.pop_since_log()),
+              "train/images_seen": float(state.images_seen),
+              "train/rollbacks": float(state.healing.rollbacks),
+              **run.bad_steps.loss_scales(G=state.scaler_g, D=state.scaler_d)}
+    run.monitor.scalars(values, state.step)
+    run.metrics.update(values)
+    if ctx.is_chief:
+        log_progress(state.step, t.max_steps, values, run.throughput.eta_s(state.step, t.max_steps), run.last_ckpt)
+    clock.heartbeat()
+    run.watch.heal(run.watch.observe_log(state.step, values), state, clock, run.ada)
 
 
-def evaluate(evaluator: Evaluator, state: TrainState, monitor: NullMonitor, ctx: Context) -> dict[str, float]:
-    """Score EMA G on every rank together; rank 0 logs the headline scores."""
-    scores = evaluator(state.G_ema, state.G)
-    monitor.scalars(scores, state.step)
-    if ctx.is_chief and scores:
+def evaluate(run: Run) -> Optional[dict[str, Any]]:
+    """Score EMA G on every rank together (rank 0 logs the headline scores) and let the collapse
+    watch see the score; returns the record that ranks the checkpoint taken now, or None."""
+    state, t = run.state, run.cfg.trainer
+    scores = run.evaluator(state.G_ema, state.G)
+    run.monitor.scalars(scores, state.step)
+    if run.ctx.is_chief and scores:
         log.info("eval at step %d: %s", state.step, ", ".join(
             describe(scores, SCORES) + [f"took {scores.get('eval/time_s', 0.0):.1f} s"]))
-    return scores
+    run.metrics.update(scores)
+    score = checkpoint_score(scores, *run.score_metric, required=bool(t.keep_best or t.best_metric))
+    run.clock.charge("evaluation")
+    if run.watch.heal(run.watch.observe_eval(state.step, score), state, run.clock, run.ada):
+        return None  # the score was the collapsed networks'; the ones now in place have none yet
+    return score
 
 
-def finish_without_training(cfg: Config, ctx: Context, state: TrainState, evaluator: Evaluator,
-                            monitor: NullMonitor, clock: GoodputClock) -> TrainState:
+def checkpoint(run: Run, score: Optional[dict[str, Any]], asynchronous: bool) -> None:
+    """Every rank together: the state saved (ADA's open window summed over the ranks first),
+    the stall it cost logged and told to the checkpoint schedule."""
+    ctx, state, clock, schedule = run.ctx, run.state, run.clock, run.schedule
+    if run.ada is not None:
+        state.ada = run.ada.state_dict()  # a collective: the open window summed over ranks
+    clock.ledger.checkpoints += 1
+    timing = save_checkpoint(run.cfg, ctx, state, run.classes, run.metrics, run.resumed_from, clock, schedule, score,
+                             asynchronous=asynchronous)
+    run.monitor.scalars(timing, state.step)
+    stall = timing["ckpt/stall_s"]
+    schedule.checkpointed(state.step, all_reduce_max([stall], ctx.device)[0] if schedule.auto else stall)
+    run.last_ckpt = state.step
+    clock.charge("checkpoint")
+    clock.heartbeat(force=True)
+
+
+def finish_without_training(run: Run) -> TrainState:
     """The run had already reached trainer.max_steps: evaluate and report, nothing more."""
-    if ctx.is_chief:
-        log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, cfg.trainer.max_steps)
+    state, clock = run.state, run.clock
+    if run.ctx.is_chief:
+        log.info("Run already finished at step %d (trainer.max_steps=%d)", state.step, run.cfg.trainer.max_steps)
     clock.charge("startup")
-    metrics = evaluator(state.G_ema, state.G)
+    metrics = run.evaluator(state.G_ema, state.G)
     clock.charge("evaluation")
-    ctx.report({**metrics, "step": state.step}, None)
-    monitor.close()
+    run.ctx.report({**metrics, "step": state.step}, None)
+    run.monitor.close()
     clock.finish()
     return state
-
-
-def remote_log_root(ctx: Context) -> Optional[str]:
-    """Where rank 0's logs are copied to: the run directory, when it is not on this machine."""
-    if ctx.log_dir is None or ctx.run_dir is None:
-        return None
-    if is_local(ctx.run_dir):
-        return None  # local storage: the logs are written in the run directory itself
-    return ctx.run_dir
-
-
-def adopt_data_layout(state: TrainState, cfg: Config, ctx: Context) -> None:
-    """This run's layout of the data (world size, batch size, loader workers), for each stream."""
-    t = cfg.trainer
-    if ctx.is_chief and ctx.world_size != t.num_workers:
-        log.info("Training on %d workers (elastic, up to trainer.num_workers=%d); the per-worker batch "
-                 "stays data.batch_size=%d, so the global batch is %d", ctx.world_size, t.num_workers,
-                 cfg.data.batch_size, cfg.data.batch_size * ctx.world_size)
-    adopt_layout(cfg, state.data, state.unlabeled, ctx.world_size, ctx.is_chief)
-
-
-def make_penalty(cfg: Config, healing: Optional[Healing] = None,
-                 images: Callable[[], int] = lambda: 0) -> Optional[Penalty]:
-    """The gradient penalties task.gamma asks for (times what collapse rollbacks left), or None
-    when they are off for the whole run. ``images``: the images seen before the step being
-    taken (trainer.schedule_kimg counts its horizon in them)."""
-    t = cfg.task
-    if t.gamma == 0 and not t.gamma_final:
-        return None
-    healing = healing or Healing()
-    return Penalty(gamma=lambda step: gamma_at(t, cfg.trainer, step, images()) * healing.gamma_scale,
-                   every=t.penalty_every,
-                   r2=t.penalty == PenaltyKind.r1_r2)
 
 
 def schedule_stats(cfg: Config, step: int, images: int, lr_factors: tuple[float, float],
-                   penalty: Optional[Penalty]) -> dict[str, torch.Tensor]:
+                   penalty: Optional[Penalty]) -> dict[str, float]:
     """The scheduled values in effect at ``step`` (taken after ``images`` images), to log beside the losses."""
     t = cfg.trainer
     values = {"lr/G": t.lr_g * lr_factors[0], "lr/D": t.lr_d * lr_factors[1]}
@@ -263,25 +175,7 @@ def schedule_stats(cfg: Config, step: int, images: int, lr_factors: tuple[float,
         values["adam/beta2"] = beta2_at(t, step, images)
     if penalty is not None:
         values["train/gamma"] = penalty.gamma(step)
-    return {k: torch.tensor(v) for k, v in values.items()}
-
-
-def make_augmentation(cfg: Config, ctx: Context, state: TrainState
-                      ) -> tuple[Optional[Augmenter], Optional[AdaController]]:
-    """task.augment's transforms of D's inputs and, with task.ada_target, ADA's controller of
-    their probability (carried on from a resumed checkpoint)."""
-    t = cfg.task
-    if not t.augment:
-        return None, None
-    if t.ada_target is None:
-        return Augmenter(list(t.augment), 1.0 if t.augment_p is None else t.augment_p, t.augment_color_p,
-                         t.augment_p_kimg), None
-    augmenter = Augmenter(list(t.augment), 0.0 if t.augment_p is None else t.augment_p, t.augment_color_p)
-    ada = AdaController(augmenter, t.ada_target, t.ada_kimg, t.ada_interval, cfg.data.batch_size * ctx.world_size,
-                        ctx.device)
-    if state.ada:
-        ada.load_state_dict(state.ada, ctx.rank)
-    return augmenter, ada
+    return values
 
 
 def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController]) -> dict[str, float]:
@@ -290,62 +184,3 @@ def augment_values(augmenter: Optional[Augmenter], ada: Optional[AdaController])
     if ada is not None:
         values["augment/rt"] = ada.rt
     return values
-
-
-def make_task(cfg: Config, num_classes: int, augmenter: Optional[Augmenter] = None) -> Task:
-    if cfg.task.name == TaskName.generate:
-        return GenerateTask(cfg.model.z_dim, augmenter, conditional=cfg.model.conditional, g_draw=str(cfg.task.g_draw))
-    t = cfg.task
-    if t.name == TaskName.translate:
-        return TranslateTask(l1_weight=t.l1_weight, adv_weight=t.adv_weight)
-    semi = str(t.semi)
-    threshold = t.semi_threshold if t.semi_threshold is not None else SEMI_THRESHOLDS.get(semi, 0.0)
-    return SegmentTask(num_classes, seg_loss=str(t.seg_loss), seg_weight=t.seg_weight, adv_weight=t.adv_weight,
-                       d_input=str(t.d_input), d_image=t.d_image, scaling_tau=t.scaling_tau, semi=semi,
-                       semi_weight=t.semi_weight, semi_start=round(t.semi_start * cfg.trainer.max_steps),
-                       semi_threshold=threshold, adv_unlabeled_weight=t.adv_unlabeled_weight,
-                       d_map_range=str(t.d_map_range), d_unlabeled=t.d_unlabeled)
-
-
-def wrap_ddp(module: nn.Module, ctx: Context, broadcast_buffers: bool) -> nn.Module:
-    """G and D each get their own DDP wrapper; one process keeps the plain module."""
-    if ctx.world_size == 1:
-        return module
-    device_ids = [ctx.device] if ctx.device.type == "cuda" else None
-    # Newer torch renames broadcast_buffers (buffers are synced at init either way).
-    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
-        return DDP(module, device_ids=device_ids, forward_sync_buffers=broadcast_buffers)
-    return DDP(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
-
-
-def make_preview(cfg: Config, ctx: Context, manifest: Manifest, task: Task):
-    """Rank 0's fixed inputs for image grids, so successive grids compare."""
-    if task.name == TaskName.generate:
-        gen = torch.Generator().manual_seed(derive_seed(cfg.trainer.seed, "preview"))
-        conditional = cfg.model.conditional
-        z = torch.randn(8 if conditional else 64, cfg.model.z_dim, generator=gen).to(ctx.device)
-
-        @torch.no_grad()
-        def sample_grid(G_ema: nn.Module) -> torch.Tensor:
-            if conditional:
-                return class_grid(G_ema, z, manifest.labels or [])
-            return grid(to_unit(G_ema(z)), nrow=8)
-
-        return sample_grid
-
-    split = cfg.data.eval_split if cfg.data.eval_split in manifest.splits else "train"
-    count = min(8, manifest.samples(split))
-    loader = epoch_loader(cfg.data.url, split=split, batch_size=count, rank=0, world_size=1,
-                          num_workers=0, epoch=0, seed=cfg.trainer.seed, shuffle=False)
-    fixed = to_device(next(iter(loader)), ctx.device, accel.channels_last(cfg, ctx.device))
-
-    @torch.no_grad()
-    def triplets(G_ema: nn.Module) -> torch.Tensor:
-        if task.name == TaskName.translate:
-            return translate_triplets(fixed["image"], fixed["target"], G_ema(fixed["image"]))
-        pred = G_ema(fixed["image"]).argmax(dim=1)
-        return segment_triplets(fixed["image"], fixed["mask"], pred, manifest.classes)
-
-    return triplets
-
-

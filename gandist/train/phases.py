@@ -60,10 +60,12 @@ class Phase:
     # Listed once: walking a U-Net's module tree for them costs more than using them, every step.
     params: list[Tensor] = field(init=False)
     buffers: list[Tensor] = field(init=False)
+    backup: list[Tensor] = field(init=False)  # the buffers as they were before the step (run_step)
 
     def __post_init__(self) -> None:
         self.params = list(self.module.parameters())
         self.buffers = list(self.module.buffers())
+        self.backup = [b.detach().clone() for b in self.buffers]
 
 
 @dataclass
@@ -180,10 +182,17 @@ def set_requires_grad(params: list[Tensor], flag: bool) -> None:
 
 
 def grad_norm(params: list[Tensor]) -> Tensor:
-    """The L2 norm of all of a network's gradients (already synced by DDP)."""
+    """The L2 norm of all of a network's gradients (already synced by DDP); not finite when
+    any gradient is not."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
+    if grads[0].device.type == "cpu" and all(g.dtype == torch.float32 for g in grads):
+        # On a CPU, BLAS's dot reads each gradient once at nearly memory speed: 1.3 ms against
+        # 2.4 ms for _foreach_norm over the demo U-Net's 7.3M gradients out of cache (as they
+        # are after backward), and nearer the float64 norm (1e-7 against 1e-5 relative). On a
+        # GPU, _foreach_norm is one fused kernel.
+        return torch.stack([torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads]).sum().sqrt()
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
 
 
@@ -212,15 +221,17 @@ def optimizer_step(ph: Phase, finite_grads: Tensor) -> None:
         ph.opt.step()
 
 
-def agree_on_step(loss_bad: Tensor, grads_bad: Tensor, rank: int, world_size: int) -> tuple[Tensor, Tensor]:
+def agree_on_step(bad: Tensor, rank: int, world_size: int) -> tuple[list[list[bool]], list[bool]]:
     """Per phase, which ranks saw a non-finite loss, and whether the (synced) gradients were
-    not finite: one all-reduce and one host sync for the whole step. Returns host tensors
-    shaped [world_size, phases] and [phases]."""
-    flags = torch.zeros(world_size, 2, len(loss_bad), device=loss_bad.device)
-    flags[rank, 0], flags[rank, 1] = loss_bad.float(), grads_bad.float()
+    not finite, from this rank's ``bad`` [2, phases] (non-finite loss, non-finite gradients):
+    one all-reduce and one host sync for the whole step. Returns, on the host, [rank][phase]
+    and [phase]."""
+    flags = torch.zeros(world_size, *bad.shape, device=bad.device)
+    flags[rank] = bad
     all_reduce_sum(flags)
-    flags = flags.cpu() > 0
-    return flags[:, 0], flags[:, 1].any(dim=0)
+    rows = flags.tolist()  # the host sync
+    loss_bad = [[v > 0 for v in loss] for loss, _ in rows]
+    return loss_bad, [any(v > 0 for v in ranks) for ranks in zip(*(grads for _, grads in rows))]
 
 
 def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
@@ -233,9 +244,11 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
     end: a non-finite loss on some rank is divergence; non-finite fp16 gradients from a finite
     loss are the grad scaler's overflow (it lowers the scale): counted, their norm not logged.
     """
-    # Forwards update BatchNorm statistics; a diverged step puts them back (they are small).
-    buffers = [b for ph in {id(ph.module): ph for ph in phases}.values() for b in ph.buffers]
-    saved = [b.detach().clone() for b in buffers]
+    # Forwards update BatchNorm statistics; a diverged step puts them back (they are small):
+    # each network's copied into the backup its phase keeps, in one call.
+    owners = [ph for ph in {id(ph.module): ph for ph in phases}.values() if ph.buffers]
+    for ph in owners:
+        torch._foreach_copy_(ph.backup, ph.buffers)
     g_params = next(ph.params for ph in phases if ph.module is G)
     g_batch = task.g_batch(batch)  # None: G's phase trains on these fakes; else it draws its own
 
@@ -268,21 +281,21 @@ def run_step(phases: list[Phase], task: Task, G: nn.Module, batch: Batch,
         grads_bad.append(~finite_grads)
         norms.append(norm)
 
-    bad_ranks, grads_not_finite = agree_on_step(torch.stack(loss_bad), torch.stack(grads_bad), rank, world_size)
+    bad, not_finite = agree_on_step(torch.stack(loss_bad + grads_bad).view(2, len(phases)), rank, world_size)
     skipped: dict[str, list[int]] = {}
     overflowed: list[str] = []
     for i, ph in enumerate(phases):
-        ranks = bad_ranks[:, i].nonzero().flatten().tolist()
-        if grads_not_finite[i] and not ph.scaler.is_enabled():
+        ranks = [r for r in range(world_size) if bad[r][i]]
+        if not_finite[i] and not ph.scaler.is_enabled():
             ranks = list(range(world_size))  # without a scaler, non-finite gradients are divergence
         if ranks:
             skipped[ph.name] = ranks
-        elif grads_not_finite[i]:
+        elif not_finite[i]:
             overflowed.append(ph.name)
             continue
         stats[f"grad/{ph.name}_norm"] = norms[i]
     if skipped:
         with torch.no_grad():
-            for buffer, value in zip(buffers, saved):
-                buffer.copy_(value)
+            for ph in owners:
+                torch._foreach_copy_(ph.buffers, ph.backup)
     return StepResult(stats, skipped, overflowed)

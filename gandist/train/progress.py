@@ -28,7 +28,7 @@ class Throughput:
         """``batches``, recording how long each one was waited for."""
         wait_start = time.perf_counter()
         for batch in batches:
-            self.stats.add({"perf/data_wait_s": torch.tensor(time.perf_counter() - wait_start)})
+            self.stats.add_host({"perf/data_wait_s": time.perf_counter() - wait_start})
             yield batch
             wait_start = time.perf_counter()
 
@@ -38,7 +38,7 @@ class Throughput:
         steps = step - self.window_step
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device) / 2**30
-            self.stats.add({"perf/gpu_mem_peak_gb": torch.tensor(peak)})
+            self.stats.add_host({"perf/gpu_mem_peak_gb": peak})
             torch.cuda.reset_peak_memory_stats(self.device)
         values = self.stats.reduce()
         step_time = (now - self.window_time) / max(steps, 1)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -16,34 +17,81 @@ Value = Union[Tensor, tuple[Tensor, Tensor]]
 
 
 class Stats:
-    """Running (weighted) means of scalar tensors; ``reduce`` takes them over steps and ranks."""
+    """Running (weighted) means of scalars; ``reduce`` takes them over steps and ranks.
+
+    Every step records about a dozen values, so recording costs the host as little as it
+    can: a step's tensors are added to their sums in one fused call, their counts are kept
+    on the host (per set of keys: one increment a step), and host figures (``add_host``:
+    seconds, scheduled rates) are summed on the host. All sums are float64 of the values as
+    recorded (host figures as float32, as the tensors they once were), in the order recorded,
+    so the means are exactly those of per-value tensor sums. A key is always weighted or
+    never, and always a tensor or always a host figure."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.sums: dict[str, Tensor] = defaultdict(self._zero)
-        self.weights: dict[str, Tensor] = defaultdict(self._zero)
+        self.layouts: dict[tuple[str, ...], list[Tensor]] = {}  # a step's keys -> their sums, listed once
+        self.counts: Counter[tuple[str, ...]] = Counter()  # steps recorded with each set of keys
+        self.weighted: dict[str, list[Tensor]] = {}  # key -> [sum of value x weight, sum of weights]
+        self.host: dict[str, list[float]] = {}  # key -> [sum, count]
 
     def _zero(self) -> Tensor:
         return torch.zeros((), device=self.device, dtype=torch.float64)
 
+    @torch.no_grad()
     def add(self, values: dict[str, Value]) -> None:
+        plain = {}
         for key, value in values.items():
-            value, weight = value if isinstance(value, tuple) else (value, None)
-            if weight is None:
-                self.sums[key] += value.detach().to(torch.float64)
-                self.weights[key] += 1
-            else:
+            if isinstance(value, tuple):
+                value, weight = value
                 weight = weight.detach().to(torch.float64)
-                self.sums[key] += value.detach().to(torch.float64) * weight
-                self.weights[key] += weight
+                if key not in self.weighted:
+                    self.weighted[key] = [self._zero(), self._zero()]
+                self.weighted[key][0] += value.detach().to(torch.float64) * weight
+                self.weighted[key][1] += weight
+            else:
+                plain[key] = value
+        if not plain:
+            return
+        keys = tuple(plain)
+        sums = self.layouts.get(keys)
+        if sums is None:
+            sums = self.layouts[keys] = [self.sums[key] for key in keys]
+        torch._foreach_add_(sums, list(plain.values()))  # each sum += its value, in float64
+        self.counts[keys] += 1
+
+    def add_host(self, values: dict[str, float]) -> None:
+        """Figures the host already holds, as float32 values (what ``torch.tensor`` made of
+        them when they were recorded as tensors: the logged means are unchanged)."""
+        for key, value in values.items():
+            value = float(np.float32(value))
+            entry = self.host.get(key)
+            if entry is None:
+                self.host[key] = [value, 1]
+            else:
+                entry[0] += value
+                entry[1] += 1
 
     def reduce(self) -> dict[str, float]:
         """Means over the steps since the last reduce and all ranks (one all-reduce); a key with
         no weight anywhere in the window is left out. All ranks call it."""
-        keys = sorted(self.sums)  # same keys on every rank: the same code recorded them
+        counts: Counter[str] = Counter()
+        for keys, steps in self.counts.items():
+            for key in keys:
+                counts[key] += steps
+        keys = sorted([*counts, *self.weighted, *self.host])  # same keys on every rank: the same code recorded them
         if not keys:
             return {}
-        totals = all_reduce_sum(torch.stack([torch.stack([self.sums[k], self.weights[k]]) for k in keys]))
+        rows = {k: torch.stack([self.sums[k], torch.tensor(float(n), dtype=torch.float64, device=self.device)])
+                for k, n in counts.items()}
+        rows.update({k: torch.stack(pair) for k, pair in self.weighted.items()})
+        if self.host:
+            host = torch.tensor(list(self.host.values()), dtype=torch.float64, device=self.device)
+            rows.update(zip(self.host, host.unbind()))
+        totals = all_reduce_sum(torch.stack([rows[k] for k in keys]))
         self.sums.clear()
-        self.weights.clear()
+        self.layouts.clear()
+        self.counts.clear()
+        self.weighted.clear()
+        self.host.clear()
         return {k: s / w for k, (s, w) in zip(keys, totals.tolist()) if w > 0}

@@ -113,3 +113,15 @@ def test_a_conditional_dcgan_logs_one_grid_row_per_class_and_exports_a_condition
     with torch.no_grad():
         a, b = G(z, torch.tensor([0, 0])), G(z, torch.tensor([2, 2]))
     assert a.shape == (2, 3, 32, 32) and not torch.equal(a, b)
+
+
+def test_the_training_loop_reads_on_one_screen():
+    """issue 36: train() holds the loop, the collaborators built elsewhere (train/run.py)."""
+    import ast
+    import inspect
+
+    from gandist.train import loop
+
+    node = ast.parse(inspect.getsource(loop)).body
+    train = next(n for n in node if isinstance(n, ast.FunctionDef) and n.name == "train")
+    assert train.end_lineno - train.lineno + 1 <= 60

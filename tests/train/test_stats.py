@@ -48,3 +48,33 @@ def test_reduce_averages_over_steps_and_ranks_weighs_and_differences_are_caught(
     assert not results[0][3] and not results[1][3]  # a figure nobody could measure is left out
     assert results[0][1] == ""  # rank 0 is the reference
     assert "rank 1 holds a different Linear.bias than rank 0" in results[1][1]
+
+
+def test_means_are_exactly_those_of_per_value_float64_tensor_sums():
+    """Stats sums a step's tensors in one call and host figures on the host: the means are
+    bitwise those of summing each value as a float64 tensor (host figures as float32 tensors),
+    also when the keys change from step to step (a penalty every few steps)."""
+    gen = torch.Generator().manual_seed(0)
+    stats = Stats(torch.device("cpu"))
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+
+    def reference(key: str, value: torch.Tensor) -> None:
+        sums[key] = sums.get(key, torch.zeros((), dtype=torch.float64)) + value.to(torch.float64)
+        counts[key] = counts.get(key, 0) + 1
+
+    for step in range(50):
+        values = {"loss/G": torch.randn((), generator=gen) * 1e3, "grad/G_norm": torch.rand((), generator=gen),
+                  "loss/bf16": torch.randn((), generator=gen).to(torch.bfloat16)}
+        if step % 4 == 0:
+            values["loss/D_r1"] = torch.rand((), generator=gen) * 1e-3
+        host = {"lr/G": 2e-4 * (1 - step / 50), "perf/data_wait_s": 1e-3 * (step % 7) + 1e-7}
+        stats.add(values)
+        stats.add_host(host)
+        for key, value in values.items():
+            reference(key, value)
+        for key, value in host.items():
+            reference(key, torch.tensor(value))
+    means = stats.reduce()
+    assert means == {k: s.item() / counts[k] for k, s in sums.items()}
+    assert stats.reduce() == {}  # the window starts afresh
