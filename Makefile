@@ -63,7 +63,7 @@ demo-generate: $(STAMP) $(DEMO_DIGITS)/manifest.json
 test: $(STAMP) $(KUSTOMIZE) $(FIDELITY)
 	$(PY) -m pytest -q --durations=15
 
-# The inner loop: every test that starts no cluster or server (not marked slow), under 2 minutes.
+# The inner loop: every test that starts no cluster or server (not marked slow), 3 minutes on 2 cores (issue 36 asks for under 2).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
