@@ -21,7 +21,7 @@ class Stats:
 
     Every step records about a dozen values, so recording costs the host as little as it
     can: a step's tensors are added to their sums in one fused call, their counts are kept
-    on the host (per set of keys: one increment a step), and host figures (``add_host``:
+    on the host, and host figures (``add_host``:
     seconds, scheduled rates) are summed on the host. All sums are float64 of the values as
     recorded (host figures as float32, as the tensors they once were), in the order recorded,
     so the means are exactly those of per-value tensor sums. A key is always weighted or
@@ -30,8 +30,7 @@ class Stats:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.sums: dict[str, Tensor] = defaultdict(self._zero)
-        self.layouts: dict[tuple[str, ...], list[Tensor]] = {}  # a step's keys -> their sums, listed once
-        self.counts: Counter[tuple[str, ...]] = Counter()  # steps recorded with each set of keys
+        self.counts: Counter[str] = Counter()  # steps recorded with each key
         self.weighted: dict[str, list[Tensor]] = {}  # key -> [sum of value x weight, sum of weights]
         self.host: dict[str, list[float]] = {}  # key -> [sum, count]
 
@@ -53,12 +52,8 @@ class Stats:
                 plain[key] = value
         if not plain:
             return
-        keys = tuple(plain)
-        sums = self.layouts.get(keys)
-        if sums is None:
-            sums = self.layouts[keys] = [self.sums[key] for key in keys]
-        torch._foreach_add_(sums, list(plain.values()))  # each sum += its value, in float64
-        self.counts[keys] += 1
+        torch._foreach_add_([self.sums[key] for key in plain], list(plain.values()))
+        self.counts.update(plain.keys())
 
     def add_host(self, values: dict[str, float]) -> None:
         """Figures the host already holds, as float32 values (what ``torch.tensor`` made of
@@ -75,22 +70,17 @@ class Stats:
     def reduce(self) -> dict[str, float]:
         """Means over the steps since the last reduce and all ranks (one all-reduce); a key with
         no weight anywhere in the window is left out. All ranks call it."""
-        counts: Counter[str] = Counter()
-        for keys, steps in self.counts.items():
-            for key in keys:
-                counts[key] += steps
-        keys = sorted([*counts, *self.weighted, *self.host])  # same keys on every rank: the same code recorded them
+        keys = sorted([*self.counts, *self.weighted, *self.host])  # same keys on every rank: the same code recorded them
         if not keys:
             return {}
         rows = {k: torch.stack([self.sums[k], torch.tensor(float(n), dtype=torch.float64, device=self.device)])
-                for k, n in counts.items()}
+                for k, n in self.counts.items()}
         rows.update({k: torch.stack(pair) for k, pair in self.weighted.items()})
         if self.host:
             host = torch.tensor(list(self.host.values()), dtype=torch.float64, device=self.device)
             rows.update(zip(self.host, host.unbind()))
         totals = all_reduce_sum(torch.stack([rows[k] for k in keys]))
         self.sums.clear()
-        self.layouts.clear()
         self.counts.clear()
         self.weighted.clear()
         self.host.clear()
