@@ -1,128 +1,197 @@
-"""Generation quality, side by side in one run: DCGAN against R3GAN for the same wall time on
-builtin shapes, and R3GAN with and without augmentation (ADA) on a 10% subset.
+"""Generation quality on builtin digits: DCGAN against R3GAN at equal training images (how the
+papers compare) and at equal wall time (what a CPU user pays), and R3GAN with and without ADA
+on a 10% subset, side by side in one run.
 
-Every run is one process on this machine (2 CPU cores here), batch 32, 32x32 builtin shapes,
-scored by the shapes judge (eval.features=shapes, gandist.metrics.shapes_judge) at each
-evaluation against the same held-out images: the Fréchet distance on the judge's features,
-precision and recall (k = 3) on them, and mode coverage (modes reached of the 29, and
-KL(real || generated) of the mode mixes).
+The data is `make demo-generate`'s: builtin:digits at 32 px (1,497 training images, 300 held
+out), scored by the digits judge (eval.features=digits, gandist.metrics.digits_judge) on the
+held-out images at every evaluation: the Fréchet distance on the judge's features (FD),
+improved precision and recall (k = 3) on them, and the digits reached (modes, of 10).
 
-Same wall time: a short calibration run of each recipe measures its step time; each run then
-gets as many steps as fit in --minutes of training (evaluation time not counted).
+  dcgan     task=generate's default DCGAN at batch 64: `make demo-generate`'s recipe
+  r3gan     model=r3gan at batch 32 (the preset's CPU scale), data.flips=none: digits are not
+            mirror-symmetric (R3GAN's --mirror=1 is a per-dataset flag; it mirrors CIFAR-10)
 
-  full data      dcgan         task=generate's default (DCGAN, non-saturating loss)
-                 r3gan         model=r3gan (its whole recipe, its augmentation ramp included)
-  10% subset     r3gan         model=r3gan on 10% of the images, task.augment=[] (no augmentation)
-                 r3gan+ada     the same with ADA's controller on ADA's bgc ops (task.ada_target=0.6)
+Budgets, each run one process with one thread, --jobs runs at a time:
+  1. r3gan, --seeds seeds, as many steps as --minutes of training allow (a calibration run
+     measures the step time first; evaluation time not counted). Its images seen are the
+     equal-images budget.
+  2. dcgan, the same seeds: trained to the same images seen and evaluated there, then resumed
+     (the same run, bitwise as one; its rate is constant) to --minutes of its own training:
+     the equal-wall-time point.
+  3. r3gan on a 10% subset (the first tenth of the training images, the same held-out set),
+     task.augment=[] against ADA's controller on ADA's bgc ops (task.ada_target=0.6), one
+     seed each, --subset-minutes each.
 
-Targets: R3GAN's final FD below DCGAN's and its mode coverage at or above it; augmentation
-better (lower FD) than none on the subset. Writes the table and every evaluation to --json.
+Targets: at equal images R3GAN's mean FD below DCGAN's; on the subset ADA's FD at or below no
+augmentation's. The equal-wall-time FDs are reported beside them with the winner, no target.
+Every run's recipe, steps, images seen, seconds, scores at each evaluation and last grid
+(EMA G, under --grids) are in the JSON.
 
-    .venv/bin/python bench/quality_generate.py [--minutes 3] [--samples 8192] [--json bench/quality_generate.json]
+    .venv/bin/python bench/quality_generate.py [--minutes 30] [--seeds 2] [--json bench/records/quality_generate.json]
+    .venv/bin/python bench/quality_generate.py --quick     # a smoke run: 1 seed, seconds per run
 
-`make quality-generate` runs it with the defaults: about 16 minutes on 2 CPU cores.
+`make quality-generate` runs it with the defaults: about 80 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
-from common import Row, finish, same_wall_time_run, scalars
+from common import Row, finish, scalars, windows
 
-COMMON = ["task=generate", "model.resolution=32", "data.batch_size=32", "data.loader_workers=0",
-          "launcher.name=local", "trainer.num_workers=1", "eval.features=shapes"]
+COMMON = ["task=generate", "model.resolution=32", "data.loader_workers=0", "launcher.name=local",
+          "trainer.num_workers=1", "eval.features=digits"]
 # ADA's controller on ADA's own ops (its 0.6 target was tuned for them), in place of model=r3gan's fixed ramp
 ADA = ["task.augment=[bgc]", "task.augment_p=null", "task.augment_p_kimg=null", "task.augment_color_p=1",
        "task.ada_target=0.6", "task.ada_kimg=20"]
-RUNS = {  # name -> (shard set, overrides)
-    "dcgan": ("full", []),
-    "r3gan": ("full", ["model=r3gan"]),
-    "r3gan_subset": ("subset", ["model=r3gan", "task.augment=[]"]),
-    "r3gan_subset_ada": ("subset", ["model=r3gan", *ADA]),
+RECIPES = {  # name -> (shard set, batch, overrides)
+    "dcgan": ("full", 64, ["data.batch_size=64"]),
+    "r3gan": ("full", 32, ["model=r3gan", "data.batch_size=32", "data.flips=none"]),
+    "r3gan_subset": ("subset", 32, ["model=r3gan", "data.batch_size=32", "data.flips=none", "task.augment=[]"]),
+    "r3gan_subset_ada": ("subset", 32, ["model=r3gan", "data.batch_size=32", "data.flips=none", *ADA]),
 }
-SCORES = ("eval/fd_shapes", "eval/precision_shapes", "eval/recall_shapes", "eval/modes", "eval/mode_kl")
+SCORES = ("eval/fd_digits", "eval/precision_digits", "eval/recall_digits", "eval/modes")
+
+
+def train_one(job: dict) -> dict:
+    """One run in a worker process, one thread: its legs in turn on the same run directory
+    (a later leg resumes the earlier one's last checkpoint); returns each leg's scores."""
+    import torch
+
+    torch.set_num_threads(1)
+    from gandist.config import absolutize, compose_config
+    from gandist.launchers.common import configure_logging
+    from gandist.launchers.local import run_local
+
+    configure_logging()
+    legs = []
+    for steps, every, label in job["legs"]:
+        started = time.monotonic()
+        summary = run_local(absolutize(compose_config(job["overrides"] + [
+            f"trainer.max_steps={steps}", f"trainer.ckpt_every={steps}", f"eval.every={every}",
+            f"trainer.image_every={steps}", f"trainer.log_every={max(1, min(25, steps // 5))}"])))
+        legs.append({"steps": steps, "images_seen": steps * job["batch"], "seconds": round(time.monotonic() - started, 1),
+                     "final": {tag: summary.metrics.get(tag) for tag in SCORES}})
+        grid = os.path.join(summary.run_dir, "samples", f"samples_{steps:08d}.png")
+        if job["grids"] and os.path.exists(grid):
+            shutil.copy(grid, os.path.join(job["grids"], f"generate_{job['name']}_s{job['seed']}{label}.png"))
+    step_s = statistics.median(windows(summary.log_dir, "perf/step_time_s", skip_windows=1))
+    curves = {tag: {str(k): v for k, v in sorted(scalars(summary.log_dir, tag).items())} for tag in SCORES}
+    return {"name": job["name"], "seed": job["seed"], "recipe": job["recipe"], "batch": job["batch"],
+            "step_s": step_s, "legs": legs, "curves": curves}
+
+
+def calibrate(pool: ProcessPoolExecutor, jobs: list[dict], steps: int) -> float:
+    """The step time of one recipe with --jobs runs beside each other (as the real runs will
+    be): the slowest of the calibration runs, so every seed gets the same steps."""
+    probes = [{**j, "legs": [(steps, 10 ** 9, "")], "grids": None,
+               "overrides": [o.replace("run.name=", "run.name=calibrate-") for o in j["overrides"]]} for j in jobs]
+    return max(r["step_s"] for r in pool.map(train_one, probes))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=3.0, help="training time of each run")
-    parser.add_argument("--samples", type=int, default=8192, help="training images of the full set")
-    parser.add_argument("--subset", type=float, default=0.1, help="fraction of them in the subset")
-    parser.add_argument("--heldout", type=int, default=1024, help="held-out images (and samples) per evaluation")
+    parser.add_argument("--minutes", type=float, default=30.0, help="R3GAN's training time: the images budget")
+    parser.add_argument("--subset-minutes", type=float, default=10.0, help="training time of each subset run")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--subset", type=float, default=0.1, help="fraction of the training images in the subset")
     parser.add_argument("--evals", type=int, default=4, help="evaluations per run (the last at the end)")
-    parser.add_argument("--calibrate", type=int, default=30, help="steps of each calibration run")
-    parser.add_argument("--only", default=",".join(RUNS), help="comma-separated subset of " + ", ".join(RUNS))
-    parser.add_argument("--json", default=None, help="also write the table to this file")
+    parser.add_argument("--calibrate", type=int, default=50, help="steps of each calibration run")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 0.2 minutes, 10-step calibration")
+    parser.add_argument("--json", default=None, help="also write the table and every run to this file")
     parser.add_argument("--grids", default=None, help="copy each run's last sample grid (EMA G) to this folder")
     args = parser.parse_args()
-
-    import shutil
+    if args.quick:
+        args.seeds, args.minutes, args.subset_minutes, args.calibrate = 1, 0.2, 0.1, 10
 
     import torch
 
-    from gandist.config import absolutize, compose_config
     from gandist.data import write_shard_set
-    from gandist.launchers.common import configure_logging
+    from gandist.metrics.digits_judge import judge_path, load_judge
     from gandist.metrics.judges import saved_accuracy
-    from gandist.metrics.shapes_judge import judge_path, load_judge
 
-    configure_logging()
     began = time.monotonic()
     load_judge(torch.device("cpu"))  # trained now if this machine has none: not inside a run's time
     judge_accuracy = saved_accuracy(judge_path())
-    print(f"shapes judge, held-out accuracy: {judge_accuracy}", flush=True)
-    results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"digits judge, held-out accuracy: {judge_accuracy}", flush=True)
+    if args.grids:
+        os.makedirs(args.grids, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, \
+            ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         data = {"full": os.path.join(tmp, "full"), "subset": os.path.join(tmp, "subset")}
-        sizes = {"full": args.samples, "subset": max(64, round(args.samples * args.subset))}
-        for name, url in data.items():  # the subset is the full set's first images; the same held-out set
-            write_shard_set("builtin:shapes", url, samples=sizes[name], heldout=args.heldout, shard_size=512,
-                            size=32, seed=0)
+        images = write_shard_set("builtin:digits", data["full"], heldout=300, shard_size=512, size=32,
+                                 seed=0).samples("train")
+        write_shard_set("builtin:digits", data["subset"], samples=max(64, round(images * args.subset)), heldout=300,
+                        shard_size=512, size=32, seed=0)
 
-        def cfg(name: str, steps: int, every: int, extra: list[str]):
-            subset, overrides = RUNS[name]
-            return absolutize(compose_config(COMMON + overrides + extra + [
-                f"data.url={data[subset]}", f"run.storage={tmp}/runs", f"run.name={name}-{steps}",
-                f"trainer.max_steps={steps}", f"trainer.ckpt_every={steps}", f"eval.every={every}",
-                f"eval.samples={args.heldout}"]))
+        def jobs(name: str, seeds: range) -> list[dict]:
+            subset, batch, overrides = RECIPES[name]
+            recipe = COMMON + overrides
+            return [{"name": name, "seed": s, "batch": batch, "recipe": recipe, "grids": args.grids,
+                     "overrides": recipe + [f"data.url={data[subset]}", f"run.storage={tmp}/runs",
+                                            f"run.name={name}-{s}", f"trainer.seed={s}"]} for s in seeds]
 
-        for name in [n for n in args.only.split(",") if n]:
-            summary, steps, step_s, seconds = same_wall_time_run(
-                lambda *a: cfg(name, *a), args.minutes, args.evals, args.calibrate)
-            if args.grids:
-                os.makedirs(args.grids, exist_ok=True)
-                shutil.copy(os.path.join(tmp, "runs", f"{name}-{steps}", "samples", f"samples_{steps:08d}.png"),
-                            os.path.join(args.grids, f"{name}.png"))
-            curves = {tag: {str(k): v for k, v in sorted(scalars(summary.log_dir, tag).items())} for tag in SCORES}
-            results[name] = {"overrides": RUNS[name][1], "images": sizes[RUNS[name][0]], "step_s": step_s,
-                             "steps": steps, "seconds": seconds,
-                             "final": {tag: summary.metrics[tag] for tag in SCORES}, "curves": curves}
-            final = results[name]["final"]
-            print(f"{name}: {steps} steps at {step_s * 1000:.0f} ms: FD {final['eval/fd_shapes']:.2f}, "
-                  f"modes {final['eval/modes']:.0f}, mode KL {final['eval/mode_kl']:.3f} "
-                  f"({time.monotonic() - began:.0f} s so far)", flush=True)
+        def every(steps: int) -> int:
+            return -(-steps // args.evals)  # ceil: --evals evaluations, the last at the end
 
-    print(f"\n{'run':<18} {'steps':>6} " + " ".join(f"{t.split('/')[1]:>17}" for t in SCORES))
-    for name, r in results.items():
-        for step in r["curves"][SCORES[0]]:
-            print(f"{name:<18} {step:>6} " + " ".join(f"{r['curves'][t].get(step, float('nan')):>17.4g}" for t in SCORES))
-    rows = []
-    fd = {name: r["final"]["eval/fd_shapes"] for name, r in results.items()}
-    if "dcgan" in fd and "r3gan" in fd:
-        rows.append(Row("generate: R3GAN / DCGAN final FD(shapes), same wall time", fd["r3gan"], fd["dcgan"],
-                        fd["r3gan"] / fd["dcgan"], "< 1", "FD"))
-        modes = {n: results[n]["final"]["eval/modes"] for n in ("dcgan", "r3gan")}
-        rows.append(Row("generate: R3GAN - DCGAN modes reached", modes["r3gan"], modes["dcgan"],
-                        modes["r3gan"] - modes["dcgan"], ">= 0", "modes"))
-    if "r3gan_subset" in fd and "r3gan_subset_ada" in fd:
-        rows.append(Row("generate: R3GAN on 10%, ADA / none final FD(shapes)", fd["r3gan_subset_ada"],
-                        fd["r3gan_subset"], fd["r3gan_subset_ada"] / fd["r3gan_subset"], "< 1", "FD"))
-    return finish(rows, args.json, runs=results, judge_accuracy=judge_accuracy, minutes=args.minutes,
-                  samples=args.samples, heldout=args.heldout, common=COMMON, seconds=time.monotonic() - began)
+        def report(run: dict) -> None:
+            for leg in run["legs"]:
+                f = leg["final"]
+                print(f"{run['name']} seed {run['seed']}: {leg['steps']} steps ({leg['images_seen']} images) in "
+                      f"{leg['seconds']:.0f} s: FD {f['eval/fd_digits']:.1f}, precision {f['eval/precision_digits']:.3f}, "
+                      f"recall {f['eval/recall_digits']:.3f}, digits {f['eval/modes']:.0f} "
+                      f"({time.monotonic() - began:.0f} s so far)", flush=True)
+
+        runs: list[dict] = []
+        seeds = range(args.seeds)
+        r3_step = calibrate(pool, jobs("r3gan", seeds), args.calibrate)
+        r3_steps = max(args.evals, int(args.minutes * 60 / r3_step))
+        budget = r3_steps * RECIPES["r3gan"][1]
+        print(f"r3gan: {r3_step * 1000:.0f} ms a step: {r3_steps} steps, {budget} images in {args.minutes} minutes",
+              flush=True)
+        for run in pool.map(train_one, [{**j, "legs": [(r3_steps, every(r3_steps), "")]} for j in jobs("r3gan", seeds)]):
+            runs.append(run), report(run)
+
+        dc_step = calibrate(pool, jobs("dcgan", seeds), args.calibrate)
+        dc_equal = max(1, round(budget / RECIPES["dcgan"][1]))
+        dc_wall = max(dc_equal + 1, int(args.minutes * 60 / dc_step))
+        print(f"dcgan: {dc_step * 1000:.0f} ms a step: {dc_equal} steps for {dc_equal * 64} images, {dc_wall} steps "
+              f"in {args.minutes} minutes", flush=True)
+        for run in pool.map(train_one, [{**j, "legs": [(dc_equal, dc_equal, "_equal_images"),
+                                                                  (dc_wall, every(dc_wall), "")]}
+                                        for j in jobs("dcgan", seeds)]):
+            runs.append(run), report(run)
+
+        subset_jobs = jobs("r3gan_subset", range(1)) + jobs("r3gan_subset_ada", range(1))
+        sub_step = calibrate(pool, subset_jobs, args.calibrate)
+        sub_steps = max(args.evals, int(args.subset_minutes * 60 / sub_step))
+        for run in pool.map(train_one, [{**j, "legs": [(sub_steps, every(sub_steps), "")]} for j in subset_jobs]):
+            runs.append(run), report(run)
+
+    def mean(name: str, leg: int, tag: str = "eval/fd_digits") -> float:
+        return statistics.mean(r["legs"][leg]["final"][tag] for r in runs if r["name"] == name)
+
+    rows = [Row("generate: R3GAN / DCGAN FD(digits), equal images", mean("r3gan", 0), mean("dcgan", 0),
+                mean("r3gan", 0) / mean("dcgan", 0), "< 1", "FD"),
+            Row("generate: R3GAN / DCGAN FD(digits), equal wall time", mean("r3gan", 0), mean("dcgan", 1),
+                mean("r3gan", 0) / mean("dcgan", 1), "report", "FD"),
+            Row("generate: R3GAN on 10%, ADA / none FD(digits)", mean("r3gan_subset_ada", 0),
+                mean("r3gan_subset", 0), mean("r3gan_subset_ada", 0) / mean("r3gan_subset", 0), "<= 1", "FD")]
+    for budget_name, dc_leg in (("equal images", 0), ("equal wall time", 1)):
+        winner = "R3GAN" if mean("r3gan", 0) < mean("dcgan", dc_leg) else "DCGAN"
+        print(f"{budget_name}: {winner} wins (mean FD R3GAN {mean('r3gan', 0):.1f}, DCGAN {mean('dcgan', dc_leg):.1f})")
+    return finish(rows, args.json, runs=runs, judge_accuracy=judge_accuracy, minutes=args.minutes,
+                  subset_minutes=args.subset_minutes, seeds=args.seeds, jobs=args.jobs, training_images=images, quick=args.quick,
+                  seconds=round(time.monotonic() - began))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ A document marks each generated table with a pair of HTML comments:
     <!-- /record -->
 
 and this script replaces what lies between them with the table rendered from
-bench/records/<name>. Run by `make quality` after the benchmark; alone:
+bench/records/<name> (`<!-- record: <name> verdicts -->`: its verdict lines alone, for
+summaries such as bench/BENCHMARKS.md). Run by `make quality` after the benchmark; alone:
 
     .venv/bin/python bench/records.py [--check]     # --check: exit 1 if a document is stale
 """
@@ -27,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RECORDS = os.path.join(HERE, "records")
 DOCUMENTS = [os.path.join(ROOT, "docs", "quality.md"), os.path.join(HERE, "BENCHMARKS.md")]
-MARKED = re.compile(r"(<!-- record: (?P<name>[\w.-]+) -->\n).*?(<!-- /record -->)", re.S)
+MARKED = re.compile(r"(<!-- record: (?P<name>[\w.-]+)(?: (?P<view>verdicts))? -->\n).*?(?P<end><!-- /record -->)", re.S)
 
 VARIANT_NAMES = {"a_ce": "(a) CE", "b_ce_adv": "(b) CE + adversarial", "c_semi": "(c) Hung et al.",
                  "d_self_training": "(d) self-training", "e_all_masks": "(e) all masks"}
@@ -68,7 +69,67 @@ def quality_table(record: dict) -> str:
     return "\n".join(lines + [""] + verdict_lines(record))
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"quality.json": quality_table}
+GENERATE_NAMES = {"dcgan": "DCGAN", "r3gan": "R3GAN", "r3gan_subset": "R3GAN, 10%", "r3gan_subset_ada": "R3GAN + ADA, 10%"}
+
+
+def generate_table(record: dict) -> str:
+    """bench/quality_generate.py: a row per run and budget (each seed), the means per budget
+    with the winner, the verdicts and the grids."""
+    runs = record["runs"]
+    lines = [f"R3GAN's budget: {record['minutes']:g} minutes of training; the subset runs: "
+             f"{record['subset_minutes']:g} minutes; {record['seeds']} seeds; one thread per run, {record['jobs']} runs at a "
+             f"time on 2 CPU cores; "
+             f"{record['seconds'] / 60:.0f} minutes in all. Scores of EMA G on the digits judge.", "",
+             "| run | seed | budget | steps (ms each) | images seen | seconds | FD(digits) | precision | recall | "
+             "digits reached |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        budgets = ["equal images", "equal wall time"] if len(run["legs"]) == 2 else [
+            f"{record['minutes']:g} minutes: the images budget" if run["name"] == "r3gan" else
+            f"{record['subset_minutes']:g} minutes"]
+        for budget, leg in zip(budgets, run["legs"]):
+            f = leg["final"]
+            lines.append(f"| {GENERATE_NAMES.get(run['name'], run['name'])} | {run['seed']} | {budget} | "
+                         f"{leg['steps']:,} ({run['step_s'] * 1000:.0f}) | {leg['images_seen']:,} | {leg['seconds']:.0f} | "
+                         f"{f['eval/fd_digits']:.1f} | {f['eval/precision_digits']:.3f} | "
+                         f"{f['eval/recall_digits']:.3f} | {f['eval/modes']:.0f} |")
+
+    def fds(name: str, leg: int) -> list[float]:
+        return [r["legs"][leg]["final"]["eval/fd_digits"] for r in runs if r["name"] == name]
+
+    lines += ["", "| budget | R3GAN FD, mean (seeds) | DCGAN FD, mean (seeds) | lower FD |", "|---|---|---|---|"]
+    for budget, leg in (("equal images", 0), ("equal wall time", 1)):
+        r3, dc = fds("r3gan", 0), fds("dcgan", leg)
+        if r3 and dc:
+            winner = "R3GAN" if statistics.mean(r3) < statistics.mean(dc) else "DCGAN"
+            lines.append(f"| {budget} | {statistics.mean(r3):.1f} ({', '.join(f'{v:.1f}' for v in r3)}) | "
+                         f"{statistics.mean(dc):.1f} ({', '.join(f'{v:.1f}' for v in dc)}) | {winner} |")
+    grids = [(f"{GENERATE_NAMES.get(r['name'], r['name'])}{', equal images' if len(r['legs']) == 2 and i == 0 else ''}"
+              f", seed {r['seed']}", f"generate_{r['name']}_s{r['seed']}{'_equal_images' if len(r['legs']) == 2 and i == 0 else ''}.png")
+             for r in runs for i in range(len(r["legs"]))]
+    lines += ["", "| " + " | ".join(title for title, _ in grids) + " |", "|" + "---|" * len(grids),
+              "| " + " | ".join(f"![{title}](../bench/grids/{name})" for title, name in grids) + " |"]
+    return "\n".join(lines + [""] + verdict_lines(record))
+
+
+def translate_table(record: dict) -> str:
+    """bench/quality_translate.py: a row per run with its scores at the end and its curves."""
+    lines = [f"{record['minutes']:g} minutes of training per run on 2 CPU cores, one after the other (batch 32, width "
+             f"{record['width']}, {record['samples']:,} pairs, {record['heldout']} held out); the segmenter reads the "
+             f"true held-out photos at mIoU {record['segmenter_miou']:.3f} (the ceiling); "
+             f"{record['seconds'] / 60:.0f} minutes in all.", "",
+             "| run | steps (ms each) | images seen | L1 | PSNR | SSIM | FD(shapes) at each evaluation | "
+             "seg mIoU at each evaluation |", "|---|---|---|---|---|---|---|---|"]
+    for name, run in record["runs"].items():
+        f, c = run["final"], run["curves"]
+        lines.append(f"| {'pix2pix' if name == 'pix2pix' else 'L1 only'} | {run['steps']:,} ({run['step_s'] * 1000:.0f}) "
+                     f"| {run['steps'] * 32:,} | {f['eval/l1']:.3f} | {f['eval/psnr']:.2f} | {f['eval/ssim']:.3f} | "
+                     f"{', '.join(f'{v:.1f}' for v in c['eval/fd_shapes'].values())} | "
+                     f"{', '.join(f'{v:.3f}' for v in c['eval/seg_miou'].values())} |")
+    return "\n".join(lines + [""] + verdict_lines(record))
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {"quality.json": quality_table, "quality_generate.json": generate_table,
+                                               "quality_translate.json": translate_table}
 
 
 def render(text: str, records_dir: str = RECORDS) -> str:
@@ -78,7 +139,9 @@ def render(text: str, records_dir: str = RECORDS) -> str:
         if name not in RENDERERS:
             raise SystemExit(f"no renderer for record {name!r}; known: {', '.join(RENDERERS)}")
         with open(os.path.join(records_dir, name)) as f:
-            return match[1] + RENDERERS[name](json.load(f)) + "\n" + match[3]
+            record = json.load(f)
+        body = "\n".join(verdict_lines(record)) if match["view"] == "verdicts" else RENDERERS[name](record)
+        return match[1] + body + "\n" + match["end"]
     return MARKED.sub(replace, text)
 
 
