@@ -48,7 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from common import Row, finish, scalars, windows
 
 COMMON = ["task=generate", "model.resolution=32", "data.loader_workers=0", "launcher.name=local",
-          "trainer.num_workers=1", "eval.features=digits"]
+          "trainer.num_workers=1", "eval.features=digits", "eval.samples=300"]
 # ADA's controller on ADA's own ops (its 0.6 target was tuned for them), in place of model=r3gan's fixed ramp
 ADA = ["task.augment=[bgc]", "task.augment_p=null", "task.augment_p_kimg=null", "task.augment_color_p=1",
        "task.ada_target=0.6", "task.ada_kimg=20"]
