@@ -33,9 +33,15 @@ def gandist_cache(tmp_path_factory):
     Ray Train's controller polls its workers every 0.2 s instead of 2 s, in every cluster and
     driver a test starts (Ray Train hands the variable from the driver to its controller): a
     worker group starts, ends and is found dead in fractions of a second instead of seconds
-    of waiting, which is most of a small test run's time."""
+    of waiting, which is most of a small test run's time.
+
+    Ray Train's preemption watcher is off: an observer that only logs node drains (no test
+    drains a node, and gandist reads nothing of it), started as one more actor process, one
+    more Python importing ray.train, at every worker-group start, while the workers are
+    starting on the same 2 cores. The suite starts about 20 worker groups."""
     path = str(tmp_path_factory.mktemp("gandist-cache"))
-    with environ({"GANDIST_CACHE_DIR": path, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}):
+    with environ({"GANDIST_CACHE_DIR": path, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+                  "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}):
         yield path
 
 
