@@ -20,10 +20,18 @@ SERVER_FIXTURES = {"s3_server", "bucket", "s3_shapes_url", "ray_head"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses the S3 API server starts a server: it is slow (out of make test-fast)."""
+    """A test that uses the S3 API server starts a server: it is slow (out of make test-fast).
+
+    The tests on the session's Ray head (the k8s smoke job, the submitted job) run last, in
+    their own order: the head then lives only while they run, instead of idling from tests/k8s
+    to the end of the session (its GCS, raylet, dashboard and agents take CPU even when idle,
+    beside the clusters test_multinode and test_ray_train start on the same 2 cores)."""
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    on_head = [item for item in items if "ray_head" in getattr(item, "fixturenames", ())]
+    moved = {id(item) for item in on_head}
+    items[:] = [item for item in items if id(item) not in moved] + on_head
 
 
 @pytest.fixture(scope="session", autouse=True)
