@@ -46,10 +46,15 @@ def gandist_cache(tmp_path_factory):
     Ray Train's preemption watcher is off: an observer that only logs node drains (no test
     drains a node, and gandist reads nothing of it), started as one more actor process, one
     more Python importing ray.train, at every worker-group start, while the workers are
-    starting on the same 2 cores. The suite starts about 20 worker groups."""
+    starting on the same 2 cores. The suite starts about 20 worker groups.
+
+    No raylet prestarts idle workers (one per CPU, when a cluster's first driver registers):
+    they would serve tasks and actors without a runtime environment, and the tests' Ray Train
+    actors all have one (the variables above), so every prestarted Python was started for
+    nothing, on a 1-CPU node of test_multinode just before the controller it delays."""
     path = str(tmp_path_factory.mktemp("gandist-cache"))
     with environ({"GANDIST_CACHE_DIR": path, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
-                  "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}):
+                  "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_prestart_worker_first_driver": "0"}):
         yield path
 
 
