@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -39,6 +41,56 @@ def ray_cluster(s3_server):
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+class TorchrunBeside:
+    """`gandist train ARGS` in 2 torchrun processes, started now and waited for by check(): a
+    reference run that goes on while the test's Ray run does, sharing nothing with it but the
+    CPUs (its own run directory, rendezvous and ports), so it fills what the Ray run leaves idle
+    (one Python starting at a time: a driver, a controller). Its output goes to a file, not a
+    pipe nobody reads meanwhile."""
+
+    def __init__(self, args: list[str], log_path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                      "--nproc_per_node", "2", "-m", "gandist.cli", "train", *args,
+                                      "launcher.name=torchrun"], stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def check(self, timeout: float = 300) -> None:
+        """Wait for the run to end (stopping it after ``timeout``); assert it succeeded."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.stop()
+        assert self.proc.returncode == 0, self.log_path.read_text()[-3000:]
+
+    def stop(self) -> None:
+        """End it if it still runs (torchrun stops its workers on SIGTERM); idempotent."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def torchrun_beside(tmp_path):
+    """Starts a TorchrunBeside run (its output in tmp_path/torchrun-N.log); whatever a failed
+    test left running is stopped afterwards."""
+    started: list[TorchrunBeside] = []
+
+    def start(args: list[str]) -> TorchrunBeside:
+        started.append(TorchrunBeside(args, tmp_path / f"torchrun-{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for run in started:
+        run.stop()
 
 
 def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
@@ -164,13 +216,12 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     assert secret not in out + err + logs
 
 
-def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, shapes_pairs_url, tmp_path):
+def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, shapes_pairs_url, tmp_path,
+                                                                  torchrun_beside):
     """task=translate (pix2pix: L1 + the conditional adversarial term) on 2 Ray Train workers:
     faults.kill_rank=1 after step 3, Ray restarts the group, it replays step 3 from the step-2
-    checkpoint, and every weight ends as in an uninterrupted run of 2 torchrun processes."""
-    import subprocess
-    import sys
-
+    checkpoint, and every weight ends as in an uninterrupted run of 2 torchrun processes (run
+    beside the Ray run: see TorchrunBeside)."""
     from gandist.ckpt import load_checkpoint
     from gandist.launchers.ray_launcher import run_ray
 
@@ -179,12 +230,10 @@ def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, 
             "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2", "data.flips=horizontal",
             "trainer.async_checkpoint=false", "eval.every=4", *extra]
 
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               "2", "-m", "gandist.cli", "train", *overrides("clean"), "launcher.name=torchrun"],
-                              capture_output=True, text=True, timeout=300)
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    torchrun = torchrun_beside(overrides("clean"))
     drilled = run_ray(absolutize(compose_config(overrides("drilled", "faults.kill_rank=1", "faults.at_step=3",
                                                           "trainer.max_failures=1"))))
+    torchrun.check()
     assert drilled.step == 4 and read_meta(drilled.checkpoint)["resumed_from"] == 2
     assert 0 < drilled.metrics["eval/l1"] < 1 and "eval/ssim" in drilled.metrics
     a = load_checkpoint(str(tmp_path / "clean" / "checkpoint_00000004"))["state"]
@@ -219,14 +268,16 @@ def test_elastic_workers_take_what_the_cluster_has_and_a_resume_changes_the_coun
     assert state["opt_g"]["state"][0]["step"].item() == 4  # Adam kept counting across the change
 
 
-def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster, shapes_url, tmp_path, capfd):
+def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster, shapes_url, tmp_path, capfd,
+                                                                    torchrun_beside):
     """SIGKILL the driver (`gandist train` joined to the cluster) once a checkpoint exists; the
     same command again resumes from the newest checkpoint and finishes, bitwise equal to an
-    uninterrupted run (2 torchrun processes). The run is R3GAN's recipe (model=r3gan: the
-    relativistic loss, R1 + R2 through DDP's double backward, the cosine schedules). The
-    killed driver is a process of its own; the second runs the same command line in this
-    process (gandist.cli's main, joined to the same cluster): nothing of the killed run is in
-    this process, and a second Python importing torch and ray would only add seconds."""
+    uninterrupted run (2 torchrun processes, beside the Ray runs: see TorchrunBeside). The run
+    is R3GAN's recipe (model=r3gan: the relativistic loss, R1 + R2 through DDP's double
+    backward, the cosine schedules). The killed driver is a process of its own; the second
+    runs the same command line in this process (gandist.cli's main, joined to the same
+    cluster): nothing of the killed run is in this process, and a second Python importing
+    torch and ray would only add seconds."""
     import ray
     import signal
     import subprocess
@@ -241,6 +292,7 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
                 "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10", "trainer.image_every=100",
                 "eval.every=100", "eval.samples=32"]
 
+    torchrun = torchrun_beside(train_args(str(tmp_path), "clean")[3:])  # after "-m gandist.cli train"
     cmd = [sys.executable, *train_args(str(tmp_path), "driver"),
            f"launcher.ray_address={ray.get_runtime_context().gcs_address}"]
     run_dir = str(tmp_path / "driver")
@@ -276,10 +328,7 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     assert again.recovery_s > 0 and killed.last_step > 0
     assert ledger.total_s == pytest.approx(again.ended - killed.started, abs=0.2)
 
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               "2", *train_args(str(tmp_path), "clean"), "launcher.name=torchrun"],
-                              capture_output=True, text=True, timeout=300)
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    torchrun.check()
     a = load_checkpoint(str(tmp_path / "clean" / "checkpoint_00000020"))["state"]
     b = load_checkpoint(find_latest_checkpoint(run_dir))["state"]
     for net in ("G", "D", "G_ema"):
