@@ -20,10 +20,18 @@ SERVER_FIXTURES = {"s3_server", "bucket", "s3_shapes_url", "ray_head"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses the S3 API server starts a server: it is slow (out of make test-fast)."""
+    """A test that uses the S3 API server starts a server: it is slow (out of make test-fast).
+
+    The tests on the session's Ray head (the k8s smoke job, the submitted job) run last, in
+    their own order: the head then lives only while they run, instead of idling from tests/k8s
+    to the end of the session (its GCS, raylet, dashboard and agents take CPU even when idle,
+    beside the clusters test_multinode and test_ray_train start on the same 2 cores)."""
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    on_head = [item for item in items if "ray_head" in getattr(item, "fixturenames", ())]
+    moved = {id(item) for item in on_head}
+    items[:] = [item for item in items if id(item) not in moved] + on_head
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,9 +41,20 @@ def gandist_cache(tmp_path_factory):
     Ray Train's controller polls its workers every 0.2 s instead of 2 s, in every cluster and
     driver a test starts (Ray Train hands the variable from the driver to its controller): a
     worker group starts, ends and is found dead in fractions of a second instead of seconds
-    of waiting, which is most of a small test run's time."""
+    of waiting, which is most of a small test run's time.
+
+    Ray Train's preemption watcher is off: an observer that only logs node drains (no test
+    drains a node, and gandist reads nothing of it), started as one more actor process, one
+    more Python importing ray.train, at every worker-group start, while the workers are
+    starting on the same 2 cores. The suite starts about 20 worker groups.
+
+    No raylet prestarts idle workers (one per CPU, when a cluster's first driver registers):
+    they would serve tasks and actors without a runtime environment, and the tests' Ray Train
+    actors all have one (the variables above), so every prestarted Python was started for
+    nothing, on a 1-CPU node of test_multinode just before the controller it delays."""
     path = str(tmp_path_factory.mktemp("gandist-cache"))
-    with environ({"GANDIST_CACHE_DIR": path, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}):
+    with environ({"GANDIST_CACHE_DIR": path, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+                  "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_prestart_worker_first_driver": "0"}):
         yield path
 
 

@@ -150,7 +150,7 @@ def wait_for_job_api(address: str, timeout: float = 60) -> None:
             return
         except OSError:
             assert time.monotonic() < deadline, f"the Ray job API at {address} did not come up in {timeout:.0f} s"
-            time.sleep(1)
+            time.sleep(0.25)
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -131,8 +131,10 @@ def submit(cfg: Config, overrides: Sequence[str], address: str, runtime_env_path
     return Submitted(job_id, address, command, passed)
 
 
-def wait(address: str, job_id: str, timeout: Optional[float] = None, poll: float = 2.0) -> str:
-    """Block until the job ends; returns its final status (SUCCEEDED, FAILED, STOPPED)."""
+def wait(address: str, job_id: str, timeout: Optional[float] = None, poll: float = 0.5) -> str:
+    """Block until the job ends; returns its final status (SUCCEEDED, FAILED, STOPPED). One small
+    status request every ``poll`` seconds, so `gandist submit --wait` returns within half a
+    second of the job's end."""
     from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(address)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -41,6 +43,56 @@ def ray_cluster(s3_server):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+class TorchrunBeside:
+    """`gandist train ARGS` in 2 torchrun processes, started now and waited for by check(): a
+    reference run that goes on while the test's Ray run does, sharing nothing with it but the
+    CPUs (its own run directory, rendezvous and ports), so it fills what the Ray run leaves idle
+    (one Python starting at a time: a driver, a controller). Its output goes to a file, not a
+    pipe nobody reads meanwhile."""
+
+    def __init__(self, args: list[str], log_path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                      "--nproc_per_node", "2", "-m", "gandist.cli", "train", *args,
+                                      "launcher.name=torchrun"], stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def check(self, timeout: float = 300) -> None:
+        """Wait for the run to end (stopping it after ``timeout``); assert it succeeded."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.stop()
+        assert self.proc.returncode == 0, self.log_path.read_text()[-3000:]
+
+    def stop(self) -> None:
+        """End it if it still runs (torchrun stops its workers on SIGTERM); idempotent."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def torchrun_beside(tmp_path):
+    """Starts a TorchrunBeside run (its output in tmp_path/torchrun-N.log); whatever a failed
+    test left running is stopped afterwards."""
+    started: list[TorchrunBeside] = []
+
+    def start(args: list[str]) -> TorchrunBeside:
+        started.append(TorchrunBeside(args, tmp_path / f"torchrun-{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for run in started:
+        run.stop()
+
+
 def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -50,18 +102,16 @@ def scalar_events(log_dir: str) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_from_the_bucket_and_export(
-        ray_cluster, s3_shapes_url, bucket, tmp_path, capfd):
+        ray_cluster, s3_shapes_url, bucket, tmp_path, capfd, torchrun_beside):
     """Both workers stream their shards from the S3 API server and Ray Train writes the
     checkpoints there (uploaded in the background). faults.kill_rank=1 at step 5: Ray restarts
     the workers, they replay steps 4-5 from the step-3 checkpoint in the bucket, and the weights
     end exactly as without the fault (2 torchrun processes, half the time of a second Ray Train
-    run: the numbers do not depend on the launcher, see test_multinode). The run learns from
-    unlabeled images too (half the masks, Hung et al.'s recipe), so both streams' cursors, 2
-    batches per epoch each, resume mid-epoch. Then the same run name again with rank 0's local
-    logs gone resumes from the bucket; export reads it there; no secret leaks anywhere."""
-    import subprocess
-    import sys
-
+    run: the numbers do not depend on the launcher, see test_multinode; they run while the
+    checks after the drill do). The run learns from unlabeled images too (half the masks, Hung
+    et al.'s recipe), so both streams' cursors, 2 batches per epoch each, resume mid-epoch.
+    Then the same run name again with rank 0's local logs gone resumes from the bucket; export
+    reads it there; no secret leaks anywhere."""
     from gandist.ckpt import find_latest_checkpoint, load_checkpoint, write_checkpoint
     from gandist.launchers.ray_launcher import run_ray
 
@@ -73,26 +123,19 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
             "trainer.num_workers=2", "trainer.max_steps=6", "trainer.ckpt_every=3", "data.label_fraction=0.5",
             "task.semi=adversarial", "task.semi_start=0", "model.d_arch=pixel", *extra]
 
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               "2", "-m", "gandist.cli", "train", *overrides(str(tmp_path), "clean"),
-                               "launcher.name=torchrun"], capture_output=True, text=True, timeout=300)
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
-    clean = str(tmp_path / "clean" / "checkpoint_00000006")
     cfg = absolutize(compose_config(overrides(storage, "s3run", "faults.kill_rank=1", "faults.at_step=5",
                                               "trainer.max_failures=1", "trainer.async_checkpoint=true")))
     began = time.time()
     drilled = run_ray(cfg)
     ended = time.time()
-    assert read_meta(clean)["step"] == drilled.step == 6 and 0.0 <= drilled.metrics["eval/miou"] <= 1.0
+    # The uninterrupted reference runs beside what follows (see TorchrunBeside), not beside the
+    # drill: the drill's resume point depends on its step-3 upload ending within two steps.
+    torchrun = torchrun_beside(overrides(str(tmp_path), "clean"))
+    assert drilled.step == 6 and 0.0 <= drilled.metrics["eval/miou"] <= 1.0
     assert drilled.checkpoint == f"{storage}/s3run/checkpoint_00000006"
     assert s3.exists(f"{storage}/s3run/fault_drill_done.json")
-    assert read_meta(clean)["resumed_from"] is None
     assert read_meta(drilled.checkpoint)["resumed_from"] == 3  # replayed from the step-3 checkpoint
-    a, b = load_checkpoint(clean)["state"], load_checkpoint(drilled.checkpoint)["state"]
-    for net in ("G", "D", "G_ema"):
-        for key, tensor in a[net].items():
-            assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
-    assert a["unlabeled_cursor"] == b["unlabeled_cursor"] and b["unlabeled_cursor"]["epoch"] == 2
+    b = load_checkpoint(drilled.checkpoint)["state"]  # read now: the checkpoint is marked below
     out = capfd.readouterr()
     logs = out.out + out.err
     assert "Checkpoint at step 3: training waited" in logs and "upload continues in the background" in logs
@@ -154,6 +197,16 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     with torch.no_grad():
         assert G(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
 
+    # The drill's weights are exactly the uninterrupted run's.
+    torchrun.check()
+    clean = str(tmp_path / "clean" / "checkpoint_00000006")
+    assert read_meta(clean)["step"] == 6 and read_meta(clean)["resumed_from"] is None
+    a = load_checkpoint(clean)["state"]
+    for net in ("G", "D", "G_ema"):
+        for key, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
+    assert a["unlabeled_cursor"] == b["unlabeled_cursor"] and b["unlabeled_cursor"]["epoch"] == 2
+
     # The secret the workers used is nowhere gandist or Ray wrote: Ray's logs (runtime
     # environments included), the bucket, the local cache, the console.
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
@@ -164,13 +217,12 @@ def test_two_workers_in_the_s3_server_recover_a_killed_worker_bitwise_resume_fro
     assert secret not in out + err + logs
 
 
-def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, shapes_pairs_url, tmp_path):
+def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, shapes_pairs_url, tmp_path,
+                                                                  torchrun_beside):
     """task=translate (pix2pix: L1 + the conditional adversarial term) on 2 Ray Train workers:
     faults.kill_rank=1 after step 3, Ray restarts the group, it replays step 3 from the step-2
-    checkpoint, and every weight ends as in an uninterrupted run of 2 torchrun processes."""
-    import subprocess
-    import sys
-
+    checkpoint, and every weight ends as in an uninterrupted run of 2 torchrun processes (run
+    beside the Ray run: see TorchrunBeside)."""
     from gandist.ckpt import load_checkpoint
     from gandist.launchers.ray_launcher import run_ray
 
@@ -179,12 +231,10 @@ def test_translate_on_two_workers_recovers_a_killed_worker_bitwise(ray_cluster, 
             "trainer.num_workers=2", "trainer.max_steps=4", "trainer.ckpt_every=2", "data.flips=horizontal",
             "trainer.async_checkpoint=false", "eval.every=4", *extra]
 
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               "2", "-m", "gandist.cli", "train", *overrides("clean"), "launcher.name=torchrun"],
-                              capture_output=True, text=True, timeout=300)
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    torchrun = torchrun_beside(overrides("clean"))
     drilled = run_ray(absolutize(compose_config(overrides("drilled", "faults.kill_rank=1", "faults.at_step=3",
                                                           "trainer.max_failures=1"))))
+    torchrun.check()
     assert drilled.step == 4 and read_meta(drilled.checkpoint)["resumed_from"] == 2
     assert 0 < drilled.metrics["eval/l1"] < 1 and "eval/ssim" in drilled.metrics
     a = load_checkpoint(str(tmp_path / "clean" / "checkpoint_00000004"))["state"]
@@ -219,11 +269,16 @@ def test_elastic_workers_take_what_the_cluster_has_and_a_resume_changes_the_coun
     assert state["opt_g"]["state"][0]["step"].item() == 4  # Adam kept counting across the change
 
 
-def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster, shapes_url, tmp_path):
+def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster, shapes_url, tmp_path, capfd,
+                                                                    torchrun_beside):
     """SIGKILL the driver (`gandist train` joined to the cluster) once a checkpoint exists; the
     same command again resumes from the newest checkpoint and finishes, bitwise equal to an
-    uninterrupted run (2 torchrun processes). The run is R3GAN's recipe (model=r3gan: the
-    relativistic loss, R1 + R2 through DDP's double backward, the cosine schedules)."""
+    uninterrupted run (2 torchrun processes, beside the Ray runs: see TorchrunBeside). The run
+    is R3GAN's recipe (model=r3gan: the relativistic loss, R1 + R2 through DDP's double
+    backward, the cosine schedules). The killed driver is a process of its own; the second
+    runs the same command line in this process (gandist.cli's main, joined to the same
+    cluster): nothing of the killed run is in this process, and a second Python importing
+    torch and ray would only add seconds."""
     import ray
     import signal
     import subprocess
@@ -238,6 +293,7 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
                 "trainer.max_steps=20", "trainer.ckpt_every=4", "trainer.log_every=10", "trainer.image_every=100",
                 "eval.every=100", "eval.samples=32"]
 
+    torchrun = torchrun_beside(train_args(str(tmp_path), "clean")[3:])  # after "-m gandist.cli train"
     cmd = [sys.executable, *train_args(str(tmp_path), "driver"),
            f"launcher.ray_address={ray.get_runtime_context().gcs_address}"]
     run_dir = str(tmp_path / "driver")
@@ -256,9 +312,11 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     killed_at = read_meta(find_latest_checkpoint(run_dir))["step"]
     assert killed_at < 20
 
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    output = second.stdout + second.stderr
-    assert second.returncode == 0, output[-3000:]
+    capfd.readouterr()
+    code = main(cmd[cmd.index("train"):])  # `gandist train ...`, the arguments of the killed driver
+    second = capfd.readouterr()
+    output = second.out + second.err
+    assert code == 0, output[-3000:]
     resumed = read_meta(find_latest_checkpoint(run_dir))
     assert resumed["step"] == 20 and resumed["resumed_from"] >= killed_at, (resumed, killed_at)
     assert f"Resumed from checkpoint at step {resumed['resumed_from']}" in output
@@ -271,10 +329,7 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     assert again.recovery_s > 0 and killed.last_step > 0
     assert ledger.total_s == pytest.approx(again.ended - killed.started, abs=0.2)
 
-    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                               "2", *train_args(str(tmp_path), "clean"), "launcher.name=torchrun"],
-                              capture_output=True, text=True, timeout=300)
-    assert torchrun.returncode == 0, torchrun.stderr[-3000:]
+    torchrun.check()
     a = load_checkpoint(str(tmp_path / "clean" / "checkpoint_00000020"))["state"]
     b = load_checkpoint(find_latest_checkpoint(run_dir))["state"]
     for net in ("G", "D", "G_ema"):

@@ -52,10 +52,10 @@ def test_a_stopped_job_resumes_when_submitted_again_and_runs_to_success(ray_head
     while s3.invalidate_cache() or find_latest_checkpoint(run) is None:  # listings are cached
         status = client.get_job_status(first).value
         assert status in ("PENDING", "RUNNING") and time.monotonic() < deadline, client.get_job_logs(first)[-3000:]
-        time.sleep(1)
+        time.sleep(0.25)
     assert ray_cli("job", "stop", "--address", address, first, env=env).returncode == 0
     while client.get_job_status(first).value not in ("STOPPED", "FAILED", "SUCCEEDED"):
-        time.sleep(1)
+        time.sleep(0.25)
     assert client.get_job_status(first).value == "STOPPED"
     s3.invalidate_cache()
     stopped_at = read_meta(find_latest_checkpoint(run))["step"]
