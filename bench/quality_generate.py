@@ -84,7 +84,9 @@ def train_one(job: dict) -> dict:
         if job["grids"] and os.path.exists(grid):
             shutil.copy(grid, os.path.join(job["grids"], f"generate_{job['name']}_s{job['seed']}{label}.png"))
     step_s = statistics.median(windows(summary.log_dir, "perf/step_time_s", skip_windows=1))
-    curves = {tag: {str(k): v for k, v in sorted(scalars(summary.log_dir, tag).items())} for tag in SCORES}
+    # augment/p and augment/rt: what ADA's controller did (its r_t, the share of positive D(real))
+    curves = {tag: {str(k): v for k, v in sorted(scalars(summary.log_dir, tag).items())}
+              for tag in SCORES + ("augment/p", "augment/rt")}
     return {"name": job["name"], "seed": job["seed"], "recipe": job["recipe"], "batch": job["batch"],
             "step_s": step_s, "legs": legs, "curves": curves}
 

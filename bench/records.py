@@ -86,10 +86,10 @@ def generate_table(record: dict) -> str:
         budgets = ["equal images", "equal wall time"] if len(run["legs"]) == 2 else [
             f"{record['minutes']:g} minutes: the images budget" if run["name"] == "r3gan" else
             f"{record['subset_minutes']:g} minutes"]
-        for budget, leg in zip(budgets, run["legs"]):
-            f = leg["final"]
+        for i, (budget, leg) in enumerate(zip(budgets, run["legs"])):
+            f, seconds = leg["final"], sum(earlier["seconds"] for earlier in run["legs"][:i + 1])  # a leg resumes the last
             lines.append(f"| {GENERATE_NAMES.get(run['name'], run['name'])} | {run['seed']} | {budget} | "
-                         f"{leg['steps']:,} ({run['step_s'] * 1000:.0f}) | {leg['images_seen']:,} | {leg['seconds']:.0f} | "
+                         f"{leg['steps']:,} ({run['step_s'] * 1000:.0f}) | {leg['images_seen']:,} | {seconds:.0f} | "
                          f"{f['eval/fd_digits']:.1f} | {f['eval/precision_digits']:.3f} | "
                          f"{f['eval/recall_digits']:.3f} | {f['eval/modes']:.0f} |")
 
