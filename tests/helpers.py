@@ -191,6 +191,18 @@ def stop_processes(pids: Sequence[int], grace: float = 3.0) -> None:
             time.sleep(0.2)
 
 
+def stop_child(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """End a child process this test started if it still runs: SIGTERM first (torchrun then
+    stops its workers), SIGKILL after ``grace`` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -18,7 +18,7 @@ import fsspec
 import pytest
 import torch
 
-from helpers import environ, s3_api_server, small_overrides, wait_for_job_api
+from helpers import environ, s3_api_server, small_overrides, stop_child, wait_for_job_api
 from gandist.ckpt import load_checkpoint
 from multinode import HOST_IP, ROOT, SCRIPT, LocalCluster, node_ip, unavailable, worker_ips
 
@@ -103,14 +103,8 @@ class Driver:
         return next(t for t, line in self.lines if text in line and t >= after)
 
     def stop(self) -> None:
-        """End it if it still runs (SIGTERM first: torchrun then stops its workers)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """End it if it still runs."""
+        stop_child(self.proc)
 
 
 def train_argv(data: str, name: str, *extra: str) -> list[str]:

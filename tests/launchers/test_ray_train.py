@@ -15,7 +15,7 @@ import fsspec
 import pytest
 import torch
 
-from helpers import MARKER_SECRET, bucket_objects_containing, files_containing, small_overrides
+from helpers import MARKER_SECRET, bucket_objects_containing, files_containing, small_overrides, stop_child
 from gandist.cli import main
 from gandist.config import absolutize, compose_config
 from gandist.ckpt import read_meta
@@ -67,14 +67,8 @@ class TorchrunBeside:
         assert self.proc.returncode == 0, self.log_path.read_text()[-3000:]
 
     def stop(self) -> None:
-        """End it if it still runs (torchrun stops its workers on SIGTERM); idempotent."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """End it if it still runs; idempotent."""
+        stop_child(self.proc)
         self.log.close()
 
 
@@ -281,9 +275,6 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
     torch and ray would only add seconds."""
     import ray
     import signal
-    import subprocess
-    import sys
-    import time
 
     from gandist.ckpt import find_latest_checkpoint, load_checkpoint
 
