@@ -146,6 +146,8 @@ def main() -> int:
             return -(-steps // args.evals)  # ceil: --evals evaluations, the last at the end
 
         def report(run: dict) -> None:
+            """Keep a finished run and print each leg's scores."""
+            runs.append(run)
             for leg in run["legs"]:
                 f = leg["final"]
                 print(f"{run['name']} seed {run['seed']}: {leg['steps']} steps ({leg['images_seen']} images) in "
@@ -161,7 +163,7 @@ def main() -> int:
         print(f"r3gan: {r3_step * 1000:.0f} ms a step: {r3_steps} steps, {budget} images in {args.minutes} minutes",
               flush=True)
         for run in pool.map(train_one, [{**j, "legs": [(r3_steps, every(r3_steps), "")]} for j in jobs("r3gan", seeds)]):
-            runs.append(run), report(run)
+            report(run)
 
         dc_step = calibrate(pool, jobs("dcgan", seeds), args.calibrate)
         dc_equal = max(1, round(budget / RECIPES["dcgan"][1]))
@@ -171,13 +173,13 @@ def main() -> int:
         for run in pool.map(train_one, [{**j, "legs": [(dc_equal, dc_equal, "_equal_images"),
                                                                   (dc_wall, every(dc_wall), "")]}
                                         for j in jobs("dcgan", seeds)]):
-            runs.append(run), report(run)
+            report(run)
 
         subset_jobs = jobs("r3gan_subset", range(1)) + jobs("r3gan_subset_ada", range(1))
         sub_step = calibrate(pool, subset_jobs, args.calibrate)
         sub_steps = max(args.evals, int(args.subset_minutes * 60 / sub_step))
         for run in pool.map(train_one, [{**j, "legs": [(sub_steps, every(sub_steps), "")]} for j in subset_jobs]):
-            runs.append(run), report(run)
+            report(run)
 
     def mean(name: str, leg: int, tag: str = "eval/fd_digits") -> float:
         return statistics.mean(r["legs"][leg]["final"][tag] for r in runs if r["name"] == name)

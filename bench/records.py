@@ -103,9 +103,12 @@ def generate_table(record: dict) -> str:
             winner = "R3GAN" if statistics.mean(r3) < statistics.mean(dc) else "DCGAN"
             lines.append(f"| {budget} | {statistics.mean(r3):.1f} ({', '.join(f'{v:.1f}' for v in r3)}) | "
                          f"{statistics.mean(dc):.1f} ({', '.join(f'{v:.1f}' for v in dc)}) | {winner} |")
-    grids = [(f"{GENERATE_NAMES.get(r['name'], r['name'])}{', equal images' if len(r['legs']) == 2 and i == 0 else ''}"
-              f", seed {r['seed']}", f"generate_{r['name']}_s{r['seed']}{'_equal_images' if len(r['legs']) == 2 and i == 0 else ''}.png")
-             for r in runs for i in range(len(r["legs"]))]
+    grids = []  # (title, file): a DCGAN run's first leg is its equal-images point
+    for r in runs:
+        for i in range(len(r["legs"])):
+            equal = len(r["legs"]) == 2 and i == 0
+            grids.append((f"{GENERATE_NAMES.get(r['name'], r['name'])}{', equal images' if equal else ''}, seed {r['seed']}",
+                          f"generate_{r['name']}_s{r['seed']}{'_equal_images' if equal else ''}.png"))
     lines += ["", "| " + " | ".join(title for title, _ in grids) + " |", "|" + "---|" * len(grids),
               "| " + " | ".join(f"![{title}](../bench/grids/{name})" for title, name in grids) + " |"]
     return "\n".join(lines + [""] + verdict_lines(record))
