@@ -45,8 +45,10 @@ def quality_table(record: dict) -> str:
     runs: dict[tuple[str, str], list[dict]] = {}
     for run in record["runs"]:
         runs.setdefault((run["set"], run["variant"]), []).append(run)
-    lines = [f"{record['steps']} steps of 32 images ({record['steps'] * 32:,} images seen) per run, the U-Net at "
-             f"width {record['width']}, {record['seeds']} seeds; {record['seconds'] / 60:.0f} minutes in all.", "",
+    steps = {run["set"]: run["steps"] for run in record["runs"]}
+    lines = ["Steps of 32 images per run: " + ", ".join(f"{name} {n:,} ({n * 32:,} images seen)" for name, n in steps.items())
+             + f"; the U-Net at width {record['width']}, {record['seeds']} seeds; {record['seconds'] / 60:.0f} minutes in all.",
+             "",
              "| set | variant | held-out mIoU, mean | spread (max - min) | each seed | seconds per run |",
              "|---|---|---|---|---|---|"]
     for (name, variant), group in runs.items():

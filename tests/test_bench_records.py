@@ -39,13 +39,14 @@ def test_the_semi_record_needs_labels_that_limit_and_a_gain_beyond_the_seeds_spr
     over_spread = rows["shapes: (c) - (a) over the seeds' spread"]
     assert abs(over_spread.reference - 0.04) < 1e-9 and over_spread.verdict == "missed by 0.015"
 
-    runs = [{"set": "shapes", "variant": v, "seed": i, "miou": m, "seconds": 60.0}
+    runs = [{"set": "shapes", "variant": v, "seed": i, "steps": 600, "miou": m, "seconds": 60.0}
             for v, scores in table["shapes"].items() for i, m in enumerate(scores)]
-    record = {"rows": [{**r.__dict__, "verdict": r.verdict} for r in rows.values()], "runs": runs, "steps": 600,
+    record = {"rows": [{**r.__dict__, "verdict": r.verdict} for r in rows.values()], "runs": runs, "steps": {"shapes": 600},
               "width": 16, "seeds": 2, "seconds": 600}
     (tmp_path / "quality.json").write_text(json.dumps(record))
     doc = "before\n<!-- record: quality.json -->\nold table\n<!-- /record -->\nafter\n"
     out = records.render(doc, str(tmp_path))
     assert "old table" not in out and out.startswith("before\n") and out.endswith("<!-- /record -->\nafter\n")
     assert "| shapes | (a) CE | 0.320 | 0.040 | 0.300, 0.340 | 60 |" in out
+    assert "Steps of 32 images per run: shapes 600 (19,200 images seen);" in out
     assert "**missed by 0.015**" in out
