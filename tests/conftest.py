@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import os
 
+# Under pytest-xdist (make test-fast, and make test's quick half: one pytest worker per core),
+# each worker and what it starts computes on one thread: two workers each spinning torch's
+# intra-op threads on the same cores run slower than one pytest alone. Set before anything
+# imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 
 from helpers import MARKER_SECRET, RayHead, environ, free_port, s3_api_server

@@ -15,8 +15,6 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 KID_SUBSETS = 50
 KID_SUBSET_SIZE = 1000  # KID's usual size; smaller feature sets use all their vectors
@@ -47,6 +45,10 @@ class Distances:
 
     def __init__(self, real: Tensor, kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
                  seed: int = 0) -> None:
+        # torchmetrics is imported where it is used: it brings scipy.signal along, about 0.9 s
+        # at the start of every process that imports the training loop (each Ray worker).
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
         real = check_features(real).double()
         if real.shape[0] < 2:
             raise ValueError(f"need at least 2 real feature vectors, got {real.shape[0]}")
@@ -71,6 +73,8 @@ class Distances:
         return fd, self._kernel(fake)
 
     def _kernel(self, fake: Tensor) -> float:
+        from torchmetrics.image.kid import KernelInceptionDistance
+
         size = min(self.kid_subset_size, self.count, fake.shape[0])
         with warnings.catch_warnings():  # that it keeps the features: that is what is wanted here
             warnings.filterwarnings("ignore", message=".*will save all extracted features")

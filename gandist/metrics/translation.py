@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 PAIR_SCORES = ("l1", "psnr", "ssim")  # the columns of pair_scores, in order
 
 
 def pair_scores(fake: Tensor, target: Tensor) -> Tensor:
     """[N, 3] per-image L1, PSNR, SSIM of ``fake`` against ``target`` ([N, C, H, W] in [0, 1])."""
+    # Imported here, not at the top: torchmetrics brings scipy.signal along (see distance.py).
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     if fake.shape != target.shape:
         raise ValueError(f"generated B {tuple(fake.shape)} and true B {tuple(target.shape)} differ in shape")
     fake, target = fake.float(), target.float()

@@ -37,9 +37,12 @@ def test_the_judge_draws_digits_as_the_builtin_shard_set_does(tmp_path):
 def test_the_judge_trains_reproducibly_without_touching_the_global_rng_and_reads_held_out_digits(short_judge):
     a, accuracy, before, after = short_judge
     assert torch.equal(after, before)
-    b, _ = train_judge(steps=SHORT)
-    for key, value in a.state_dict().items():
-        assert torch.equal(value, b.state_dict()[key]), key
+    # Reproducible: two trainings from the same seed end equal (checked on a few steps: the
+    # same code path as SHORT's, at a tenth of the time).
+    b, c = train_judge(steps=SHORT // 10)[0], train_judge(steps=SHORT // 10)[0]
+    for key, value in b.state_dict().items():
+        assert torch.equal(value, c.state_dict()[key]), key
+    assert not torch.equal(a.state_dict()[key], value)  # a different training: the check can fail
     assert accuracy["digit"] > 0.9 and accuracy["read"] >= accuracy["digit"]  # chance is 0.1
     torch.manual_seed(3)
     images = torch.rand(5, 3, 64, 64) * 2 - 1  # any size: resized to the judge's 32

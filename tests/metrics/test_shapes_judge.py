@@ -45,9 +45,11 @@ def test_the_judge_trains_reproducibly_without_touching_the_global_rng_and_repor
     state = torch.get_rng_state()
     a, accuracy = train_judge(**TINY)
     assert torch.equal(torch.get_rng_state(), state)
-    b, _ = train_judge(**TINY)
-    for key, value in a.state_dict().items():
-        assert torch.equal(value, b.state_dict()[key]), key
+    # Reproducible: two trainings from the same seed end equal (checked on a few steps).
+    b, c = (train_judge(**{**TINY, "steps": 10})[0] for _ in range(2))
+    for key, value in b.state_dict().items():
+        assert torch.equal(value, c.state_dict()[key]), key
+    assert not torch.equal(a.state_dict()[key], value)  # a different training: the check can fail
     assert {"pixels", "presence", "count", "mode"} <= set(accuracy)
     assert all(0 <= accuracy[k] <= 1 for k in ("presence", "count", "mode"))
     assert accuracy["pixels"] > 0.75  # more than predicting background everywhere (about 0.7)
