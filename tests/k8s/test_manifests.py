@@ -329,7 +329,8 @@ def test_cpu_smoke_rayjob_submitted_as_kuberay_does_trains_and_tensorboard_reads
     against a real Ray head (standing in for the RayJob's cluster, its environment standing
     in for the pods' storage Secret and ConfigMap) and the S3 API server (standing in for the
     overlay's MinIO). The head receives the whole entrypoint; shards and a run land in the
-    bucket; a retry (a new submission) resumes instead of starting over and writes no data;
+    bucket; a retry (a new submission) finds the run finished instead of starting over, starts
+    no workers and writes no data;
     the TensorBoard Deployment's command serves the run's scalars from the bucket."""
     import s3fs
     from ray.job_submission import JobStatus, JobSubmissionClient
@@ -360,7 +361,8 @@ def test_cpu_smoke_rayjob_submitted_as_kuberay_does_trains_and_tensorboard_reads
     written = fs.info(manifests[0])["LastModified"]
     assert fs.glob(f"{bucket}/runs/smoke/checkpoint_*/meta.json")
     retry = run("gandist-train-retry")
-    assert "Resumed from checkpoint at step 20" in retry and "nothing written (--if-missing)" in retry
+    assert "already finished at step 20" in retry and "nothing written (--if-missing)" in retry
+    assert "training worker group" not in retry  # no workers started for a finished run
     assert fs.info(manifests[0])["LastModified"] == written
 
     args = find(docs, "Deployment", "gandist-tensorboard")["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -55,3 +55,30 @@ def test_a_rank_that_cannot_read_rank_0s_checkpoint_stops_instead_of_starting_fr
     kind, message = results[1]
     assert kind == "CheckpointError" and "rank 1 cannot read" in message and "checkpoint_00000002" in message
     assert "file system all nodes share" in message
+
+
+def test_a_finished_run_launched_again_starts_no_workers_and_a_higher_max_steps_trains_on(shapes_url, tmp_path,
+                                                                                          monkeypatch, caplog):
+    """What a retried or resubmitted job meets: the newest checkpoint is at trainer.max_steps, so
+    launch() returns that checkpoint without starting a launcher (none may run: each raises here);
+    with trainer.max_steps raised it trains on from there."""
+    import gandist.launchers.local as local
+    from gandist.ckpt import read_meta
+    from gandist.launchers import launch
+
+    cfg = local_cfg(shapes_url, tmp_path, "done", "trainer.max_steps=2", "trainer.ckpt_every=2")
+    first = local.run_local(cfg)
+    train = local.run_local
+
+    def refuse(*args):
+        raise AssertionError("a launcher started for a finished run")
+
+    monkeypatch.setattr(local, "run_local", refuse)
+    with caplog.at_level("INFO", logger="gandist.launchers"):
+        again = launch(cfg)
+    assert (again.step, again.checkpoint, again.run_dir) == (2, first.checkpoint, first.run_dir)
+    assert "Run 'done' already finished at step 2 (trainer.max_steps=2)" in caplog.text
+    monkeypatch.setattr(local, "run_local", train)
+    cfg.trainer.max_steps = 3
+    on = launch(cfg)
+    assert on.step == 3 and read_meta(on.checkpoint)["resumed_from"] == 2
