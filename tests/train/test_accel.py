@@ -76,7 +76,7 @@ def losses_of(shapes_url, tmp_path, name, *extra):
 
 
 @pytest.fixture(scope="module")
-def plain(shapes_url, tmp_path_factory):
+def plain_losses(shapes_url, tmp_path_factory):
     """The losses of a task's run without any switch, once per task for every switch compared with it."""
     runs: dict[str, dict] = {}
 
@@ -92,9 +92,10 @@ def plain(shapes_url, tmp_path_factory):
 # concatenate across the layout.
 @pytest.mark.parametrize("switch,task", [("trainer.channels_last=true", "segment"), ("trainer.compile=true", "generate"),
                                          ("trainer.fused_adam=false", "segment")])
-def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_url, plain, tmp_path, switch, task):
+def test_switch_trains_the_same_numbers_and_checkpoints_load_without_it(shapes_url, plain_losses, tmp_path, switch,
+                                                                       task):
     cfg, summary, switched = losses_of(shapes_url, tmp_path, "switched", f"task={task}", switch)
-    plain = plain(task)
+    plain = plain_losses(task)
     assert plain.keys() == switched.keys() and plain
     for (tag, step), value in plain.items():
         # Step 1 runs on identical weights; Adam's first update (about lr x the gradient's
