@@ -61,17 +61,19 @@ demo-generate: $(STAMP) $(DEMO_DIGITS)/manifest.json
 	$(VENV)/bin/gandist train task=generate trainer=demo_generate data.url=$(DEMO_DIGITS) run.name=demo-generate run.storage=$(DEMO_STORE)
 
 # Two passes. The quick tests on one pytest worker per core (pytest-xdist, one torch thread each:
-# small tests keep torch's intra-op threads mostly waiting). Then the tests that start clusters
-# and servers, one at a time: their processes fill the cores themselves, and two at once only
-# stretch each other's timeouts.
+# small tests keep torch's intra-op threads mostly waiting; an idle worker takes tests queued on
+# the other, so a few 10-second tests do not end the pass on one core). Then the tests that start
+# clusters and servers, one at a time: their processes fill the cores themselves, and two at
+# once only stretch each other's timeouts.
 TEST_WORKERS ?= auto
+QUICK_TESTS = -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 test: $(STAMP) $(KUSTOMIZE) $(FIDELITY)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" --durations=5
+	$(PY) -m pytest -q $(QUICK_TESTS) --durations=5
 	$(PY) -m pytest -q -m slow --durations=15
 
 # The inner loop: every test that starts no cluster or server (not marked slow): make test's first pass.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+	$(PY) -m pytest -q $(QUICK_TESTS)
 
 # TensorBoard on every run under the demo's storage (http://localhost:6006).
 tensorboard: $(STAMP)

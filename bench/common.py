@@ -115,7 +115,7 @@ DEMO = ["task=segment", "model=pix2pix", "model.resolution=64", "model.g_width=3
 
 def demo_shards(root: str, samples: int = 1024) -> str:
     """A builtin:shapes shard set for the demo model under ``root``."""
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
 
     url = os.path.join(root, "shapes")
     write_shard_set("builtin:shapes", url, samples=samples, heldout=64, shard_size=256)

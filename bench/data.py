@@ -25,7 +25,8 @@ import time
 
 from common import Row, finish, start_s3_server
 
-from gandist.data import StreamLoader, write_shard_set
+from gandist.data.loader import StreamLoader
+from gandist.data.shards import write_shard_set
 
 
 class Reader:

@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from gandist.config import absolutize, compose_config
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
     from gandist.launchers.common import configure_logging
     from gandist.launchers.local import run_local
 

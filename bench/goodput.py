@@ -60,7 +60,7 @@ def main() -> int:
     kill_at = args.kill_at or int(args.steps * 0.6)
     mtbf_hours = 2 * args.run_minutes / 60  # one failure per run, on 2 workers: per worker twice that
 
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
 
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:

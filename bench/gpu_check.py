@@ -53,7 +53,7 @@ def main() -> int:
     from common import scalars
 
     from gandist.config import absolutize, compose_config
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
     from gandist.launchers.common import configure_logging
     from gandist.launchers.local import run_local
     from gandist.launchers.ray_launcher import run_ray

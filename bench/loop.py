@@ -33,7 +33,7 @@ from common import DEMO, Row, demo_shards, finish, scalars
 
 
 def in_memory_batches(url: str, batch_size: int, count: int) -> list[dict]:
-    from gandist.data import epoch_loader
+    from gandist.data.loader import epoch_loader
 
     loader = epoch_loader(url, split="train", batch_size=batch_size, num_workers=0, epoch=0, with_masks=True)
     return [b for b, _ in zip(loader, range(count))]

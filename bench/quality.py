@@ -146,7 +146,7 @@ def main() -> int:
         args.seeds, args.steps = 1, 20
     steps = {name: args.steps or SETS[name][3] for name in SETS}
 
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
 
     began = time.monotonic()
     sets = [s for s in args.sets.split(",") if s]

@@ -117,7 +117,7 @@ def main() -> int:
 
     import torch
 
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
     from gandist.metrics.digits_judge import judge_path, load_judge
     from gandist.metrics.judges import saved_accuracy
 

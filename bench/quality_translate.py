@@ -59,7 +59,7 @@ def main() -> int:
     import torch
 
     from gandist.config import absolutize, compose_config
-    from gandist.data import write_shard_set
+    from gandist.data.shards import write_shard_set
     from gandist.launchers.common import configure_logging
     from gandist.launchers.local import run_local
     from gandist.metrics.shapes_judge import load_judge

@@ -29,10 +29,11 @@ SERVER_FIXTURES = {"s3_server", "bucket", "s3_shapes_url", "ray_head"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses the S3 API server starts a server: it is slow (out of make test-fast).
 
-    The tests on the session's Ray head (the k8s smoke job, the submitted job) run last, in
-    their own order: the head then lives only while they run, instead of idling from tests/k8s
-    to the end of the session (its GCS, raylet, dashboard and agents take CPU even when idle,
-    beside the clusters test_multinode and test_ray_train start on the same 2 cores)."""
+    The tests on the session's Ray head (the k8s smoke job, test_ray_train's runs, the
+    submitted job) run last, in their own order: the head then lives only while they run,
+    instead of idling from tests/k8s to the end of the session (its GCS, raylet, dashboard and
+    agents take CPU even when idle, beside the cluster test_multinode starts on the same 2
+    cores)."""
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
@@ -126,9 +127,10 @@ def s3_shapes_url(s3_server) -> str:
 
 @pytest.fixture(scope="session")
 def ray_head(s3_server, tmp_path_factory):
-    """A one-node Ray cluster of its own started with `ray start --head` on loopback, job API
-    included (its own temp dir and ports), stopped at the end of the session whatever
-    happens; shared by the tests that submit to a cluster, as a user would. Its environment
-    holds the S3 server's credentials: the cluster's own, as on a real one."""
+    """A one-node, 2-CPU Ray cluster of its own started with `ray start --head` on loopback, job
+    API included (its own temp dir and ports), stopped at the end of the session whatever
+    happens; shared by the tests that submit to a cluster, as a user would, and by
+    test_ray_train's runs, which join it as a driver. Its environment holds the S3 server's
+    credentials: the cluster's own, as on a real one."""
     with RayHead() as head:
         yield head

@@ -268,7 +268,7 @@ class RayHead:
     Leaving the context stops only this cluster's processes (their command lines name its temp
     dir) and what they started: never `ray stop`, which ends every Ray process on the machine."""
 
-    def __init__(self, num_cpus: int = 3) -> None:
+    def __init__(self, num_cpus: int = 2) -> None:
         self.num_cpus = num_cpus
         self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
         bin_dir = os.path.dirname(sys.executable)

@@ -31,6 +31,20 @@ def test_train_help_lists_groups_keys_and_docs():
     assert "steps between checkpoints" in out.stdout
 
 
+def test_help_inspect_dry_run_and_report_never_load_torch(shapes_url, tmp_path):
+    """Commands that only read configs, manifests and ledgers answer without importing torch
+    (about a second and a half of every start): the CLI and what it loads up front import
+    torch only in the functions that use it."""
+    script = ("import sys; from gandist.cli import build_parser, main; build_parser(); "
+              f"codes = [main(['inspect', {shapes_url!r}]), main(['train', '--dry-run', 'task=segment', "
+              f"'data.url={shapes_url}', 'model.resolution=32']), main(['report', {str(tmp_path)!r}])]; "
+              "print(codes, sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # report exits 2 here: tmp_path holds no run (its error path is what a typo meets).
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0, 2] []", done.stdout[-500:]
+
+
 def test_dry_run_prints_the_resolved_config(capsys):
     assert main(["train", "--dry-run", "task=segment", "trainer.max_steps=9", "run.name=x"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)

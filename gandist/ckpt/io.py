@@ -18,7 +18,6 @@ import time
 from typing import Any, Optional, Sequence
 
 import fsspec
-import torch
 
 from gandist import __version__
 
@@ -51,6 +50,8 @@ def checkpoint_step(path: str) -> int:
 
 def write_checkpoint(directory: str, payload: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write ``payload`` (torch-serialisable) and then ``meta.json`` into a local directory."""
+    import torch  # here, not at the top: the CLI's --help, inspect, report and submit never need it
+
     os.makedirs(directory, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -78,8 +79,11 @@ def read_meta(url: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def load_checkpoint(url: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load the training-state payload of a complete checkpoint directory."""
+def load_checkpoint(url: str, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load the training-state payload of a complete checkpoint directory (``map_location`` as
+    torch.load takes it)."""
+    import torch
+
     meta = read_meta(url)  # refuses interrupted writes
     fs, path = fsspec.core.url_to_fs(url)
     with fs.open(f"{path.rstrip('/')}/{STATE_FILE}", "rb") as f:

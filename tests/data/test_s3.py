@@ -6,7 +6,9 @@ import fsspec
 import pytest
 
 from gandist.cli import main
-from gandist.data import Manifest, ShardSetError, epoch_loader, write_shard_set
+from gandist.data.manifest import Manifest, ShardSetError
+from gandist.data.loader import epoch_loader
+from gandist.data.shards import write_shard_set
 
 
 def test_shard_to_s3_inspect_verify_and_stream(bucket, capsys):
@@ -89,7 +91,7 @@ def test_each_loader_worker_builds_one_s3_client_for_all_epochs(s3_shapes_url, m
     import torch
     from torch.utils.data import get_worker_info
 
-    from gandist.data import StreamLoader
+    from gandist.data.loader import StreamLoader
 
     def keys(batches) -> list:
         return [b["key"] for b in batches]

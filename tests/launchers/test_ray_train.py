@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import fsspec
@@ -27,20 +26,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(s3_server):
-    """A local cluster started from this process, as `gandist train` starts one: its processes
-    inherit this environment, the S3 server's credentials included (nothing else gives the
-    workers any). Its own temp dir, so its logs can be searched for the secret afterwards, and
-    2 CPUs (fewer than the elastic test asks for; the session's ray_head has 3)."""
+def ray_cluster(ray_head):
+    """The session's Ray head (conftest's ray_head: 2 CPUs, fewer than the elastic test asks
+    for), joined by this process as a driver, as `gandist train` joins a cluster named by
+    launcher.ray_address: one cluster start for the session instead of one more here. Its
+    processes hold the S3 server's credentials in their environment (the cluster's own; nothing
+    gives the workers any). Yields the head's temp dir, whose logs are searched for the secret."""
     import ray
 
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray.init(num_cpus=2, _temp_dir=temp)
+    ray.init(address=ray_head.gcs_address)
     try:
-        yield temp
+        yield ray_head.temp
     finally:
         ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 class TorchrunBeside:
