@@ -22,8 +22,6 @@ import sys
 import tempfile
 import time
 
-import torch
-
 
 def weights_diff(a: str, b: str) -> float:
     """The largest absolute difference between two checkpoints' G, D and EMA G."""
@@ -44,6 +42,7 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--require-gpu", action="store_true", help="exit 1 when no CUDA device is visible")
     args = parser.parse_args()
+    import torch  # after the arguments: --help answers without loading it
 
     if not torch.cuda.is_available():
         print(f"gpu-check: no CUDA device visible (torch {torch.__version__}, CUDA build "
