@@ -5,7 +5,8 @@ Per-rank, per-loader-worker and per-epoch seeds all come from ``derive_seed(seed
 so the same config gives the same numbers, and no two streams share a seed by accident
 (``seed + rank`` would make rank 1 of seed 0 equal to rank 0 of seed 1).
 
-torch is imported where it is used: the shard writer and the CLI derive seeds without it.
+torch is imported where it is used: the CLI's read-only commands load this module (the data
+sources derive their seeds here) and never load torch.
 """
 
 from __future__ import annotations

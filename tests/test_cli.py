@@ -36,6 +36,7 @@ def test_help_inspect_dry_run_and_report_never_load_torch(shapes_url, tmp_path):
     (about a second and a half of every start): the CLI and what it loads up front import
     torch only in the functions that use it."""
     script = ("import sys; from gandist.cli import build_parser, main; build_parser(); "
+              "import gandist.launchers.submit, gandist.inference.report; "  # what submit and report run
               f"codes = [main(['inspect', {shapes_url!r}]), main(['train', '--dry-run', 'task=segment', "
               f"'data.url={shapes_url}', 'model.resolution=32']), main(['report', {str(tmp_path)!r}])]; "
               "print(codes, sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])")

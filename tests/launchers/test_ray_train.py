@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import fsspec
@@ -14,7 +15,8 @@ import fsspec
 import pytest
 import torch
 
-from helpers import MARKER_SECRET, bucket_objects_containing, files_containing, small_overrides, stop_child
+from helpers import (MARKER_SECRET, bucket_objects_containing, files_containing, processes_mentioning, small_overrides,
+                     stop_child, stop_processes)
 from gandist.cli import main
 from gandist.config import absolutize, compose_config
 from gandist.ckpt import read_meta
@@ -326,16 +328,35 @@ def test_killed_driver_is_resumed_by_running_the_same_command_again(ray_cluster,
             assert torch.equal(tensor, b[net][key]), f"{net}.{key} differs"
 
 
-def test_keep_best_is_ray_trains_own_retention_by_the_reported_score(ray_cluster, shapes_url, tmp_path, capsys):
-    """trainer.keep_best=2 under Ray: Ray Train's checkpoint manager, ranking by the score the
-    loop reports, leaves the 2 best evaluations and the newest; `sample --best` takes the best."""
+def test_gandist_train_starts_its_own_cluster_keeps_the_best_and_leaks_no_secret(s3_server, s3_shapes_url, tmp_path,
+                                                                                   capsys):
+    """`gandist train` with no cluster named starts a local Ray cluster of its own, as the
+    README's main job does: its processes inherit the shell's environment, so the workers read
+    the shards in the S3 server with the shell's credentials, and the marker secret is nowhere
+    in the cluster's logs. The run is trainer.keep_best=2: Ray Train's checkpoint manager,
+    ranking by the score the loop reports, leaves the 2 best evaluations and the newest;
+    `sample --best` takes the best."""
     from gandist.ckpt import checkpoint_step
-    from gandist.launchers.ray_launcher import run_ray
 
-    cfg = absolutize(compose_config(small_overrides(shapes_url, str(tmp_path), "best") + [
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    env = {**os.environ, "RAY_TMPDIR": temp}  # the cluster's temp dir, to search and to stop it by
+    env.pop("RAY_ADDRESS", None)
+    args = small_overrides(s3_shapes_url, str(tmp_path), "best") + [
         "trainer.num_workers=1", "trainer.max_steps=7", "trainer.ckpt_every=100", "eval.every=1",
-        "trainer.keep_best=2", "trainer.lr_g=1e-2", "trainer.image_every=100"]))
-    run_ray(cfg)
+        "trainer.keep_best=2", "trainer.lr_g=1e-2", "trainer.image_every=100"]
+    try:
+        done = subprocess.run([sys.executable, "-m", "gandist.cli", "train", *args], env=env, capture_output=True,
+                              text=True, timeout=300)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output[-3000:]
+        assert "Started a local Ray instance" in output  # its own cluster, not one it joined
+        secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+        assert secret == MARKER_SECRET and secret not in output
+        assert files_containing(secret, temp) == []
+    finally:
+        stop_processes(processes_mentioning(temp))  # only if the run left any behind
+        shutil.rmtree(temp, ignore_errors=True)
+
     run_dir = tmp_path / "best"
     miou = dict(scalar_events(str(run_dir / "tensorboard"))[0]["eval/miou"])
     assert sorted(miou) == list(range(1, 8))
