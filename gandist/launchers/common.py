@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
+from gandist.ckpt import find_latest_checkpoint, read_meta
 from gandist.config import Config
 from gandist.urls import cache_dir, is_local, local_path
 
@@ -107,8 +108,6 @@ class RunSummary:
 def already_finished(cfg: Config) -> Optional[RunSummary]:
     """The run's summary when its newest checkpoint is at trainer.max_steps or beyond, else None.
     Every torchrun rank reads the same checkpoint, so all of them return here alike."""
-    from gandist.ckpt import find_latest_checkpoint, read_meta  # torch: not for `gandist submit`
-
     latest = find_latest_checkpoint(run_dir(cfg))
     if latest is None:
         return None
@@ -117,7 +116,7 @@ def already_finished(cfg: Config) -> Optional[RunSummary]:
         return None
     log.info("Run %r already finished at step %d (trainer.max_steps=%d): nothing to train, no workers started "
              "(raise trainer.max_steps to train on)", cfg.run.name, meta["step"], cfg.trainer.max_steps)
-    score = meta.get("score") or {}
-    metrics = {score["metric"]: float(score["value"])} if {"metric", "value"} <= set(score) else {}
+    score = meta.get("score")  # None, or the record train/checkpoints.py writes
+    metrics = {score["metric"]: float(score["value"])} if score else {}
     return RunSummary(run_dir=run_dir(cfg), log_dir=log_dir(cfg), step=int(meta["step"]), checkpoint=latest,
                       metrics=metrics, is_chief=int(os.environ.get("RANK", 0)) == 0)
