@@ -79,11 +79,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gandist.credentials import check_credentials, storage_settings
     from gandist.launchers.common import configure_logging
 
+    configure_logging()  # before composing: its notes (a renamed key) go to stderr like every other line
     cfg = absolutize(compose_config(args.overrides))
     if args.dry_run:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    configure_logging()
     os.environ.update(storage_settings(cfg))  # storage.endpoint_url for this process too
     check_credentials(cfg, "the driver (gandist train)")
     manifest = Manifest.load(cfg.data.url)  # fail in seconds, not after workers start
